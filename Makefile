@@ -1,0 +1,32 @@
+# One entry point. `make run`: set up and run the whole pipeline on the built-in synthetic world.
+# `make test`: set up and run the test suite. Both create .venv from pyproject.toml first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export OMP_WAIT_POLICY := PASSIVE
+export PYTHONHASHSEED := 0
+
+.PHONY: setup run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/features.py
+
+clean:
+	rm -rf data reports mlruns.db mlartifacts .pytest_cache

@@ -1,0 +1,626 @@
+"""The built-in synthetic world: a causal simulation of a bank's business-lending book.
+
+``generate_world(WorldSpec())`` returns the five contract tables. A latent loyalty per customer,
+evolving month by month, drives what the tables show (conversion of prospects, renewals, new
+projects, churn, referrals, complaints, punctuality, survey answers), so a model trained on the
+tables has something true to learn. docs/synthetic-world.md tells the causal story.
+
+Pure: no I/O, and the same spec always gives the same tables. Only the months are a Python loop;
+inside a month everything is vectorised over customers and loans. The simulator's private state
+(``_Sim``) is updated in place for speed; nothing outside this module ever sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features import contract as ct
+
+SEGMENTS = ("sme", "corporate", "project_sponsor")
+PRODUCTS = ("working_capital", "term_loan", "trade_finance", "equipment", "project_finance")
+INDUSTRIES = ("manufacturing", "wholesale_trade", "construction", "agriculture", "logistics",
+              "technology", "energy", "real_estate")  # fmt: skip
+REGIONS = ("north", "south", "east", "west", "central")
+STATES = ("pending", "prospect", "active", "drifting", "churned", "cold")
+EVENTS = ("convert", "drift", "churn", "winback")
+_PENDING, _PROSPECT, _ACTIVE, _DRIFTING, _CHURNED, _COLD = range(len(STATES))
+_DAY, _SEC = np.int64(86_400 * 10**9), np.int64(10**9)
+
+# Per segment (SEGMENTS order).
+_SEG_SHARE = np.array([0.70, 0.22, 0.08])
+_SEG_LOG_PRINCIPAL = np.log([250e3, 3e6, 20e6])  # median principal
+_SEG_RM = np.array([0.05, 0.16, 0.25])  # relationship-manager contacts a month
+_SEG_PROJECT = np.array([0.014, 0.022, 0.028])  # monthly chance of a new project at loyalty 0
+_SEG_SPREAD = np.array([0.010, 0.0, 0.005])
+_SEG_LOYALTY = np.array([0.0, 0.1, 0.2])
+_SEG_PRODUCT_P = np.array([[0.45, 0.25, 0.10, 0.20, 0.0], [0.30, 0.30, 0.30, 0.10, 0.0],
+                           [0.05, 0.20, 0.0, 0.05, 0.70]])  # fmt: skip
+_SEG_INDUSTRY_P = np.array([[0.25, 0.22, 0.12, 0.10, 0.12, 0.12, 0.02, 0.05],
+                            [0.25, 0.15, 0.12, 0.05, 0.10, 0.13, 0.10, 0.10],
+                            [0.02, 0.00, 0.25, 0.03, 0.05, 0.05, 0.35, 0.25]])  # fmt: skip
+_REGION_P = np.array([0.20, 0.25, 0.25, 0.12, 0.18])
+_REGION_LOYALTY = np.array([0.0, 0.05, -0.15, 0.10, 0.0])  # the east is the most contested
+# Per product (PRODUCTS order): spread over market, size factor, terms, renewal logit.
+_PRODUCT_SPREAD = np.array([0.020, 0.025, 0.015, 0.022, 0.030])
+_PRODUCT_SIZE = np.array([0.7, 1.0, 0.6, 0.5, 3.0])
+_PRODUCT_TERMS = np.array([[6, 12, 12, 24], [24, 36, 48, 60], [6, 6, 9, 12], [24, 36, 48, 60],
+                           [36, 48, 60, 60]])  # fmt: skip
+_PRODUCT_RENEW = np.array([1.0, -1.0, 1.0, -1.2, -1.0])
+# Interaction types: a kind each, and a distribution over KNOWN_CHANNELS (visit call email event
+# online) from which each interaction's channel is drawn.
+_RM_VISIT, _RM_CALL, _MARKETING, _EVENT, _ONLINE, _INQUIRY, _COMPLAINT, _REFERRAL = range(8)
+_ITYPE_KIND = np.array([ct.KNOWN_KINDS.index(k) for k in ("service", "service", "marketing",
+                        "event", "service", "inquiry", "complaint", "referral")])  # fmt: skip
+_ITYPE_CHANNEL_P = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0],
+                             [0, 0, 0, 0, 1], [0.15, 0.35, 0.25, 0, 0.25],
+                             [0.10, 0.45, 0.30, 0, 0.15], [0.40, 0.30, 0.15, 0.15, 0]])  # fmt: skip
+_BOOK = ("cust", "product", "orig_m", "day", "term", "close_m", "principal", "rate")
+_EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64) for k in _BOOK}
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """What to simulate. Every knob has a default; the defaults give the world in the docs."""
+
+    customers: int = 10_000  # everyone who ever appears: borrowers and prospects
+    years: int = 5
+    start: str = "2020-01-01"  # first day; the world ends the day before start + years
+    seed: int = 7
+    prospect_share: float = 0.28  # customers who arrive as prospects (Aware), not as borrowers
+    initial_share: float = 0.35  # customers arriving in the first `ramp_months`: the initial book
+    ramp_months: int = 6
+    churn_logit: float = -4.4  # logit of the monthly drift-away hazard at loyalty 0, no risk signal
+    drift_months: float = 2.0  # mean extra months a drifting customer shows signals before leaving
+    prepay_share: float = 0.6  # churners who refinance their open loans elsewhere (early close)
+    winback_rate: float = 0.003  # monthly chance that a churned customer comes back
+    survey_response: float = 0.55  # response probability to the yearly survey at loyalty 0
+    item_nonresponse: float = 0.03  # share of survey answers left blank
+    noise_share: float = 0.03  # random interactions (any channel, any kind) per real one
+
+
+@dataclass(frozen=True)
+class Latent:
+    """The hidden variables behind the tables, for tests and docs (never for models)."""
+
+    customers: pd.DataFrame  # customer_id, prospect, base_loyalty, price_sensitivity, fragility…
+    events: pd.DataFrame  # customer_id, event (one of EVENTS), month
+    market: pd.DataFrame  # month, market_rate
+    monthly: pd.DataFrame | None  # customer_id, month, loyalty, state (with keep_monthly only)
+
+
+@dataclass(frozen=True)
+class World:
+    tables: ct.Tables
+    latent: Latent
+
+
+def generate_world(spec: WorldSpec) -> ct.Tables:
+    """The five contract tables of the synthetic world described by ``spec``."""
+    return simulate_world(spec).tables
+
+
+def simulate_world(spec: WorldSpec, keep_monthly: bool = False) -> World:
+    """Tables plus latent truth; ``keep_monthly`` adds every customer's loyalty and state by month
+    (n_customers x months rows: meant for small worlds)."""
+    _check_spec(spec)
+    sim = _new_sim(spec, keep_monthly)
+    for t in range(sim.months):
+        _step(sim, t)
+    cid = _ids("C", _rank(sim.c["arrive"], sim.c["onboard_day"]) + 1, 7)
+    return World(tables=_tables(sim, cid), latent=_latent(sim, cid))
+
+
+def _check_spec(spec: WorldSpec) -> None:
+    if spec.customers < 1 or spec.years < 1 or spec.ramp_months < 1:
+        raise ValueError(f"customers, years and ramp_months must be positive: {spec}")
+    shares = (spec.prospect_share, spec.initial_share, spec.prepay_share, spec.winback_rate,
+              spec.item_nonresponse, spec.noise_share)  # fmt: skip
+    if not all(0.0 <= s <= 1.0 for s in shares) or not 0.0 < spec.survey_response < 1.0:
+        raise ValueError(f"shares must lie in [0, 1], survey_response in (0, 1): {spec}")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _choice_rows(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of the probability matrix ``p``."""
+    u = rng.random(len(p))[:, None]
+    return np.minimum((p.cumsum(axis=1) < u).sum(axis=1), p.shape[1] - 1)
+
+
+@dataclass
+class _Sim:
+    """Private, mutable simulation state: per-customer arrays, the loan book, emitted rows."""
+
+    spec: WorldSpec
+    rng: np.random.Generator
+    months: int
+    month_ns: np.ndarray  # first instant of each month, and of the month after the end
+    market: np.ndarray  # market rate by month
+    stress: np.ndarray  # financial stress, industry x month
+    c: dict[str, np.ndarray]  # per-customer arrays
+    book: dict[str, np.ndarray] = field(default_factory=lambda: dict(_EMPTY_BOOK))
+    n_loans: int = 0
+    out: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    monthly: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def emit(self, table: str, **cols: np.ndarray) -> None:
+        self.out.setdefault(table, []).append(cols)
+
+    def loans(self, name: str) -> np.ndarray:
+        return self.book[name][: self.n_loans]
+
+
+def _new_sim(spec: WorldSpec, keep_monthly: bool) -> _Sim:
+    rng = np.random.default_rng(spec.seed)
+    months = 12 * spec.years
+    start = pd.Timestamp(spec.start).normalize()
+    month_ns = [(start + pd.DateOffset(months=k)).value for k in range(months + 1)]
+    return _Sim(spec, rng, months, np.array(month_ns, np.int64), _market_path(rng, months),
+                _industry_stress(rng, months), _draw_customers(spec, rng, months),
+                monthly=[] if keep_monthly else None)  # fmt: skip
+
+
+def _market_path(rng: np.random.Generator, months: int) -> np.ndarray:
+    """A smooth random walk with momentum, squashed into 3–7 % around 5 %."""
+    level, velocity, path = rng.normal(0.0, 0.5), 0.0, np.empty(months)
+    for t, shock in enumerate(rng.normal(0.0, 0.05, months)):
+        velocity = 0.85 * velocity + shock
+        level = 0.95 * level + velocity
+        path[t] = 0.05 + 0.02 * np.tanh(level)
+    return path
+
+
+def _industry_stress(rng: np.random.Generator, months: int) -> np.ndarray:
+    """AR(1) financial stress per industry around a shared business cycle."""
+    shocks = rng.normal(0.0, 0.25, (len(INDUSTRIES), months)) + rng.normal(0.0, 0.12, months)
+    stress = np.zeros_like(shocks)
+    for t in range(1, months):
+        stress[:, t] = 0.85 * stress[:, t - 1] + shocks[:, t]
+    return stress
+
+
+def _draw_customers(spec: WorldSpec, rng: np.random.Generator, months: int) -> dict:
+    """Static traits, arrival month, and the zeroed dynamic state of every customer."""
+    n = spec.customers
+    seg = rng.choice(len(SEGMENTS), size=n, p=_SEG_SHARE)
+    reg = rng.choice(len(REGIONS), size=n, p=_REGION_P)
+    early = rng.random(n) < spec.initial_share
+    later = rng.integers(0, max(months - 2, 1), n)
+    mu = rng.normal(_SEG_LOYALTY[seg] + _REGION_LOYALTY[reg], 0.7)
+    c = dict(
+        seg=seg, ind=_choice_rows(rng, _SEG_INDUSTRY_P[seg]), reg=reg,
+        size=rng.lognormal(0.0, 0.5, n), sens=rng.beta(2.0, 3.0, n), frag=rng.normal(0.0, 1.0, n),
+        premium=rng.normal(0.0, 0.004, n), mu=mu, L=mu + rng.normal(0.0, 0.4, n),
+        prospect=rng.random(n) < spec.prospect_share,
+        arrive=np.where(early, rng.integers(0, min(spec.ramp_months, months), n), later),
+        onboard_day=rng.integers(0, 21, n), patience=6 + rng.exponential(12.0, n),
+    )  # fmt: skip
+    c |= {k: np.zeros(n) for k in ("eng", "rc", "rl", "inq", "n_open", "projects", "tier")}
+    c |= {"state": np.zeros(n, np.int8), "drift_end": np.zeros(n, np.int64)}
+    c |= {"first_m": np.full(n, -1), "last_rate": np.full(n, np.nan), "last_fair": np.zeros(n)}
+    return c
+
+
+def _step(sim: _Sim, t: int) -> None:
+    """One month: arrivals and state changes, loans, payments, interactions, surveys, loyalty."""
+    c = sim.c
+    arrived = np.flatnonzero(c["arrive"] == t)
+    c["state"][arrived] = np.where(c["prospect"][arrived], _PROSPECT, _ACTIVE)
+    direct = arrived[~c["prospect"][arrived]]
+    _originate(sim, t, np.concatenate([direct, _transitions(sim, t)]))
+    _refresh_tiers(sim, t)
+    late = _payments(sim, t)
+    idx = np.flatnonzero(c["state"] != _PENDING)
+    counts = _interactions(sim, t, idx)
+    _surveys(sim, t)
+    _update_loyalty(sim, t, idx, counts, late[idx])
+    if sim.monthly is not None:
+        sim.monthly.append((c["L"].astype(np.float32), c["state"].copy()))
+
+
+def _price_gap(sim: _Sim, t: int, idx: np.ndarray) -> np.ndarray:
+    """How far the customer's latest loan is priced above what the market offers today."""
+    c = sim.c
+    return np.nan_to_num(c["last_rate"][idx] - sim.market[t] - c["last_fair"][idx])
+
+
+def _event(sim: _Sim, who: np.ndarray, event: str, t: int) -> None:
+    n = len(who)
+    sim.emit("events", cust=who, event=np.full(n, EVENTS.index(event)), t=np.full(n, t))
+
+
+def _transitions(sim: _Sim, t: int) -> np.ndarray:
+    """Drifting → churned, active → drifting, churned → back, prospect → borrower or cold.
+
+    Returns the customers who need a first loan this month (conversions and win-backs).
+    """
+    c, rng, spec = sim.c, sim.rng, sim.spec
+    gone = np.flatnonzero((c["state"] == _DRIFTING) & (c["drift_end"] <= t))
+    c["state"][gone] = _CHURNED
+    _event(sim, gone, "churn", t)
+    _prepay(sim, t, gone)
+    act = np.flatnonzero((c["state"] == _ACTIVE) & (c["first_m"] >= 0) & (c["first_m"] < t))
+    hazard = _sigmoid(
+        spec.churn_logit - 0.9 * c["L"][act] + 0.5 * np.minimum(c["rc"][act], 3)
+        + 1.5 * c["rl"][act] + 30 * np.maximum(_price_gap(sim, t, act), 0) * c["sens"][act]
+        + 0.8 * (c["n_open"][act] == 0) - 0.5 * (c["tier"][act] > 0)
+        + 0.4 * sim.stress[c["ind"][act], t]
+    )  # fmt: skip
+    drift = act[rng.random(len(act)) < hazard]
+    c["state"][drift] = _DRIFTING
+    c["drift_end"][drift] = t + 1 + rng.poisson(spec.drift_months, len(drift))
+    _event(sim, drift, "drift", t)
+    churned = np.flatnonzero(c["state"] == _CHURNED)
+    back = np.setdiff1d(churned[rng.random(len(churned)) < spec.winback_rate], gone)
+    c["state"][back] = _ACTIVE
+    c["L"][back] = c["mu"][back] + 0.3 + rng.normal(0.0, 0.3, len(back))
+    _event(sim, back, "winback", t)
+    return np.concatenate([_convert(sim, t), back])
+
+
+def _convert(sim: _Sim, t: int) -> np.ndarray:
+    """Prospects (Aware → Appeal → Ask) take a first loan (Act), or go cold with time."""
+    c, rng = sim.c, sim.rng
+    pros = np.flatnonzero((c["state"] == _PROSPECT) | (c["state"] == _COLD))
+    waited, cold = t - c["arrive"][pros], c["state"][pros] == _COLD
+    logit = (-4.3 + 0.8 * c["L"][pros] + 0.7 * c["eng"][pros] + 1.0 * (c["inq"][pros] > 0)
+             - 0.03 * waited - 1.5 * cold)  # fmt: skip
+    won = rng.random(len(pros)) < _sigmoid(logit)
+    c["state"][pros[won]] = _ACTIVE
+    _event(sim, pros[won], "convert", t)
+    c["state"][pros[~won & ~cold & (waited > c["patience"][pros])]] = _COLD
+    return pros[won]
+
+
+def _prepay(sim: _Sim, t: int, gone: np.ndarray) -> None:
+    """Churners who refinance elsewhere close their open loans early, within a few months."""
+    rng = sim.rng
+    payer = gone[rng.random(len(gone)) < sim.spec.prepay_share]
+    when = np.full(len(sim.c["L"]), np.iinfo(np.int64).max)
+    when[payer] = t + rng.geometric(0.5, len(payer)) - 1
+    close, at = sim.loans("close_m"), when[sim.loans("cust")]
+    early = (at < close) & (at > sim.loans("orig_m"))
+    close[early] = at[early]  # a view: updates the book
+
+
+def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
+    """Book this month's loans: first loans, renewals at maturity, and new projects."""
+    c, rng = sim.c, sim.rng
+    ren = _renewals(sim, t)
+    act = np.flatnonzero(c["state"] == _ACTIVE)
+    appetite = np.exp(0.6 * c["L"][act] - 1.5 * c["rl"][act]) * (1 + 0.5 * (c["tier"][act] > 0))
+    fresh = np.concatenate(
+        [first, act[rng.random(len(act)) < _SEG_PROJECT[c["seg"][act]] * appetite]]
+    )
+    seg, k = c["seg"][fresh], len(fresh)
+    product = _choice_rows(rng, _SEG_PRODUCT_P[seg])
+    size = np.exp(_SEG_LOG_PRINCIPAL[seg] + rng.normal(0.0, 0.5, k)) * c["size"][fresh]
+    day = np.where(c["arrive"][fresh] == t, c["onboard_day"][fresh] + rng.integers(0, 7, k),
+                   rng.integers(0, 28, k))  # fmt: skip
+    renewed = sim.loans("principal")[ren] * rng.lognormal(0.05, 0.15, len(ren))
+    cust = np.concatenate([sim.loans("cust")[ren], fresh])
+    product = np.concatenate([sim.loans("product")[ren], product]).astype(np.int64)
+    principal = np.concatenate([renewed, size * _PRODUCT_SIZE[product[len(ren) :]]])
+    fair = _PRODUCT_SPREAD[product] + _SEG_SPREAD[c["seg"][cust]]
+    rate = _price(sim, t, cust, fair)
+    term = _PRODUCT_TERMS[product, rng.integers(0, 4, len(cust))]
+    day = np.concatenate([sim.loans("day")[ren], np.minimum(day, 27)])
+    principal = np.maximum(np.round(principal, -3), 1000.0)
+    _book(sim, cust=cust, product=product, orig_m=np.full(len(cust), t), day=day, term=term,
+          close_m=t + term, principal=principal, rate=rate)  # fmt: skip
+    c["last_rate"][cust], c["last_fair"][cust] = rate, fair
+    np.add.at(c["projects"], fresh, 1)
+    c["first_m"][fresh] = np.where(c["first_m"][fresh] < 0, t, c["first_m"][fresh])
+
+
+def _price(sim: _Sim, t: int, cust: np.ndarray, fair: np.ndarray) -> np.ndarray:
+    """Market + fair spread + the customer's own price term; loyal and core customers pay less."""
+    c = sim.c
+    rate = (sim.market[t] + fair + c["premium"][cust] - 0.002 * np.clip(c["L"][cust], -2, 2)
+            - 0.002 * (c["tier"][cust] > 0) + sim.rng.normal(0.0, 0.0015, len(cust)))  # fmt: skip
+    return np.maximum(rate, 0.01)
+
+
+def _renewals(sim: _Sim, t: int) -> np.ndarray:
+    """Loans maturing this month that an active customer rolls over (loyal, fairly priced)."""
+    c, close = sim.c, sim.loans("close_m")
+    due = np.flatnonzero((close == t) & (close == sim.loans("orig_m") + sim.loans("term")))
+    due = due[c["state"][sim.loans("cust")[due]] == _ACTIVE]
+    cu, product = sim.loans("cust")[due], sim.loans("product")[due].astype(np.int64)
+    fair = _PRODUCT_SPREAD[product] + _SEG_SPREAD[c["seg"][cu]]
+    gap = np.maximum(sim.loans("rate")[due] - sim.market[t] - fair, 0)
+    logit = (_PRODUCT_RENEW[product] + 0.9 * c["L"][cu] - 1.0 * c["rl"][cu]
+             - 40 * gap * c["sens"][cu])  # fmt: skip
+    return due[sim.rng.random(len(due)) < _sigmoid(logit)]
+
+
+def _book(sim: _Sim, **cols: np.ndarray) -> None:
+    """Append loans to the growable book (capacity doubles when full)."""
+    k = len(cols["cust"])
+    if sim.n_loans + k > len(sim.book["cust"]):
+        cap = max(2 * sim.n_loans + k, 1024)
+        sim.book = {name: np.resize(values, cap) for name, values in sim.book.items()}
+    for name, values in cols.items():
+        sim.book[name][sim.n_loans : sim.n_loans + k] = values
+    sim.n_loans += k
+
+
+def _refresh_tiers(sim: _Sim, t: int) -> None:
+    """Resources follow the tier: core = several projects and several open loans; VIP = core
+    with an exposure in the top 5 % of the book this month."""
+    c, n = sim.c, len(sim.c["L"])
+    open_ = (sim.loans("orig_m") <= t) & (sim.loans("close_m") > t)
+    cust = sim.loans("cust")[open_]
+    c["n_open"] = np.bincount(cust, minlength=n).astype(float)
+    exposure = np.bincount(cust, weights=sim.loans("principal")[open_], minlength=n)
+    top = np.quantile(exposure[exposure > 0], 0.95) if open_.any() else np.inf
+    core = (c["n_open"] >= 2) & (c["projects"] >= 3)
+    c["tier"] = core + (core & (exposure >= top))
+
+
+def _payments(sim: _Sim, t: int) -> np.ndarray:
+    """Installments due this month: on time, late (longer at low loyalty), partial or missed.
+
+    Returns, per customer, the installments paid more than 7 days late or missed.
+    """
+    c, rng = sim.c, sim.rng
+    orig, close = sim.loans("orig_m"), sim.loans("close_m")
+    matured = close == orig + sim.loans("term")
+    due = np.flatnonzero((orig < t) & ((t < close) | ((t == close) & matured)))
+    cu, n = sim.loans("cust")[due], len(due)
+    loyalty, drift = c["L"][cu], c["state"][cu] == _DRIFTING
+    stress = 0.6 * c["frag"][cu] + sim.stress[c["ind"][cu], t]
+    u = rng.random(n)
+    p_miss = _sigmoid(-5.2 - 0.9 * loyalty + 1.0 * stress + 1.2 * drift)
+    missed = u < p_miss
+    late = ~missed & (u < p_miss + _sigmoid(-2.4 - 0.8 * loyalty + 0.8 * stress + 1.0 * drift))
+    days_late = 1 + np.floor(rng.lognormal(1.5 - 0.4 * loyalty + 0.3 * stress, 0.9))
+    early = -rng.integers(0, 6, n) * (rng.random(n) < 0.5)
+    days = np.where(late, np.minimum(days_late, 180), early).astype(np.int16)
+    partial = ~missed & (rng.random(n) < _sigmoid(-4.0 - 0.6 * loyalty + 0.8 * stress))
+    frac = np.where(missed, np.nan, np.where(partial, rng.uniform(0.3, 0.9, n), 1.0))
+    sim.emit("repayments", loan=due, t=np.full(n, t), days=days, frac=frac.astype(np.float32))
+    return np.bincount(cu[missed | (days > 7)], minlength=len(c["L"]))
+
+
+def _interaction_rates(sim: _Sim, idx: np.ndarray) -> np.ndarray:
+    """Expected interactions this month, customers x interaction types, by state and loyalty."""
+    c = sim.c
+    loyalty, st = c["L"][idx], c["state"][idx]
+    drift, pros, lapsed = st == _DRIFTING, st == _PROSPECT, (st == _CHURNED) | (st == _COLD)
+    rel = (st == _ACTIVE) | drift
+    damp, warm = np.where(drift, 0.35, 1.0), np.exp(0.6 * loyalty)
+    rm = (rel * damp * _SEG_RM[c["seg"][idx]] * c["size"][idx] ** 0.3 * np.exp(0.5 * loyalty)
+          * (1 + 0.7 * (c["tier"][idx] > 0) + 0.5 * (c["tier"][idx] > 1)))  # fmt: skip
+    complaint = rel * (0.02 * np.exp(-0.9 * loyalty) * (1 + 1.5 * drift) + 0.1 * c["rl"][idx])
+    return np.column_stack([
+        0.4 * rm + 0.03 * pros * warm,
+        0.6 * rm + 0.03 * (st == _CHURNED) + 0.02 * pros,
+        0.04 * rel + 0.25 * pros + 0.05 * lapsed,
+        (0.025 * rel * damp + 0.05 * pros) * warm,
+        (0.05 * rel * damp + 0.05 * pros) * warm,
+        (0.05 * rel * damp**2 + 0.03 * pros * np.exp(0.6 * c["eng"][idx])) * warm,
+        complaint + 0.003 * pros,
+        np.minimum(rel * 0.01 * np.exp(1.5 * loyalty) * np.where(drift, 0.1, 1.0), 0.3),
+    ])  # fmt: skip
+
+
+def _interactions(sim: _Sim, t: int, idx: np.ndarray) -> np.ndarray:
+    """Draw this month's interactions, plus random noise; returns counts, customers x types."""
+    rng = sim.rng
+    counts = rng.poisson(_interaction_rates(sim, idx))
+    rows, typ = np.nonzero(counts)
+    reps = counts[rows, typ]
+    who, typ = np.repeat(idx[rows], reps), np.repeat(typ, reps)
+    channel, kind = _choice_rows(rng, _ITYPE_CHANNEL_P[typ]), _ITYPE_KIND[typ]
+    noise = rng.poisson(sim.spec.noise_share * len(who)) if len(idx) else 0
+    who = np.concatenate([who, idx[rng.integers(0, max(len(idx), 1), noise)]])
+    channel = np.concatenate([channel, rng.integers(0, len(ct.KNOWN_CHANNELS), noise)])
+    kind = np.concatenate([kind, rng.integers(0, len(ct.KNOWN_KINDS), noise)])
+    sim.emit("interactions", cust=who, ts=_timestamps(sim, t, who), channel=channel, kind=kind)
+    return counts
+
+
+def _timestamps(sim: _Sim, t: int, who: np.ndarray) -> np.ndarray:
+    """Times between 07:00 and 21:00 in month t, never before the customer's onboarding day."""
+    c, rng = sim.c, sim.rng
+    day = rng.integers(0, (sim.month_ns[t + 1] - sim.month_ns[t]) // _DAY, len(who))
+    day = np.where(c["arrive"][who] == t, np.maximum(day, c["onboard_day"][who]), day)
+    return sim.month_ns[t] + day * _DAY + rng.integers(7 * 3600, 21 * 3600, len(who)) * _SEC
+
+
+def _surveys(sim: _Sim, t: int) -> None:
+    """Yearly survey (6, 18, 30… months after the first loan); loyal customers answer more."""
+    c, rng, spec = sim.c, sim.rng, sim.spec
+    rel = (c["state"] == _ACTIVE) | (c["state"] == _DRIFTING)
+    asked = np.flatnonzero(rel & (c["first_m"] >= 0) & ((t - c["first_m"]) % 12 == 6))
+    drift = c["state"][asked] == _DRIFTING
+    base = np.log(spec.survey_response / (1 - spec.survey_response))
+    answers = rng.random(len(asked)) < _sigmoid(base + 0.6 * c["L"][asked] - 0.8 * drift)
+    who, drift, n = asked[answers], drift[answers], int(answers.sum())
+    mood = c["L"][who] - 0.75 * drift - 0.4 * np.minimum(c["rc"][who], 2)
+    sat = np.clip(np.round(3.4 + 0.8 * mood + rng.normal(0.0, 0.7, n)), 1, 5) + 0.0
+    nps = np.clip(np.round(6.6 + 1.6 * mood + rng.normal(0.0, 1.4, n)), 0, 10) + 0.0
+    sat[rng.random(n) < spec.item_nonresponse] = np.nan
+    nps[(rng.random(n) < spec.item_nonresponse) & ~np.isnan(sat)] = np.nan  # never both blank
+    sim.emit("surveys", cust=who, t=np.full(n, t), day=rng.integers(0, 28, n), sat=sat, nps=nps)
+
+
+def _update_loyalty(
+    sim: _Sim, t: int, idx: np.ndarray, counts: np.ndarray, late: np.ndarray
+) -> None:
+    """AR(1) around the customer's base loyalty, pushed by this month's experience."""
+    c = sim.c
+    rm = counts[:, _RM_VISIT] + counts[:, _RM_CALL]
+    push = (
+        -0.25 * np.minimum(counts[:, _COMPLAINT], 3) - 0.3 * np.minimum(late, 2)
+        - 8 * np.maximum(_price_gap(sim, t, idx), 0) * c["sens"][idx]
+        - 0.15 * (c["state"][idx] == _DRIFTING) + 0.06 * np.minimum(rm, 3)
+        + 0.08 * np.minimum(counts[:, _EVENT], 1) + 0.04 * np.minimum(counts[:, _ONLINE], 2)
+    )  # fmt: skip
+    mu, noise = c["mu"][idx], sim.rng.normal(0.0, 0.15, len(idx))
+    c["L"][idx] = mu + 0.92 * (c["L"][idx] - mu) + push + noise
+    c["rc"][idx] = 0.7 * c["rc"][idx] + counts[:, _COMPLAINT]
+    c["rl"][idx] = 0.7 * c["rl"][idx] + 0.3 * (late > 0)
+    engaged = counts[:, _EVENT] + 0.5 * counts[:, _ONLINE] + counts[:, _INQUIRY]
+    c["eng"][idx] = 0.8 * c["eng"][idx] + engaged
+    c["inq"][idx] = counts[:, _INQUIRY]
+
+
+# --- from simulation state to contract tables --------------------------------------------------
+
+
+def _collect(sim: _Sim, table: str) -> dict[str, np.ndarray]:
+    chunks = sim.out[table]
+    return {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """``C0000001``-style ids built vectorised: one Python string per distinct id."""
+    if len(numbers) == 0:
+        return np.array([], dtype=object)
+    text = np.char.zfill(numbers.astype(np.int64).astype(str), width)
+    return np.char.add(prefix, text).astype(object)
+
+
+def _dates(ns: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+    ns = np.asarray(ns, dtype=np.int64)
+    if missing is not None:
+        ns = np.where(missing, np.iinfo(np.int64).min, ns)  # int64 min is NaT
+    return ns.astype("datetime64[ns]")
+
+
+def _rank(*keys: np.ndarray) -> np.ndarray:
+    """Position of each row when sorted by ``keys`` (first key most significant)."""
+    order = np.lexsort(keys[::-1])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _labels(names: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
+    return np.array(names, dtype=object)[codes]
+
+
+def _sorted(frame: pd.DataFrame, *keys: np.ndarray) -> pd.DataFrame:
+    return frame.iloc[np.lexsort(keys[::-1])].reset_index(drop=True)
+
+
+def _tables(sim: _Sim, cid: np.ndarray) -> ct.Tables:
+    c = sim.c
+    loan_rank = _rank(sim.loans("orig_m"), sim.loans("day"))
+    lid = _ids("L", loan_rank + 1, 8)
+    customers = pd.DataFrame({
+        ct.CUSTOMER_ID: cid,
+        ct.ONBOARDING_DATE: _dates(sim.month_ns[c["arrive"]] + c["onboard_day"] * _DAY),
+        ct.SEGMENT: _labels(SEGMENTS, c["seg"]),
+        ct.INDUSTRY: _labels(INDUSTRIES, c["ind"]),
+        ct.REGION: _labels(REGIONS, c["reg"]),
+    })  # fmt: skip
+    return ct.Tables(
+        loans=_sorted(_loans_frame(sim, cid, lid), loan_rank),
+        customers=customers.sort_values(ct.CUSTOMER_ID, ignore_index=True),
+        repayments=_repayments_frame(sim, lid, loan_rank),
+        interactions=_interactions_frame(sim, cid),
+        surveys=_surveys_frame(sim, cid),
+    )
+
+
+def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
+    close, day = sim.loans("close_m"), sim.loans("day")
+    closed_ns = sim.month_ns[np.minimum(close, sim.months)] + day * _DAY
+    return pd.DataFrame({
+        ct.LOAN_ID: lid,
+        ct.CUSTOMER_ID: cid[sim.loans("cust")],
+        ct.ORIGINATION_DATE: _dates(sim.month_ns[sim.loans("orig_m")] + day * _DAY),
+        ct.PRINCIPAL: sim.loans("principal"),
+        ct.PRODUCT: _labels(PRODUCTS, sim.loans("product")),
+        ct.INTEREST_RATE: np.round(sim.loans("rate"), 5),
+        ct.TERM_MONTHS: sim.loans("term"),
+        ct.CLOSED_DATE: _dates(closed_ns, close >= sim.months),
+    })  # fmt: skip
+
+
+def _installment(principal: np.ndarray, rate: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """Monthly annuity payment."""
+    r = rate / 12.0
+    return np.round(principal * r / (1.0 - (1.0 + r) ** -term.astype(float)), 2)
+
+
+def _repayments_frame(sim: _Sim, lid: np.ndarray, loan_rank: np.ndarray) -> pd.DataFrame:
+    """Installments with their payment; paid after the end of the data counts as unpaid."""
+    r = _collect(sim, "repayments")
+    loan = r["loan"]
+    due_ns = sim.month_ns[r["t"]] + sim.loans("day")[loan] * _DAY
+    paid_ns = due_ns + r["days"].astype(np.int64) * _DAY
+    unpaid = np.isnan(r["frac"]) | (paid_ns > sim.month_ns[-1] - _DAY)
+    due = _installment(sim.loans("principal"), sim.loans("rate"), sim.loans("term"))[loan]
+    frame = pd.DataFrame({
+        ct.LOAN_ID: lid[loan],
+        ct.DUE_DATE: _dates(due_ns),
+        ct.AMOUNT_DUE: due,
+        ct.PAID_DATE: _dates(paid_ns, unpaid),
+        ct.AMOUNT_PAID: np.where(unpaid, np.nan, np.round(due * r["frac"], 2)),
+    })  # fmt: skip
+    return _sorted(frame, loan_rank[loan], r["t"])
+
+
+def _interactions_frame(sim: _Sim, cid: np.ndarray) -> pd.DataFrame:
+    r = _collect(sim, "interactions")
+    frame = pd.DataFrame({
+        ct.CUSTOMER_ID: cid[r["cust"]],
+        ct.TIMESTAMP: _dates(r["ts"]),
+        ct.CHANNEL: _labels(ct.KNOWN_CHANNELS, r["channel"]),
+        ct.KIND: _labels(ct.KNOWN_KINDS, r["kind"]),
+    })  # fmt: skip
+    return _sorted(frame, r["ts"], frame[ct.CUSTOMER_ID].to_numpy())
+
+
+def _surveys_frame(sim: _Sim, cid: np.ndarray) -> pd.DataFrame:
+    r = _collect(sim, "surveys")
+    ns = sim.month_ns[r["t"]] + r["day"] * _DAY
+    frame = pd.DataFrame({
+        ct.CUSTOMER_ID: cid[r["cust"]],
+        ct.SURVEY_DATE: _dates(ns),
+        ct.SATISFACTION: r["sat"].astype(float),
+        ct.NPS: r["nps"].astype(float),
+    })  # fmt: skip
+    return _sorted(frame, ns, frame[ct.CUSTOMER_ID].to_numpy())
+
+
+# --- latent truth ------------------------------------------------------------------------------
+
+
+def _latent(sim: _Sim, cid: np.ndarray) -> Latent:
+    c, months = sim.c, _dates(sim.month_ns[:-1])
+    customers = pd.DataFrame({
+        ct.CUSTOMER_ID: cid, "prospect": c["prospect"], "base_loyalty": c["mu"],
+        "price_sensitivity": c["sens"], "fragility": c["frag"], "price_premium": c["premium"],
+        "final_loyalty": c["L"], "final_state": _labels(STATES, c["state"]),
+    })  # fmt: skip
+    ev = _collect(sim, "events")
+    events = pd.DataFrame({
+        ct.CUSTOMER_ID: cid[ev["cust"]], "event": _labels(EVENTS, ev["event"]),
+        "month": months[ev["t"]],
+    })  # fmt: skip
+    market = pd.DataFrame({"month": months, "market_rate": sim.market})
+    customers = customers.sort_values(ct.CUSTOMER_ID, ignore_index=True)
+    return Latent(customers, events, market, _monthly(sim, cid, months))
+
+
+def _monthly(sim: _Sim, cid: np.ndarray, months: np.ndarray) -> pd.DataFrame | None:
+    """Long table (customer_id, month, loyalty, state) of arrived customers, when kept."""
+    if sim.monthly is None:
+        return None
+    loyalty = np.stack([m[0] for m in sim.monthly])
+    state = np.stack([m[1] for m in sim.monthly])
+    t, i = np.nonzero(state != _PENDING)
+    return pd.DataFrame({
+        ct.CUSTOMER_ID: cid[i], "month": months[t], "loyalty": loyalty[t, i].astype(float),
+        "state": _labels(STATES, state[t, i]),
+    })  # fmt: skip

@@ -1,0 +1,386 @@
+"""Validation of the input contract: raw tables in, typed ``Tables`` and a report out.
+
+Hard violations raise one ``ContractError`` that lists every failure found (table, column, rule,
+up to five offending rows); soft problems become warnings in a ``ValidationReport``.
+Row numbers count data rows from 1, header excluded: in a CSV file, line = row + 1.
+docs/data-contract.md is the prose version of these rules.
+
+Returned types: ids and other text are object columns of plain ``str`` (missing = NaN); dates
+are ``datetime64[ns]`` at midnight; interaction timestamps ``datetime64[ns]`` (naive, UTC when
+the input carried an offset); numbers, ``term_months`` included, are ``float64`` (missing = NaN).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from textwrap import indent
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+import features.contract as fc
+from features.contract import CONTRACT, TABLE_NAMES, Tables, date_columns
+
+log = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+ANY_COLUMN = "*"
+_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+_PARSE_RULES = {
+    "str": "text",
+    "date": "date YYYY-MM-DD",
+    "timestamp": "timestamp ISO 8601",
+    "float": "number",
+    "int": "number",
+}
+_DTYPES = {"str": str, "date": "datetime64[ns]", "timestamp": "datetime64[ns]"}
+_PANDERA_RULES = {"not_nullable": "not empty", "field_uniqueness": "unique"}
+_WHOLE = pa.Check(lambda s: s % 1 == 0, error="whole number")
+_CHECKS: dict[tuple[str, str], tuple[pa.Check, ...]] = {
+    (fc.LOANS, fc.PRINCIPAL): (pa.Check.gt(0, error="> 0"),),
+    (fc.LOANS, fc.INTEREST_RATE): (pa.Check.in_range(0, 1, include_max=False, error="in [0, 1)"),),
+    (fc.LOANS, fc.TERM_MONTHS): (_WHOLE, pa.Check.gt(0, error="> 0")),
+    (fc.REPAYMENTS, fc.AMOUNT_DUE): (pa.Check.ge(0, error=">= 0"),),
+    (fc.REPAYMENTS, fc.AMOUNT_PAID): (pa.Check.ge(0, error=">= 0"),),
+    (fc.SURVEYS, fc.SATISFACTION): (pa.Check.in_range(*fc.SATISFACTION_RANGE, error="in [1, 5]"),),
+    (fc.SURVEYS, fc.NPS): (pa.Check.in_range(*fc.NPS_RANGE, error="in [0, 10]"),),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A rule broken in one column of one table: a hard failure or a soft warning."""
+
+    table: str
+    column: str
+    rule: str
+    count: int  # offending rows
+    examples: pd.DataFrame  # columns row, value; at most MAX_EXAMPLES rows
+    detail: str = ""
+
+    def describe(self) -> str:
+        head = f"table {self.table!r}, column {self.column!r}, rule {self.rule!r}"
+        if self.detail:
+            return f"{head}: {self.detail}"
+        noun = "row fails" if self.count == 1 else "rows fail"
+        shown = f"first {MAX_EXAMPLES} shown" if self.count > MAX_EXAMPLES else "all shown"
+        body = indent(self.examples.to_string(index=False), "    ")
+        return f"{head}: {self.count} {noun} ({shown}):\n{body}"
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = [{"row": int(r), "value": str(v)} for r, v in self.examples.to_numpy()]
+        names = {k: getattr(self, k) for k in ("table", "column", "rule")}
+        return names | {"count": int(self.count), "examples": rows}
+
+
+class ContractError(ValueError):
+    """Hard violation. ``str(err)`` names table, column, rule and up to five offending rows.
+
+    ``table``, ``column``, ``rule``, ``examples`` and ``n_failed`` describe the first failure;
+    ``failures`` holds all of them, and the message lists each.
+    """
+
+    def __init__(self, failures: Sequence[Problem]) -> None:
+        self.failures = tuple(failures)
+        first = self.failures[0]
+        self.table, self.column, self.rule = first.table, first.column, first.rule
+        self.examples, self.n_failed = first.examples, first.count
+        n = len(self.failures)
+        lines = [f"input data breaks the contract ({n} problem{'s' * (n > 1)}):"]
+        lines += [f"- {f.describe()}" for f in self.failures]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class ValidationReport:
+    """Soft problems and row counts. ``tables[name]`` has rows_in, rows_out, ignored_columns."""
+
+    tables: dict[str, dict[str, Any]]
+    warnings: list[Problem] = field(default_factory=list)
+    end: pd.Timestamp | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (counts, per-table rows, warnings)."""
+        return {
+            "end": None if self.end is None else self.end.strftime("%Y-%m-%d"),
+            "n_tables": len(self.tables),
+            "n_warnings": len(self.warnings),
+            "tables": self.tables,
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def table_schema(name: str) -> pa.DataFrameSchema:
+    """The pandera schema of one table, built from ``CONTRACT`` (absent columns are skipped)."""
+    columns = {
+        c.name: pa.Column(
+            _DTYPES.get(c.kind, "float64"),
+            checks=list(_CHECKS.get((name, c.name), ())),
+            nullable=c.nullable,
+            unique=c.unique,
+            required=False,
+        )
+        for c in CONTRACT[name].columns
+    }
+    return pa.DataFrameSchema(columns, name=name)
+
+
+def validate_tables(
+    raw: Mapping[str, pd.DataFrame], end: pd.Timestamp | None = None
+) -> tuple[Tables, ValidationReport]:
+    """Check, coerce and clean raw tables; raise one ContractError listing every hard failure."""
+    end = None if end is None else pd.Timestamp(end).normalize()
+    failures = [
+        Problem(n, ANY_COLUMN, "required table present", 1, _NO_ROWS, "table is missing")
+        for n, spec in CONTRACT.items()
+        if spec.required and n not in raw
+    ]
+    frames: dict[str, pd.DataFrame] = {}
+    warnings: list[Problem] = []
+    for name in (n for n in TABLE_NAMES if n in raw):
+        frames[name], table_failures, table_warnings = _prepare_table(name, raw[name])
+        failures += table_failures
+        warnings += table_warnings
+    failures += _cross_table_failures(frames)
+    if failures:
+        raise ContractError(failures)
+    if end is not None:
+        warnings += _late_warnings(frames, end)
+    for w in warnings:
+        log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
+    counts = {
+        n: {"rows_in": len(raw[n]), "rows_out": len(f), "ignored_columns": _extra(raw[n], f)}
+        for n, f in frames.items()
+    }
+    report = ValidationReport(counts, warnings, end)
+    return Tables(**{n: f.reset_index(drop=True) for n, f in frames.items()}), report
+
+
+def _prepare_table(
+    name: str, df: pd.DataFrame
+) -> tuple[pd.DataFrame, list[Problem], list[Problem]]:
+    numbered = df.set_axis(pd.RangeIndex(1, len(df) + 1, name="row"))
+    found = ", ".join(map(str, df.columns)) or "no columns"
+    failures = [
+        Problem(name, c, "required column present", 1, _NO_ROWS, f"missing; found {found}")
+        for c in CONTRACT[name].required_columns
+        if c not in df.columns
+    ]
+    typed, parse_failures, unparsed = _coerce_table(name, numbered)
+    cleaned, warnings = _clean_table(name, typed)
+    failures += parse_failures + _schema_failures(name, cleaned, numbered, unparsed)
+    return cleaned, failures, warnings
+
+
+def _extra(raw: pd.DataFrame, typed: pd.DataFrame) -> list[str]:
+    return [str(c) for c in raw.columns if c not in typed.columns]
+
+
+def _coerce_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem], pd.Index]:
+    """Type every contract column present; extra columns are dropped.
+
+    Returns the typed frame, one failure per column with unparseable cells, and the
+    (row, column) pairs of those cells.
+    """
+    columns, masks, failures = {}, {}, []
+    for spec in (c for c in CONTRACT[name].columns if c.name in df.columns):
+        columns[spec.name], masks[spec.name] = _coerce_column(spec.kind, df[spec.name])
+        bad = df.loc[masks[spec.name], spec.name]
+        failures.append(_problem(name, spec.name, _PARSE_RULES[spec.kind], bad))
+    typed = pd.DataFrame(columns, index=df.index)
+    flags = pd.DataFrame(masks, index=df.index, dtype=bool)
+    rows, cols = np.nonzero(flags.to_numpy(dtype=bool))
+    unparsed = pd.MultiIndex.from_arrays([flags.index[rows], flags.columns[cols]])
+    return typed, [f for f in failures if f is not None], unparsed
+
+
+def _coerce_column(kind: str, s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The typed column and a mask of non-empty cells that could not be parsed."""
+    if kind == "str":
+        return _as_text(s), pd.Series(False, index=s.index)
+    if kind in ("float", "int"):
+        return _to_number(s)
+    return _to_datetime(s, kind)
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Stripped ``str`` values in an object column; empty cells become NaN."""
+    text = s.astype("string").str.strip()
+    keep = text.fillna("").ne("").to_numpy(dtype=bool)
+    return text.astype(object).where(keep, np.nan)
+
+
+def _to_number(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        values = s.astype("float64")
+        present = values.notna()
+    else:
+        text = _as_text(s)
+        present = text.notna()
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+    out = values.where(np.isfinite(values))
+    return out, present & out.isna()
+
+
+def _to_datetime(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """Dates: strict YYYY-MM-DD, normalised to midnight. Timestamps: ISO 8601, naive UTC."""
+    present = s.notna()
+    if pd.api.types.is_datetime64_any_dtype(s):
+        local = kind == "date" or s.dt.tz is None  # a date keeps its calendar day
+        out = s.dt.tz_localize(None) if local else s.dt.tz_convert(None)
+    elif pd.api.types.infer_dtype(s, skipna=True) in ("date", "datetime"):
+        out = pd.to_datetime(s, errors="coerce", utc=True).dt.tz_convert(None)
+    else:
+        text = _as_text(s)
+        present = text.notna()
+        if kind == "date":
+            ok = text.str.fullmatch(_DATE_PATTERN, na=False)
+            out = pd.to_datetime(text.where(ok), format="%Y-%m-%d", errors="coerce")
+        else:
+            out = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+            out = out.dt.tz_convert(None)
+    out = out.astype("datetime64[ns]")
+    out = out.dt.normalize() if kind == "date" else out
+    return out, present & out.isna()
+
+
+def _clean_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """Soft fixes: drop exact duplicate rows, map unknown kinds, flag empty surveys."""
+    if df.columns.empty:
+        return df, []
+    dup = df.duplicated(keep="first")
+    warnings = [_problem(name, ANY_COLUMN, "exact duplicate row (dropped)", df.iloc[:, 0][dup])]
+    df = df.loc[~dup]
+    if name == fc.INTERACTIONS:
+        df, vocabulary = _interaction_vocabulary(df)
+        warnings += vocabulary
+    if name == fc.SURVEYS and {fc.SATISFACTION, fc.NPS} <= set(df.columns):
+        empty = df[fc.SATISFACTION].isna() & df[fc.NPS].isna()
+        rule = "both scores empty (kept)"
+        warnings.append(_problem(name, f"{fc.SATISFACTION}+{fc.NPS}", rule, df.iloc[:, 0][empty]))
+    return df, [w for w in warnings if w is not None]
+
+
+def _interaction_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem | None]]:
+    """Lower-case kind and channel; kinds outside the vocabulary become 'other'."""
+    warnings: list[Problem | None] = []
+    if fc.KIND in df.columns:
+        kind = df[fc.KIND].str.lower()
+        unknown = kind.notna() & ~kind.isin((*fc.KNOWN_KINDS, fc.OTHER_KIND))
+        rule = f"kind outside {', '.join(fc.KNOWN_KINDS)} (mapped to '{fc.OTHER_KIND}')"
+        warnings.append(_problem(fc.INTERACTIONS, fc.KIND, rule, df.loc[unknown, fc.KIND]))
+        df = df.assign(**{fc.KIND: kind.mask(unknown, fc.OTHER_KIND)})
+    if fc.CHANNEL in df.columns:
+        channel = df[fc.CHANNEL].str.lower()
+        unknown = channel.notna() & ~channel.isin(fc.KNOWN_CHANNELS)
+        warnings.append(
+            _problem(fc.INTERACTIONS, fc.CHANNEL, "unknown channel (kept)", channel[unknown])
+        )
+        df = df.assign(**{fc.CHANNEL: channel})
+    return df, warnings
+
+
+def _schema_failures(
+    name: str, df: pd.DataFrame, raw: pd.DataFrame, unparsed: pd.Index
+) -> list[Problem]:
+    """Run the pandera schema on the typed ``df``; group its failure cases by (column, rule).
+
+    Examples show the cell as it is in the file (``raw``), not the coerced value.
+    """
+    try:
+        table_schema(name).validate(df, lazy=True)
+        return []
+    except SchemaErrors as err:
+        cases = err.failure_cases
+    except SchemaError as err:  # not raised with lazy=True today; kept as a safety net
+        return [Problem(name, ANY_COLUMN, "schema", 1, _NO_ROWS, str(err))]
+    cells = pd.MultiIndex.from_arrays([cases["index"], cases["column"]])
+    already_reported = (cases["check"] == "not_nullable").to_numpy() & cells.isin(unparsed)
+    cases = cases.loc[~already_reported]
+    cases = cases.assign(rule=cases["check"].astype(str).replace(_PANDERA_RULES))
+    groups = cases.groupby(["column", "rule"], sort=False)
+    return [
+        _problem(name, str(column), str(rule), _raw_cells(raw, column, g))
+        for (column, rule), g in groups
+    ]
+
+
+def _raw_cells(raw: pd.DataFrame, column: str, cases: pd.DataFrame) -> pd.Series:
+    if column in raw.columns and cases["index"].notna().all():
+        return raw[column].reindex(cases["index"].to_numpy())
+    return cases["failure_case"].set_axis(cases["index"])
+
+
+def _cross_table_failures(frames: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    """Rules spanning columns or tables: known keys and ordered dates."""
+    loans = frames.get(fc.LOANS)
+    if loans is None:
+        return []
+    out: list[Problem | None] = []
+    if {fc.CLOSED_DATE, fc.ORIGINATION_DATE} <= set(loans.columns):
+        out.append(_before_origination(fc.LOANS, loans, fc.CLOSED_DATE, ""))
+    customers = frames.get(fc.CUSTOMERS)
+    if customers is not None:
+        out.append(_unknown_keys(fc.LOANS, loans, fc.CUSTOMER_ID, customers, fc.CUSTOMERS))
+    repayments = frames.get(fc.REPAYMENTS)
+    if repayments is not None:
+        out.append(_unknown_keys(fc.REPAYMENTS, repayments, fc.LOAN_ID, loans, fc.LOANS))
+        out.append(_due_before_origination(repayments, loans))
+    return [f for f in out if f is not None]
+
+
+def _unknown_keys(
+    table: str, df: pd.DataFrame, key: str, parent: pd.DataFrame, parent_name: str
+) -> Problem | None:
+    if key not in df.columns or key not in parent.columns:
+        return None
+    unknown = df[key].notna() & ~df[key].isin(parent[key].dropna())
+    return _problem(table, key, f"{key} known in {parent_name}", df.loc[unknown, key])
+
+
+def _due_before_origination(repayments: pd.DataFrame, loans: pd.DataFrame) -> Problem | None:
+    if not {fc.LOAN_ID, fc.DUE_DATE} <= set(repayments.columns) or fc.ORIGINATION_DATE not in loans:
+        return None
+    first = loans.dropna(subset=[fc.LOAN_ID]).drop_duplicates(fc.LOAN_ID).set_index(fc.LOAN_ID)
+    origination = repayments[fc.LOAN_ID].map(first[fc.ORIGINATION_DATE])
+    with_origin = repayments.assign(**{fc.ORIGINATION_DATE: origination})
+    return _before_origination(fc.REPAYMENTS, with_origin, fc.DUE_DATE, " of its loan")
+
+
+def _before_origination(table: str, df: pd.DataFrame, column: str, of: str) -> Problem | None:
+    """Rows where ``column`` precedes origination, shown as '2023-01-01 < origination_date …'."""
+    bad = df.loc[df[column] < df[fc.ORIGINATION_DATE]]
+    origination = f" < {fc.ORIGINATION_DATE} " + bad[fc.ORIGINATION_DATE].dt.strftime("%Y-%m-%d")
+    values = bad[column].dt.strftime("%Y-%m-%d") + origination
+    return _problem(table, column, f"{column} >= {fc.ORIGINATION_DATE}{of}", values)
+
+
+def _late_warnings(frames: Mapping[str, pd.DataFrame], end: pd.Timestamp) -> list[Problem]:
+    """Records whose calendar day is after ``end``: kept, counted per table and column."""
+    warnings = []
+    for name, df in frames.items():
+        for column in (c for c in date_columns(name) if c in df.columns):
+            late = df[column].dt.normalize() > end
+            values = df.loc[late, column].dt.strftime("%Y-%m-%d")
+            warnings.append(_problem(name, column, f"dated after end {end:%Y-%m-%d}", values))
+    return [w for w in warnings if w is not None]
+
+
+def _examples(bad: pd.Series) -> pd.DataFrame:
+    """The first offending rows as a (row, value) frame; empty cells shown as <empty>."""
+    head = bad.iloc[:MAX_EXAMPLES]
+    values = head.astype(object).where(head.notna(), "<empty>").astype(str)
+    return pd.DataFrame({"row": head.index.to_numpy(), "value": values.to_numpy()})
+
+
+def _problem(table: str, column: str, rule: str, bad: pd.Series) -> Problem | None:
+    """A problem for the offending values ``bad`` (indexed by row), or None when empty."""
+    return Problem(table, column, rule, len(bad), _examples(bad)) if len(bad) else None
+
+
+_NO_ROWS = _examples(pd.Series([], dtype=object, index=pd.Index([], dtype="int64")))

@@ -1,0 +1,188 @@
+"""Reading and writing files: the only place tierwise touches the file system for data.
+
+Every write is atomic: the bytes go to a temporary file in the target's directory, which is then
+renamed over the target. A failed run therefore never leaves a half-written artefact and never
+destroys the previous good one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import CONTRACT, LOANS, TABLE_NAMES, Tables
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class OutputExistsError(FileExistsError):
+    """The output exists and the caller did not ask to overwrite it."""
+
+
+@contextmanager
+def atomic_path(target: Path | str, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success only."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_atomic(target: Path | str, writer: Callable[[Path], None], overwrite: bool) -> Path:
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def save_frame(df: pd.DataFrame, path: Path | str, overwrite: bool = True) -> Path:
+    """Write a DataFrame as Parquet or CSV, chosen by the file's extension."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _write_atomic(path, lambda p: df.to_parquet(p, index=False), overwrite)
+    if suffix == ".csv":
+        return _write_atomic(path, lambda p: df.to_csv(p, index=False), overwrite)
+    raise ValueError(f"{path}: unsupported extension {suffix!r} (use .parquet or .csv)")
+
+
+def save_frame_chunks(chunks: Iterable[pd.DataFrame], path: Path | str) -> Path:
+    """Stream DataFrames with the same columns into one Parquet file, atomically.
+
+    The first chunk fixes the schema (all-empty text columns become strings); each chunk is one
+    or more row groups, so memory holds one chunk at a time.
+    """
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for df in chunks:
+                if writer is None:
+                    schema = pa.Schema.from_pandas(df, preserve_index=False)
+                    for i, f in enumerate(schema):
+                        if pa.types.is_null(f.type):
+                            schema = schema.set(i, pa.field(f.name, pa.string()))
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError("no data to write")
+
+    return _write_atomic(path, write, True)
+
+
+def load_frame(path: Path | str) -> pd.DataFrame:
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def save_json(obj: Any, path: Path | str) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return _write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"), True)
+
+
+def save_text(text: str, path: Path | str) -> Path:
+    return _write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"), True)
+
+
+def load_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _table_file(data_dir: Path, name: str) -> Path | None:
+    found = [data_dir / f"{name}{s}" for s in TABLE_SUFFIXES if (data_dir / f"{name}{s}").exists()]
+    if len(found) > 1:
+        raise ValueError(f"{data_dir}: both {found[0].name} and {found[1].name} exist; keep one")
+    return found[0] if found else None
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    # CSV cells are read as text; the contract's coercion parses them and names bad cells.
+    spec = CONTRACT[name]
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(
+        path,
+        dtype={c: "string" for c in header if c in spec.column_names},
+        keep_default_na=False,
+        na_values=[""],
+        encoding="utf-8",
+    )
+
+
+def load_raw_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """Read every contract table found in ``data_dir`` as it is on disk (no coercion)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    raw = {}
+    for name in TABLE_NAMES:
+        path = _table_file(data_dir, name)
+        if path is not None:
+            log.info("reading %s", path)
+            raw[name] = _read_table(path, name)
+    return raw
+
+
+def save_tables(tables: dict[str, pd.DataFrame], data_dir: Path | str) -> Path:
+    """Write tables as ``NAME.parquet`` into ``data_dir``, replacing the folder as a whole.
+
+    The files go to a temporary sibling folder first; only when every table is written does it
+    take the target's place, so readers never see a mix of old and new tables.
+    """
+    data_dir = Path(data_dir)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
+    old = data_dir.with_name(f".{data_dir.name}.old")
+    try:
+        for name, df in tables.items():
+            df.to_parquet(tmp / f"{name}.parquet", index=False)
+        shutil.rmtree(old, ignore_errors=True)
+        if data_dir.exists():
+            os.replace(data_dir, old)
+        os.replace(tmp, data_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return data_dir
+
+
+def load_tables(data_dir: Path | str) -> Tables:
+    """Read tables written by ``save_tables`` (already validated and typed)."""
+    data_dir = Path(data_dir)
+    found = {
+        n: pd.read_parquet(data_dir / f"{n}.parquet")
+        for n in TABLE_NAMES
+        if (data_dir / f"{n}.parquet").exists()
+    }
+    if LOANS not in found:
+        raise FileNotFoundError(f"{data_dir}: no {LOANS}.parquet; run the validate stage first")
+    return Tables(**found)
