@@ -1,0 +1,237 @@
+"""MLflow tracking and Model Registry: the only module in tierwise that talks to MLflow.
+
+Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlruns.db``; the
+experiment's artefacts go to ``<root>/mlartifacts`` (both git-ignored). Registered models:
+``tierwise-churn`` and ``tierwise-tier``. Every logged run registers a new version of each with
+the alias ``challenger``; ``champion`` moves only where the caller decided so (the rule lives in
+models/evaluate.py: ``beats_champion``) or by hand with ``promote``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier"}
+CHAMPION, CHALLENGER = "champion", "challenger"
+DB_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
+ENV_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+RUNTIME_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas",
+                         "cloudpickle")  # fmt: skip
+
+
+class RegistryError(LookupError):
+    """A registered model or version that does not exist."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model to log and register: the pyfunc object, an input example and the decision."""
+
+    kind: str  # "churn" or "tier" (a key of MODEL_NAMES)
+    model: mlflow.pyfunc.PythonModel
+    input_example: pd.DataFrame
+    required: tuple[str, ...]  # input columns the model cannot do without (its features)
+    promote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    experiment: str
+    params: Mapping[str, Any]  # nested; flattened to dotted keys
+    tags: Mapping[str, str]
+    metrics: Mapping[str, Any]  # nested; numbers flattened to dotted keys, None skipped
+    series: Mapping[str, list[float]] = field(default_factory=dict)  # one value per step
+    artifacts: tuple[Path, ...] = ()  # files and folders
+    dicts: Mapping[str, Any] = field(default_factory=dict)  # artifact file name -> JSON object
+
+
+def tracking_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / DB_FILE}"
+
+
+def _connect(root: Path) -> MlflowClient:
+    """Point MLflow at the store. ``mlflow.set_*_uri`` also export the URI to the environment;
+    that is undone, so a later call with another root is not pinned to this one's store."""
+    uri = tracking_uri(root)
+    before = {k: os.environ.get(k) for k in ENV_URIS}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _experiment_id(client: MlflowClient, name: str, root: Path) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (Path(root).resolve() / ARTIFACT_DIR).as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_commit(root: Path) -> str:
+    """HEAD's commit, with "+dirty" when the work tree has changes; "unknown" outside git."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
+def _col_type(dtype: Any) -> str:
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    return "double" if pd.api.types.is_numeric_dtype(dtype) else "string"
+
+
+def _signature(entry: ModelEntry) -> ModelSignature:
+    example = entry.input_example
+    inputs = [ColSpec(_col_type(example[c].dtype), c, c in entry.required) for c in example]
+    output = entry.model.predict_frame(example)
+    outputs = [ColSpec(_col_type(output[c].dtype), c) for c in output]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned runtime libraries; the model's classes come from the installed tierwise package."""
+    return [f"{name}=={dist_version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+
+
+def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> dict:
+    name = MODEL_NAMES[entry.kind]
+    info = mlflow.pyfunc.log_model(
+        name=f"{entry.kind}-model",
+        python_model=entry.model,
+        signature=_signature(entry),
+        input_example=entry.input_example,
+        pip_requirements=pip_requirements(),
+        registered_model_name=name,
+    )
+    version = str(info.registered_model_version)
+    for key, value in {**tags, "promotion": entry.reason}.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    if entry.promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    log.info("%s version %s: %s", name, version, entry.reason)
+    return {"name": name, "version": version, "champion": entry.promote, "reason": entry.reason}
+
+
+def _log_values(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+    params = {k: str(v) for k, v in flatten(record.params).items()}
+    mlflow.log_params(params)
+    mlflow.set_tags(dict(record.tags))
+    numbers = {k: float(v) for k, v in flatten(record.metrics).items()
+               if isinstance(v, int | float) and not isinstance(v, bool) and v == v}  # fmt: skip
+    mlflow.log_metrics(numbers)
+    steps = [Metric(key, float(v), 0, step) for key, values in record.series.items()
+             for step, v in enumerate(values) if v is not None]  # fmt: skip
+    for start in range(0, len(steps), 1000):
+        client.log_batch(run_id, metrics=steps[start : start + 1000])
+    for path in record.artifacts:
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), path.name)
+        elif path.exists():
+            mlflow.log_artifact(str(path))
+    for file_name, obj in record.dicts.items():
+        mlflow.log_dict(obj, file_name)
+
+
+def log_run(root: Path, record: RunRecord, entries: list[ModelEntry]) -> dict:
+    """One MLflow run: params, tags, metrics, artefacts, and each model logged and registered."""
+    client = _connect(root)
+    experiment_id = _experiment_id(client, record.experiment, root)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        _log_values(client, run.info.run_id, record)
+        versions = {e.kind: _log_model(client, e, record.tags) for e in entries}
+    return {"run_id": run.info.run_id, "tracking_uri": tracking_uri(root), "models": versions}
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_alias(root: Path, name: str, alias: str) -> tuple[str, mlflow.pyfunc.PyFuncModel] | None:
+    """(version, model) behind ``name@alias``, or None when the model or alias does not exist."""
+    version = _alias_version(_connect(root), name, alias)
+    if version is None:
+        return None
+    return version, mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+@dataclass(frozen=True)
+class AliasScore:
+    version: str
+    output: pd.DataFrame | None  # None when the model could not score the frame
+    error: str = ""
+
+
+def score_with_alias(root: Path, name: str, alias: str, frame: pd.DataFrame) -> AliasScore | None:
+    """Score ``frame`` with ``name@alias`` through pyfunc, as a consumer would.
+
+    None when there is no such alias; an ``AliasScore`` without output when the model cannot
+    be loaded or cannot score the frame (its input schema or code no longer matches the data).
+    """
+    version = _alias_version(_connect(root), name, alias)
+    if version is None:
+        return None
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        return AliasScore(version, model.predict(frame))
+    except (MlflowException, ImportError, AttributeError, KeyError, ValueError, TypeError) as err:
+        reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
+        return AliasScore(version, None, f"{type(err).__name__}: {reason}"[:300])
+
+
+def promote(root: Path, name: str, version: str) -> None:
+    """Make ``version`` of ``name`` the champion (by hand; no rule is checked)."""
+    client = _connect(root)
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as err:
+        raise RegistryError(f"no version {version} of registered model {name!r}") from err
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_model_version_tag(name, str(version), "promotion", "promoted by hand")
+    log.info("%s version %s is now the champion", name, version)

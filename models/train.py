@@ -1,0 +1,226 @@
+"""Training: the churn and tier models with their baselines, on an out-of-time split.
+
+``train_models`` is the one entry point (the `train` stage calls it): split the feature table,
+fit every model, and predict the test rows. Pure: DataFrames and typed settings in, fitted
+objects and new DataFrames out.
+
+- churn: LightGBM (fit slice) with early stopping on the validation slice, then a calibrator
+  (isotonic or Platt, ``train.calibration``; "auto" picks the lower customer-grouped
+  cross-validated Brier score on the validation slice) fitted on the validation slice;
+- baselines: logistic regression on all training snapshots (fit + validation), and the BG/NBD
+  score 1 - btyd_p_alive, Platt-scaled on the validation slice (monotone: its ranking is kept);
+- tier: LightGBM multiclass (fit slice, early stopping on validation) against the empirical
+  Markov matrix by current tier from all training snapshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import logit
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+
+from features.contract import AS_OF, CUSTOMER_ID
+from features.labels import CHURNED, NEXT_TIER
+from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
+from models.estimators import (
+    FITTED_METHODS,
+    MarkovBaseline,
+    ScoreCalibrator,
+    make_calibrator,
+    make_churn_classifier,
+    make_logistic_baseline,
+    make_markov_baseline,
+    make_tier_classifier,
+    tier_codes,
+)
+from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, ChurnModel, TierModel
+from models.spec import BoosterParams, SplitSpec, TrainSpec
+from models.split import Split, churn_rows, split_snapshots, tier_rows
+
+log = logging.getLogger(__name__)
+
+BTYD_P_ALIVE = "btyd_p_alive"
+LOGISTIC_PROBABILITY = "logistic_churn_probability"
+BTYD_PROBABILITY = "btyd_churn_probability"
+MARKOV_COLUMNS = tuple(f"markov_{c}" for c in NEXT_TIER_COLUMNS)
+_EVAL_XY = "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
+ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL, CHURNED, NEXT_TIER)
+
+
+@dataclass(frozen=True)
+class FittedModels:
+    churn: ChurnModel
+    tier: TierModel
+    logistic: Pipeline
+    btyd: ScoreCalibrator
+    markov: MarkovBaseline
+    split: Split
+    info: dict = field(default_factory=dict)  # calibration choice, trees, rows, seconds
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    models: FittedModels
+    predictions: pd.DataFrame  # every labelled test row (see predict_test)
+    summary: dict
+
+
+def data_fingerprint(table: pd.DataFrame) -> str:
+    """SHA-256 of the table's content (values, column names and order; not the file bytes)."""
+    digest = hashlib.sha256("\x1f".join(map(str, table.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def btyd_score(frame: pd.DataFrame) -> np.ndarray:
+    """BG/NBD churn score as log-odds of 1 - p_alive (a missing p_alive counts as 0.5)."""
+    dead = 1.0 - frame[BTYD_P_ALIVE].fillna(0.5).to_numpy(dtype=float)
+    return logit(np.clip(dead, 1e-6, 1 - 1e-6))
+
+
+def _fit_booster(
+    model: lgb.LGBMClassifier, fit: tuple, validation: tuple, params: BoosterParams
+) -> lgb.LGBMClassifier:
+    stop = lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)
+    if _EVAL_XY:  # LightGBM >= 4.7 deprecates eval_set in favour of eval_X / eval_y
+        return model.fit(*fit, eval_X=(validation[0],), eval_y=(validation[1],), callbacks=[stop])
+    return model.fit(*fit, eval_set=[validation], callbacks=[stop])
+
+
+def choose_calibration(
+    score: np.ndarray, y: np.ndarray, customers: np.ndarray, spec: TrainSpec
+) -> tuple[str, dict[str, float]]:
+    """The calibration method, and each candidate's out-of-fold Brier score on the validation
+    slice (folds grouped by customer; ties go to Platt, the simpler map)."""
+    if spec.calibration != "auto":
+        return spec.calibration, {}
+    folds = GroupKFold(n_splits=min(spec.calibration_folds, len(np.unique(customers))))
+    briers = {}
+    for method in FITTED_METHODS:
+        oof = np.empty(len(y))
+        for train_idx, held_idx in folds.split(score, y, customers):
+            calibrator = make_calibrator(method).fit(score[train_idx], y[train_idx])
+            oof[held_idx] = calibrator.predict(score[held_idx])
+        briers[method] = float(brier_score_loss(y, oof))
+    chosen = min(reversed(FITTED_METHODS), key=lambda m: briers[m])
+    return chosen, briers
+
+
+def fit_churn_model(
+    fit: pd.DataFrame, validation: pd.DataFrame, features: Mapping[str, str], spec: TrainSpec
+) -> tuple[ChurnModel, dict]:
+    names = list(features)
+    y_fit, y_val = fit[CHURNED].to_numpy(int), validation[CHURNED].to_numpy(int)
+    model = make_churn_classifier(spec.churn, spec.seed)
+    model = _fit_booster(model, (fit[names], y_fit), (validation[names], y_val), spec.churn)
+    booster = model.booster_
+    raw = booster.predict(validation[names], raw_score=True, num_iteration=booster.best_iteration)
+    method, briers = choose_calibration(raw, y_val, validation[CUSTOMER_ID].to_numpy(), spec)
+    calibrator = make_calibrator(method).fit(raw, y_val)
+    info = {"trees": int(booster.best_iteration), "calibration": method, "calibration_cv": briers}
+    return ChurnModel(booster, calibrator, names, features), info
+
+
+def fit_tier_model(
+    fit: pd.DataFrame, validation: pd.DataFrame, features: Mapping[str, str], spec: TrainSpec
+) -> tuple[TierModel, dict]:
+    names = list(features)
+    y_fit, y_val = tier_codes(fit[NEXT_TIER]), tier_codes(validation[NEXT_TIER])
+    if len(np.unique(y_fit)) < 3:
+        raise ValueError("the tier model needs at least three next-tier classes in training")
+    model = make_tier_classifier(spec.tier, spec.seed)
+    model = _fit_booster(model, (fit[names], y_fit), (validation[names], y_val), spec.tier)
+    tier = TierModel(model.booster_, model.classes_, names, features)
+    return tier, {"trees": int(model.booster_.best_iteration)}
+
+
+def _timed(step, *args):
+    start = time.perf_counter()
+    result = step(*args)
+    return result, round(time.perf_counter() - start, 2)
+
+
+def fit_models(
+    table: pd.DataFrame, split: Split, features: Mapping[str, str], spec: TrainSpec
+) -> FittedModels:
+    """Every model of one run, fitted on the split's fit and validation slices only."""
+    names = list(features)
+    churn = {p: churn_rows(split.rows(table, p)) for p in ("fit", "validation")}
+    tier = {p: tier_rows(split.rows(table, p)) for p in ("fit", "validation")}
+    churn_train, tier_train = pd.concat(churn.values()), pd.concat(tier.values())
+    (churn_model, churn_info), t_churn = _timed(fit_churn_model, *churn.values(), features, spec)
+    logistic = make_logistic_baseline(spec.logistic, spec.seed)
+    logistic, t_logistic = _timed(
+        logistic.fit, churn_train[names], churn_train[CHURNED].to_numpy(int)
+    )
+    btyd = make_calibrator("platt").fit(
+        btyd_score(churn["validation"]), churn["validation"][CHURNED].to_numpy(int)
+    )
+    (tier_model, tier_info), t_tier = _timed(fit_tier_model, *tier.values(), features, spec)
+    markov = make_markov_baseline(spec.markov.alpha).fit(tier_train[TIER], tier_train[NEXT_TIER])
+    info = {
+        "churn": {**churn_info, **{f"{p}_rows": len(churn[p]) for p in churn}},
+        "tier": {**tier_info, **{f"{p}_rows": len(tier[p]) for p in tier}},
+        "seconds": {"churn": t_churn, "logistic": t_logistic, "tier": t_tier},
+    }
+    return FittedModels(churn_model, tier_model, logistic, btyd, markov, split, info)
+
+
+def predict_test(models: FittedModels, table: pd.DataFrame) -> pd.DataFrame:
+    """Every labelled test row: ids, states, labels, and each model's predictions.
+
+    Churn probabilities are given for customers active at t (the churn model's population) and
+    are NaN for the others; tier probabilities for every row.
+    """
+    rows = tier_rows(models.split.rows(table, "test"))
+    active = rows[CHURNED].notna().to_numpy()
+    churn_cols = (CHURN_PROBABILITY, LOGISTIC_PROBABILITY, BTYD_PROBABILITY)
+    out = {name: np.full(len(rows), np.nan) for name in churn_cols}
+    scored = rows[active]
+    out[CHURN_PROBABILITY][active] = models.churn.probability(scored)
+    out[LOGISTIC_PROBABILITY][active] = models.logistic.predict_proba(
+        scored[models.churn.features]
+    )[:, 1]
+    out[BTYD_PROBABILITY][active] = models.btyd.predict(btyd_score(scored))
+    tier = models.tier.probabilities(rows)
+    markov = models.markov.predict_proba(rows[TIER])
+    out |= {c: tier[:, i] for i, c in enumerate(NEXT_TIER_COLUMNS)}
+    out |= {c: markov[:, i] for i, c in enumerate(MARKOV_COLUMNS)}
+    ids = rows.loc[:, list(ID_COLUMNS)].reset_index(drop=True)
+    return pd.concat([ids, pd.DataFrame(out)], axis=1)
+
+
+def train_models(
+    table: pd.DataFrame,
+    split_spec: SplitSpec,
+    spec: TrainSpec,
+    horizon_days: int,
+    features: Mapping[str, str],
+) -> TrainResult:
+    """Split ``table`` out of time, fit every model, predict the test rows."""
+    missing = [name for name in features if name not in table.columns]
+    if missing:
+        raise KeyError(f"feature table lacks feature column(s): {', '.join(missing[:5])}")
+    split = split_snapshots(table, split_spec, horizon_days)
+    log.info("split: %s", split.describe())
+    models = fit_models(table, split, features, spec)
+    log.info("trained: %s", models.info)
+    predictions = predict_test(models, table)
+    summary = {
+        "split": split.describe(),
+        "data_fingerprint": data_fingerprint(table),
+        "test_rows": {"churn": int(predictions[CHURNED].notna().sum()), "tier": len(predictions)},
+        **models.info,
+    }
+    return TrainResult(models, predictions, summary)

@@ -1,0 +1,164 @@
+"""The `tierwise` command line: one command per DVC stage, plus one-date features.
+
+Exit codes: 0 success; 1 unexpected error; 2 invalid input data (contract violation, too few
+snapshots for the split, an unknown registered model version) or invalid params; 3 the output
+exists and --overwrite was not given.
+"""
+
+from __future__ import annotations
+
+import os
+
+# LightGBM's OpenMP threads busy-wait on a shared 2-core VM unless told otherwise; this must be
+# set before lightgbm is first imported (STACK-NOTES.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from features.validation import ContractError
+from models.split import SplitError
+from pipelines.config import DEFAULT_PARAMS, Config, ConfigError, load_config
+from pipelines.io import OutputExistsError
+
+EXIT_ERROR, EXIT_INVALID, EXIT_EXISTS = 1, 2, 3
+
+app = typer.Typer(
+    name="tierwise",
+    help="Churn and loyalty-tier transitions of business borrowers, explained down to strategy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+err_console = Console(stderr=True)
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", "-p", help="params.yaml to read", exists=True, dir_okay=False)
+]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )
+
+
+def _run(step: Callable[[], object]) -> None:
+    """Run a step, turning the errors users cause into a clear message and an exit code."""
+    try:
+        step()
+    except ContractError as err:
+        err_console.print(f"[bold red]invalid input data[/]\n{err}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    except ConfigError as err:
+        err_console.print(f"[bold red]invalid params[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    except SplitError as err:
+        err_console.print(f"[bold red]cannot split the data[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    except OutputExistsError as err:
+        err_console.print(f"[bold red]refusing to overwrite[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_EXISTS) from err
+    except FileNotFoundError as err:
+        err_console.print(f"[bold red]missing input[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+
+
+def _config(params: Path) -> Config:
+    try:
+        return load_config(params, root=Path.cwd())
+    except ConfigError as err:
+        err_console.print(f"[bold red]invalid params[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+
+
+@app.command()
+def generate(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Stage `generate`: write the built-in synthetic world to paths.world."""
+    from pipelines import generate as stage
+
+    cfg = _config(params)
+    _run(lambda: stage.run(cfg))
+
+
+@app.command()
+def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Stage `validate`: check data.dir against the contract; write typed tables and a report."""
+    from pipelines import validate as stage
+
+    cfg = _config(params)
+    _run(lambda: stage.run(cfg))
+
+
+@app.command()
+def features(
+    params: ParamsOption = DEFAULT_PARAMS,
+    data: Annotated[Path | None, typer.Option(help="contract directory (one-date mode)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (one-date mode)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output .parquet or .csv (one-date mode)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+) -> None:
+    """Stage `features` over the snapshot grid, or with --data/--as-of/--out for one date."""
+    from pipelines import features as stage
+
+    cfg = _config(params)
+    one_date = (data, as_of, out)
+    if any(v is not None for v in one_date):
+        if any(v is None for v in one_date):
+            raise typer.BadParameter("one-date mode needs --data, --as-of and --out together")
+        _run(lambda: stage.run_as_of(cfg, data, pd.Timestamp(as_of), out, overwrite))
+    else:
+        _run(lambda: stage.run(cfg))
+
+
+@app.command()
+def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Stage `train`: churn and tier models with their baselines, on an out-of-time split."""
+    from pipelines import train as stage
+
+    cfg = _config(params)
+    _run(lambda: stage.run(cfg))
+
+
+@app.command()
+def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models."""
+    from pipelines import evaluate as stage
+
+    cfg = _config(params)
+    _run(lambda: stage.run(cfg))
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="registered model: tierwise-churn or tierwise-tier")],
+    version: Annotated[str, typer.Argument(help="model version to make the champion")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Set the `champion` alias of a registered model by hand (MLFLOW_TRACKING_URI or mlruns.db)."""
+    from models import registry
+
+    cfg = _config(params)
+    try:
+        registry.promote(cfg.root, name, version)
+    except registry.RegistryError as err:
+        err_console.print(f"[bold red]not found[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    err_console.print(f"{name} version {version} is now the champion", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,136 @@
+"""The MLflow registry against a real SQLite store in tmp_path (no mocks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import registry
+from models.split import churn_rows
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def rows(trained, small_table) -> pd.DataFrame:
+    return churn_rows(trained.models.split.rows(small_table, "test")).iloc[:50]
+
+
+def entries(trained, rows, promote: bool) -> list[registry.ModelEntry]:
+    out = []
+    for kind in ("churn", "tier"):
+        model = getattr(trained.models, kind)
+        example = rows[model.input_columns()].head(3).reset_index(drop=True)
+        reason = "test: promoted" if promote else "test: kept"
+        out.append(
+            registry.ModelEntry(kind, model, example, tuple(model.features), promote, reason)
+        )
+    return out
+
+
+def record(tmp: Path) -> registry.RunRecord:
+    report = tmp / "metrics.json"
+    report.write_text('{"churn": 1}')
+    return registry.RunRecord(
+        experiment="tierwise-test",
+        params={"train": {"seed": 3, "churn": {"num_leaves": 31}}},
+        tags={"git_commit": "abc", "data_fingerprint": "f00"},
+        metrics={"churn": {"lightgbm": {"roc_auc": 0.8, "rows": 10, "skip": None}}},
+        series={"by_snapshot.churn.lightgbm.roc_auc": [0.7, None, 0.9]},
+        artifacts=(report,),
+        dicts={"features.json": [{"name": "loan_n_total", "group": "recency"}]},
+    )
+
+
+def test_log_register_alias_and_load(store, trained, rows):
+    logged = registry.log_run(store, record(store), entries(trained, rows, promote=True))
+    assert logged["models"]["churn"] == {
+        "name": "tierwise-churn", "version": "1", "champion": True, "reason": "test: promoted"
+    }  # fmt: skip
+    assert (store / "mlruns.db").exists()
+    assert any((store / "mlartifacts").iterdir())  # the experiment's artifact_location
+
+    version, model = registry.load_alias(store, "tierwise-churn", registry.CHAMPION)
+    assert version == "1"
+    out = model.predict(rows)
+    assert np.array_equal(
+        out["churn_probability"].to_numpy(), trained.models.churn.probability(rows)
+    )
+    schema = model.metadata.get_input_schema()
+    required = {c.name for c in schema.inputs if c.required}
+    assert required == set(trained.models.churn.features)
+    _, tier = registry.load_alias(store, "tierwise-tier", registry.CHALLENGER)
+    assert list(tier.predict(rows).columns) == [
+        "p_next_potential", "p_next_ordinary", "p_next_core", "p_next_vip"
+    ]  # fmt: skip
+
+
+def test_run_contents(store, trained, rows):
+    from mlflow import MlflowClient
+
+    logged = registry.log_run(store, record(store), entries(trained, rows, promote=True))
+    client = MlflowClient(tracking_uri=registry.tracking_uri(store))
+    run = client.get_run(logged["run_id"])
+    assert run.data.params["train.churn.num_leaves"] == "31"
+    assert run.data.tags["data_fingerprint"] == "f00"
+    assert run.data.metrics["churn.lightgbm.roc_auc"] == 0.8
+    history = client.get_metric_history(run.info.run_id, "by_snapshot.churn.lightgbm.roc_auc")
+    assert [(m.step, m.value) for m in history] == [(0, 0.7), (2, 0.9)]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "features.json"} <= artifacts
+    version = client.get_model_version("tierwise-churn", "1")
+    assert version.tags["git_commit"] == "abc" and version.tags["promotion"] == "test: promoted"
+
+
+def test_challenger_moves_champion_stays_until_promoted(store, trained, rows):
+    registry.log_run(store, record(store), entries(trained, rows, promote=True))
+    registry.log_run(store, record(store), entries(trained, rows, promote=False))
+    assert registry.load_alias(store, "tierwise-churn", registry.CHAMPION)[0] == "1"
+    assert registry.load_alias(store, "tierwise-churn", registry.CHALLENGER)[0] == "2"
+    registry.promote(store, "tierwise-churn", "2")
+    assert registry.load_alias(store, "tierwise-churn", registry.CHAMPION)[0] == "2"
+    with pytest.raises(registry.RegistryError, match="no version 9"):
+        registry.promote(store, "tierwise-churn", "9")
+    with pytest.raises(registry.RegistryError):
+        registry.promote(store, "tierwise-nothing", "1")
+
+
+def test_score_with_alias(store, trained, rows):
+    assert registry.score_with_alias(store, "tierwise-churn", registry.CHAMPION, rows) is None
+    registry.log_run(store, record(store), entries(trained, rows, promote=True))
+    scored = registry.score_with_alias(store, "tierwise-churn", registry.CHAMPION, rows)
+    assert scored.version == "1" and len(scored.output) == len(rows)
+    broken = registry.score_with_alias(
+        store, "tierwise-churn", registry.CHAMPION, rows.drop(columns=["loan_n_total"])
+    )
+    assert broken.output is None and "loan_n_total" in broken.error
+
+
+def test_tracking_uri_defaults_to_sqlite_in_the_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    assert registry.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlruns.db'}"
+    # using one root's store does not pin the process to it
+    assert registry.load_alias(tmp_path / "a", "tierwise-churn", registry.CHAMPION) is None
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert registry.tracking_uri(tmp_path / "b").endswith("b/mlruns.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert registry.tracking_uri(tmp_path) == "sqlite:///elsewhere.db"
+
+
+def test_helpers(tmp_path):
+    assert registry.git_commit(tmp_path) == "unknown"
+    assert registry.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {
+        "a.b": 1,
+        "a.c.d": 2,
+        "e": 3,
+    }
+    assert any(r.startswith("lightgbm==") for r in registry.pip_requirements())

@@ -1,0 +1,94 @@
+"""The out-of-time split on hand-made snapshot grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.spec import SplitSpec
+from models.split import SplitError, churn_rows, split_snapshots, tier_rows
+
+H = 180
+
+
+def grid(first: str, last: str, data_end: str, customers: int = 2) -> pd.DataFrame:
+    """Month-end snapshots; rows are labelled when as_of + H <= data_end."""
+    dates = pd.date_range(first, last, freq="ME")
+    as_of = np.repeat(dates, customers)
+    labelled = as_of + pd.Timedelta(days=H) <= pd.Timestamp(data_end)
+    churned = np.where(labelled, np.tile([0.0, np.nan], len(dates))[: len(as_of)], np.nan)
+    return pd.DataFrame(
+        {
+            "customer_id": np.tile([f"C{i}" for i in range(customers)], len(dates)),
+            "as_of": as_of,
+            "label_available": labelled,
+            "churned": churned,
+        }
+    )
+
+
+def test_test_set_is_the_last_k_labelled_snapshots():
+    table = grid("2021-01-31", "2022-12-31", "2022-12-31")
+    split = split_snapshots(table, SplitSpec(test_snapshots=3, validation_snapshots=2), H)
+    labelled = pd.DatetimeIndex(sorted(table.loc[table.label_available, "as_of"].unique()))
+    assert list(split.test) == list(labelled[-3:])
+    assert split.test[-1] == pd.Timestamp("2022-06-30")  # 2022-06-30 + 180 d <= 2022-12-31
+
+
+def test_training_label_windows_end_before_the_test_and_validation_periods():
+    table = grid("2020-12-31", "2024-12-31", "2024-12-31")
+    split = split_snapshots(table, SplitSpec(test_snapshots=6, validation_snapshots=3), H)
+    horizon = pd.Timedelta(days=H)
+    assert (split.validation + horizon < split.test[0]).all()
+    assert (split.fit + horizon < split.validation[0]).all()
+    # and the purge is tight: the next month-end after each part would overlap
+    next_train = split.validation[-1] + pd.offsets.MonthEnd(1)
+    assert next_train + horizon >= split.test[0]
+    next_fit = split.fit[-1] + pd.offsets.MonthEnd(1)
+    assert next_fit + horizon >= split.validation[0]
+    assert len(split.validation) == 3
+    assert split.fit[0] == pd.Timestamp("2020-12-31")
+
+
+def test_parts_are_disjoint_and_rows_follow_their_snapshot():
+    table = grid("2021-01-31", "2022-12-31", "2022-12-31")
+    split = split_snapshots(table, SplitSpec(3, 2), H)
+    parts = [set(split.fit), set(split.validation), set(split.test)]
+    assert not (parts[0] & parts[1]) and not (parts[1] & parts[2]) and not (parts[0] & parts[2])
+    test_rows = split.rows(table, "test")
+    assert set(test_rows["as_of"]) == parts[2]
+    assert len(test_rows) == 3 * 2
+
+
+def test_describe_names_each_part():
+    split = split_snapshots(grid("2021-01-31", "2022-12-31", "2022-12-31"), SplitSpec(3, 2), H)
+    described = split.describe()
+    assert described["test"] == {"snapshots": 3, "first": "2022-04-30", "last": "2022-06-30"}
+    assert described["horizon_days"] == H
+
+
+def test_row_selections_for_each_model():
+    table = grid("2021-01-31", "2021-12-31", "2022-12-31")
+    assert churn_rows(table)["churned"].notna().all()
+    assert len(churn_rows(table)) == 12  # one of the two customers is active
+    assert len(tier_rows(table)) == 24
+
+
+@pytest.mark.parametrize(
+    ("first", "spec", "message"),
+    [
+        ("2022-03-31", SplitSpec(3, 2), "labelled snapshots"),
+        ("2021-10-31", SplitSpec(3, 2), "before the first test snapshot"),
+        ("2021-06-30", SplitSpec(3, 2), "before the first validation snapshot"),
+    ],
+)
+def test_too_short_a_history_fails_with_a_clear_error(first, spec, message):
+    table = grid(first, "2022-12-31", "2022-12-31")
+    with pytest.raises(SplitError, match=message):
+        split_snapshots(table, spec, H)
+
+
+def test_split_spec_rejects_non_positive_counts():
+    with pytest.raises(ValueError):
+        SplitSpec(test_snapshots=0)

@@ -1,0 +1,102 @@
+"""Training on a small world: outputs, determinism, and that test-period rows never leak in."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.evaluate import evaluate_predictions
+from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.spec import EvaluateSpec
+from models.split import split_snapshots, tier_rows
+from models.train import (
+    BTYD_PROBABILITY,
+    LOGISTIC_PROBABILITY,
+    MARKOV_COLUMNS,
+    data_fingerprint,
+    fit_models,
+    train_models,
+)
+
+
+def test_predictions_cover_every_labelled_test_row(trained, small_table):
+    predictions, split = trained.predictions, trained.models.split
+    expected = tier_rows(split.rows(small_table, "test"))
+    assert len(predictions) == len(expected)
+    assert set(predictions["as_of"]) == set(split.test)
+    needed = {"customer_id", "as_of", "churned", "churn_probability", "tier", "next_tier"}
+    assert needed | set(NEXT_TIER_COLUMNS) <= set(predictions.columns)
+    active = predictions["churned"].notna()
+    for column in (CHURN_PROBABILITY, LOGISTIC_PROBABILITY, BTYD_PROBABILITY):
+        assert predictions.loc[active, column].between(0, 1).all()
+        assert predictions.loc[~active, column].isna().all()
+    for columns in (NEXT_TIER_COLUMNS, MARKOV_COLUMNS):
+        assert np.allclose(predictions[list(columns)].sum(axis=1), 1.0)
+
+
+def test_summary_records_split_rows_trees_and_fingerprint(trained, small_table):
+    summary = trained.summary
+    assert summary["split"]["test"]["snapshots"] == 3
+    assert summary["data_fingerprint"] == data_fingerprint(small_table)
+    assert summary["churn"]["calibration"] in ("isotonic", "platt")
+    assert set(summary["churn"]["calibration_cv"]) == {"isotonic", "platt"}
+    assert summary["churn"]["trees"] >= 1 and summary["tier"]["trees"] >= 1
+    assert summary["churn"]["fit_rows"] > 0 and summary["tier"]["validation_rows"] > 0
+
+
+def test_fingerprint_changes_with_the_data(small_table):
+    changed = small_table.assign(loan_n_total=small_table["loan_n_total"] + 1)
+    assert data_fingerprint(changed) != data_fingerprint(small_table)
+    assert data_fingerprint(small_table.copy()) == data_fingerprint(small_table)
+
+
+def test_same_data_and_seed_give_identical_metrics(
+    trained, small_table, split_spec, train_spec, model_features
+):
+    again = train_models(small_table, split_spec, train_spec, 180, model_features)
+    pd.testing.assert_frame_equal(again.predictions, trained.predictions)
+    spec = EvaluateSpec()
+    assert evaluate_predictions(again.predictions, spec) == evaluate_predictions(
+        trained.predictions, spec
+    )
+
+
+def test_rows_outside_the_training_snapshots_do_not_influence_training(
+    trained, small_table, model_features, train_spec
+):
+    """Scramble labels and features of every row that is not in the fit or validation slice
+    (the test period and the purged gaps): the fitted models must not change."""
+    split = trained.models.split
+    training = small_table["as_of"].isin(split.fit.union(split.validation))
+    rng = np.random.default_rng(0)
+    names = list(model_features)
+    noise = pd.DataFrame(
+        rng.normal(size=(len(small_table), len(names))), columns=names, index=small_table.index
+    )
+    scrambled = small_table.copy()
+    scrambled.loc[~training, names] = noise.loc[~training]
+    scrambled.loc[~training & scrambled["churned"].notna(), "churned"] = 1.0
+    scrambled.loc[~training & scrambled["label_available"], "next_tier"] = "vip"
+    refit = fit_models(scrambled, split, model_features, train_spec)
+    probe = small_table[training]
+    assert np.array_equal(refit.churn.probability(probe), trained.models.churn.probability(probe))
+    assert np.array_equal(refit.tier.probabilities(probe), trained.models.tier.probabilities(probe))
+    assert np.array_equal(refit.markov.matrix_, trained.models.markov.matrix_)
+
+
+def test_a_fixed_calibration_method_is_used(small_table, split_spec, train_spec, model_features):
+    spec = dataclasses.replace(train_spec, calibration="isotonic")
+    split = split_snapshots(small_table, split_spec, 180)
+    models = fit_models(small_table, split, model_features, spec)
+    assert models.churn.calibrator.method == "isotonic"
+    assert models.info["churn"]["calibration_cv"] == {}
+
+
+def test_missing_feature_columns_fail_loudly(small_table, split_spec, train_spec, model_features):
+    with pytest.raises(KeyError, match="loan_n_total"):
+        train_models(
+            small_table.drop(columns=["loan_n_total"]), split_spec, train_spec, 180, model_features
+        )

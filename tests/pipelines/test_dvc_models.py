@@ -1,0 +1,71 @@
+"""`dvc repro` through train and evaluate in a scratch repo on a small world: models registered,
+`dvc metrics show` and `dvc plots show` work, and a second repro does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COPY = ["dvc.yaml", "params.yaml", ".dvcignore", "features", "pipelines", "models"]
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(cwd: Path, *args: str, env: dict | None = None) -> str:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, **(env or {})}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("dvcmodels")
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, repo / name)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["generate"].update(customers=300, years=3)
+    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    fast = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20}
+    for kind in ("churn", "tier"):
+        params["train"][kind].update(fast, min_child_samples=20)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / ".gitignore").write_text("__pycache__/\n/mlruns.db\n/mlartifacts/\n")
+    for args in (("git", "init", "-q"), ("git", "config", "user.name", "tierwise test"),
+                 ("git", "config", "user.email", "test@tierwise.invalid"), ("dvc", "init", "-q"),
+                 ("dvc", "config", "core.analytics", "false"), ("git", "add", "-A"),
+                 ("git", "commit", "-qm", "scratch")):  # fmt: skip
+        _sh(repo, *args)
+    return repo
+
+
+def test_repro_trains_evaluates_registers_and_shows_metrics_and_plots(repo):
+    env = {"MLFLOW_TRACKING_URI": ""}  # unset: the default sqlite:///mlruns.db in the root
+    out = _sh(repo, "dvc", "repro", env=env)
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert (repo / "mlruns.db").exists() and (repo / "mlartifacts").is_dir()
+    registered = json.loads((repo / "reports/registry.json").read_text())
+    assert registered["models"]["churn"]["version"] == "1"
+    assert registered["tracking_uri"] == f"sqlite:///{repo.resolve() / 'mlruns.db'}"
+
+    metrics = json.loads(_sh(repo, "dvc", "metrics", "show", "--json"))
+    shown = json.dumps(metrics)
+    assert "roc_auc" in shown and "log_loss" in shown and "clv_mean" in shown
+    _sh(repo, "dvc", "plots", "show", "-o", "plots_html")
+    html = (repo / "plots_html" / "index.html").read_text()
+    for plot in ("ROC", "Precision-recall", "Calibration", "Lift", "Tier_transitions"):
+        assert f"vegaEmbed('#{plot}'" in html
+    assert "Running stage" not in _sh(repo, "dvc", "repro", env=env)
