@@ -1,0 +1,132 @@
+"""Benchmark: explanation throughput (rows/s) and pred_contrib against shap.TreeExplainer.
+
+Builds a synthetic world's feature table, repeats its active rows up to ``--rows``, trains a
+``--trees`` x ``--leaves`` LightGBM churn model (no early stopping) and times each step of
+``explain_frame``: TreeSHAP contributions (pred_contrib, 1 and 2 threads), group sums, reason
+texts and strategies, then ``shap.TreeExplainer`` on ``--small-rows`` rows and the tier model's
+downgrade view. Prints a table; record the figures in benchmarks/README.md with the machine.
+
+    .venv/bin/python benchmarks/explain.py                       # 100k rows, 300 trees, 31 leaves
+    .venv/bin/python benchmarks/explain.py --rows 20000 --trees 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from features.build import build_feature_table
+from features.contract import data_end
+from features.labels import CHURNED, LABEL_AVAILABLE, NEXT_TIER
+from features.registry import STATE_COLUMNS, feature_groups, feature_names
+from features.snapshots import snapshot_dates
+from features.spec import TIERS, Definitions, FeatureSpec
+from features.synthetic import WorldSpec, generate_world
+from models.estimators import make_churn_classifier, make_tier_classifier
+from models.explain import (
+    downgrade_contributions,
+    explain_frame,
+    feature_contributions,
+    group_contributions,
+    shap_contributions,
+)
+from models.reasons import reason_codes
+from models.spec import BoosterParams
+from models.strategies import load_catalog, recommend_frame
+
+
+def _table(customers: int) -> pd.DataFrame:
+    tables = generate_world(WorldSpec(customers=customers, years=3))
+    end = data_end(tables)
+    dates = snapshot_dates(tables, None, None, Definitions().active_window_days, end)
+    return build_feature_table(tables, dates, Definitions(), FeatureSpec(), data_end=end)
+
+
+def _model(X, y, objective: str, args: argparse.Namespace) -> lgb.Booster:
+    """The project's estimator (params.yaml defaults) with a fixed tree count, no early stop."""
+    params = BoosterParams(num_leaves=args.leaves, n_estimators=args.trees,
+                           num_threads=args.threads)  # fmt: skip
+    make = make_churn_classifier if objective == "binary" else make_tier_classifier
+    return make(params, seed=0).fit(X, y).booster_
+
+
+def _timed(step, *args, **kwargs):
+    start = time.perf_counter()
+    result = step(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> list[tuple[str, int, float]]:
+    import shap  # noqa: F401  (imported up front: its import is not explanation time)
+
+    names, groups = feature_names(FeatureSpec()), feature_groups(FeatureSpec())
+    catalog = load_catalog()
+    table = _table(args.customers)
+    active = table[table[CHURNED].notna()]
+    booster = _model(active[names], active[CHURNED].to_numpy(int), "binary", args)
+    rows = active.sample(args.rows, replace=len(active) < args.rows, random_state=0)
+    rows = rows.reset_index(drop=True)
+    X, few = rows[names], rows[names].iloc[: args.small_rows]
+    out: list[tuple[str, int, float]] = []
+
+    def time_it(label: str, n: int, step, *a, **kw):
+        start = time.perf_counter()
+        result = step(*a, **kw)
+        out.append((label, n, time.perf_counter() - start))
+        return result
+
+    time_it("predict (raw score)", len(X), booster.predict, X, raw_score=True)
+    for threads in (1, 2):
+        time_it(f"pred_contrib, {threads} thread(s)", len(few), booster.predict, few,
+                pred_contrib=True, num_threads=threads)  # fmt: skip
+    time_it("shap.TreeExplainer", len(few), shap_contributions, booster, few)
+    time_it("explain_frame (end to end)", len(X), explain_frame, booster, rows, names, groups,
+            catalog)  # fmt: skip
+    contribs = time_it("  feature_contributions", len(X), feature_contributions, booster, X)
+    grouped = time_it("  group_contributions", len(X), group_contributions, contribs, groups)
+    time_it("  reason_codes (texts)", len(X), reason_codes, contribs, grouped, X, groups, 3)
+    drivers = pd.concat([grouped, rows[list(STATE_COLUMNS)]], axis=1)
+    time_it("  recommend_frame (strategies)", len(X), recommend_frame, catalog, drivers, 3)
+    time_it("  explain_frame given contributions", len(X), explain_frame, booster, rows, names,
+            groups, catalog, contributions=contribs)  # fmt: skip
+    labelled = table[table[LABEL_AVAILABLE].astype(bool)]
+    codes = pd.Categorical(labelled[NEXT_TIER], TIERS).codes
+    tier = _model(labelled[names], codes, "multiclass", args)
+    time_it("downgrade_contributions (tier model)", len(few), downgrade_contributions, tier, few,
+            rows["tier"].iloc[: args.small_rows])  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=6_000, help="world size for the rows")
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--leaves", type=int, default=31)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--small-rows", type=int, default=10_000, help="rows for the slow steps")
+    args = parser.parse_args()
+    n_features = len(feature_names(FeatureSpec()))
+    title = f"explanations: {args.trees} trees x {args.leaves} leaves, {n_features} features"
+    report = Table(title=f"{title}, {os.cpu_count()} cores")
+    for column in ("step", "rows", "seconds", "rows/s"):
+        report.add_column(column, justify="left" if column == "step" else "right")
+    for step, n, seconds in run(args):
+        report.add_row(step, f"{n:,}", f"{seconds:.2f}", f"{n / seconds:,.0f}")
+    Console().print(report)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,163 @@
+"""Reason templates: how each feature is worded in a reason code (models/reasons.py renders them).
+
+A ``ReasonTemplate`` per feature, or per windowed family (key ``"svc_complaints_"`` serves
+``svc_complaints_90``, ``svc_complaints_365`` ... with ``{w}`` the window):
+
+- ``{v}`` is the value formatted by ``kind``: count ``3``, share ``62%``, percent ``7.25%``,
+  pp ``0.8 pp``, days ``210``, amount ``1,230,000`` (three significant figures, no currency),
+  number ``3.6``, label (an ordinal code read through ``labels``);
+- ``{s}`` / ``{ies}`` pluralise (``"" / "s"``, ``"y" / "ies"``) unless ``{v}`` reads ``1``;
+- ``negative`` words a value below zero, shown as its magnitude ("down 25 pp" vs "up 25 pp");
+- ``missing`` words a missing value (missing values have SHAP contributions too);
+- ``{short}`` is the shortest window (trend features compare it with the one before).
+
+A feature without a template falls back to its registry description: ``"<description>: {v}"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from features.spec import LIFECYCLE_STATES, LOYALTY_LEVELS, LOYALTY_STAGES, TIERS
+
+KINDS = ("count", "share", "percent", "pp", "days", "amount", "number", "label")
+
+
+@dataclass(frozen=True)
+class ReasonTemplate:
+    text: str
+    kind: str = "number"
+    negative: str | None = None
+    missing: str | None = None
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or "{v}" not in self.text:
+            raise ValueError(f"template {self.text!r}: kind in {KINDS} and a {{v}} are required")
+
+
+T = ReasonTemplate
+TEMPLATES: dict[str, ReasonTemplate] = {
+    # recency
+    "loan_days_since_last": T("{v} day{s} since the latest loan", "days", missing="no loan yet"),
+    "loan_n_total": T("{v} loan{s} taken to date", "count"),
+    "loan_n_": T("{v} new loan{s} in the last {w} days", "count"),
+    # value
+    "loan_amount_": T("{v} borrowed in the last {w} days", "amount"),
+    "loan_avg_principal": T("average loan size {v}", "amount", missing="no loan yet"),
+    "loan_open_n": T("{v} open loan{s}", "count"),
+    "loan_exposure": T("open principal {v}", "amount"),
+    "loan_exposure_change_": T(
+        "open principal up {v} over the last {w} days",
+        "amount",
+        negative="open principal down {v} over the last {w} days",
+    ),
+    "loan_value_": T("interest income {v} over the last {w} days", "amount"),
+    "loan_product_breadth": T("{v} distinct product{s} taken", "count"),
+    # repayment
+    "pay_n_due_": T("{v} installment{s} due in the last {w} days", "count"),
+    "pay_on_time_rate_": T(
+        "on-time repayment {v} over the last {w} days",
+        "share",
+        missing="no installment due in the last {w} days",
+    ),
+    "pay_late_n_": T("{v} late installment{s} in the last {w} days", "count"),
+    "pay_dpd_mean_": T(
+        "on average {v} day{s} past due over the last {w} days",
+        "number",
+        missing="no installment settled in the last {w} days",
+    ),
+    "pay_missed_n_": T("{v} missed installment{s} in the last {w} days", "count"),
+    "pay_partial_n_": T("{v} partial payment{s} in the last {w} days", "count"),
+    "pay_overdue_n": T("{v} installment{s} overdue now", "count"),
+    "pay_overdue_amount": T("{v} overdue now", "amount"),
+    "pay_dpd_max_to_date": T(
+        "worst delay to date {v} day{s} past due", "days", missing="no installment settled yet"
+    ),
+    "pay_on_time_trend": T(
+        "on-time repayment up {v} (last {short} days vs the {short} before)",
+        "pp",
+        negative="on-time repayment down {v} (last {short} days vs the {short} before)",
+        missing="no on-time trend (too few installments due)",
+    ),
+    # engagement
+    "eng_n_": T("{v} interaction{s} in the last {w} days", "count"),
+    "eng_rm_contacts_": T("{v} relationship-manager contact{s} in the last {w} days", "count"),
+    "eng_inquiries_": T("{v} inquir{ies} in the last {w} days", "count"),
+    "eng_events_": T("{v} event{s} attended in the last {w} days", "count"),
+    "eng_online_": T("{v} online interaction{s} in the last {w} days", "count"),
+    "eng_marketing_": T("{v} marketing contact{s} in the last {w} days", "count"),
+    "eng_days_since_rm_contact": T(
+        "no relationship-manager contact for {v} day{s}",
+        "days",
+        missing="no relationship-manager contact on record",
+    ),
+    "eng_trend": T(
+        "{v} more interaction{s} in the last {short} days than the {short} before",
+        "count",
+        negative="{v} fewer interaction{s} in the last {short} days than the {short} before",
+    ),
+    # service
+    "svc_complaints_": T("{v} complaint{s} in the last {w} days", "count"),
+    "svc_service_": T("{v} service request{s} in the last {w} days", "count"),
+    "svc_days_since_complaint": T(
+        "latest complaint {v} day{s} ago", "days", missing="no complaint on record"
+    ),
+    # satisfaction
+    "sat_latest": T("latest satisfaction score {v}/5", missing="no satisfaction score on record"),
+    "sat_change": T(
+        "satisfaction up {v} point{s} at the latest survey",
+        negative="satisfaction down {v} point{s} at the latest survey",
+        missing="no earlier satisfaction score to compare",
+    ),
+    "sat_mean_": T(
+        "average satisfaction {v}/5 over the last {w} days",
+        missing="no satisfaction score in the last {w} days",
+    ),
+    "sat_nps_latest": T("latest NPS answer {v}/10", missing="no NPS answer on record"),
+    "sat_nps_change": T(
+        "NPS answer up {v} point{s} at the latest survey",
+        negative="NPS answer down {v} point{s} at the latest survey",
+        missing="no earlier NPS answer to compare",
+    ),
+    "sat_nps_mean_": T(
+        "average NPS answer {v}/10 over the last {w} days",
+        missing="no NPS answer in the last {w} days",
+    ),
+    "sat_days_since_survey": T(
+        "no survey answer for {v} day{s}", "days", missing="never answered a survey"
+    ),
+    # pricing
+    "price_rate_last": T("latest loan at {v} interest", "percent", missing="no loan yet"),
+    "price_spread_last": T(
+        "rate {v} above the book median",
+        "pp",
+        negative="rate {v} below the book median",
+        missing="no loan yet",
+    ),
+    "price_spread_mean_": T(
+        "loans of the last {w} days priced {v} above the book median",
+        "pp",
+        negative="loans of the last {w} days priced {v} below the book median",
+        missing="no loan in the last {w} days",
+    ),
+    "price_gap_now": T(
+        "rate {v} above today's book median",
+        "pp",
+        negative="rate {v} below today's book median",
+        missing="no loan yet",
+    ),
+    # relationship
+    "rel_tenure_days": T("known for {v} day{s}", "days"),
+    "rel_customer_days": T("borrower for {v} day{s}", "days", missing="no loan yet"),
+    "rel_tier_rank": T("tier {v}", "label", labels=TIERS),
+    "rel_lifecycle_rank": T("lifecycle state {v}", "label", labels=LIFECYCLE_STATES),
+    "rel_loyalty_rank": T("loyalty level {v}", "label", labels=LOYALTY_LEVELS),
+    "rel_stage_rank": T("loyalty stage {v}", "label", labels=LOYALTY_STAGES),
+    "rel_maturing_": T("{v} loan{s} reaching maturity within {w} days", "count"),
+    "rel_referrals_": T("{v} referral{s} in the last {w} days", "count"),
+    # btyd
+    "btyd_p_alive": T("BG/NBD probability of still being active {v}", "share"),
+    "btyd_expected_originations": T("{v} new loan{s} expected within the horizon (BG/NBD)"),
+}
+del T
