@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -167,13 +167,18 @@ def _log_values(client: MlflowClient, run_id: str, record: RunRecord) -> None:
              for step, v in enumerate(values) if v is not None]  # fmt: skip
     for start in range(0, len(steps), 1000):
         client.log_batch(run_id, metrics=steps[start : start + 1000])
-    for path in record.artifacts:
+    _log_artifacts(record.artifacts)
+    for file_name, obj in record.dicts.items():
+        mlflow.log_dict(obj, file_name)
+
+
+def _log_artifacts(paths: Sequence[Path]) -> None:
+    """Log files, and folders under their own name, into the active run."""
+    for path in paths:
         if path.is_dir():
             mlflow.log_artifacts(str(path), path.name)
         elif path.exists():
             mlflow.log_artifact(str(path))
-    for file_name, obj in record.dicts.items():
-        mlflow.log_dict(obj, file_name)
 
 
 def log_run(root: Path, record: RunRecord, entries: list[ModelEntry]) -> dict:
@@ -235,3 +240,14 @@ def promote(root: Path, name: str, version: str) -> None:
     client.set_registered_model_alias(name, CHAMPION, str(version))
     client.set_model_version_tag(name, str(version), "promotion", "promoted by hand")
     log.info("%s version %s is now the champion", name, version)
+
+
+def log_to_run(
+    root: Path, run_id: str, artifacts: Sequence[Path], metrics: Mapping[str, float]
+) -> None:
+    """Add artefacts (files or folders) and metrics to an existing run (later stages' outputs)."""
+    _connect(root)
+    with mlflow.start_run(run_id=run_id):
+        _log_artifacts(artifacts)
+        if metrics:
+            mlflow.log_metrics(dict(metrics))

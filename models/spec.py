@@ -110,3 +110,12 @@ class KpiSpec:
             raise ValueError("clv_horizon_days and survey_window_days must be positive")
         if self.discount_rate < 0 or self.margin_share < 0:
             raise ValueError("discount_rate and margin_share must be >= 0")
+
+
+@dataclass(frozen=True)
+class ExplainSpec:
+    """The explain stage (docs/explanations.md)."""
+
+    k: int = 3  # reasons and strategies per customer
+    at_risk_threshold: float = 0.30  # churn probability from which a customer counts as at risk
+    beeswarm_rows: int = 5000  # rows sampled for the SHAP beeswarm plot

@@ -13,6 +13,7 @@ import os
 # set before lightgbm is first imported (STACK-NOTES.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -83,22 +84,30 @@ def _config(params: Path) -> Config:
         raise typer.Exit(EXIT_INVALID) from err
 
 
-@app.command()
-def generate(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Stage `generate`: write the built-in synthetic world to paths.world."""
-    from pipelines import generate as stage
+STAGES = {
+    "generate": "Stage `generate`: write the built-in synthetic world to paths.world.",
+    "validate": "Stage `validate`: check data.dir against the contract; write typed tables and a "
+    "report.",
+    "train": "Stage `train`: churn and tier models with their baselines, on an out-of-time split.",
+    "evaluate": "Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models.",
+    "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
+}
 
-    cfg = _config(params)
-    _run(lambda: stage.run(cfg))
+
+def _stage_command(name: str, help_text: str) -> None:
+    """Register `tierwise NAME`: parse params, run pipelines/NAME.py:run(cfg)."""
+
+    def command(params: ParamsOption = DEFAULT_PARAMS) -> None:
+        stage = importlib.import_module(f"pipelines.{name}")
+        cfg = _config(params)
+        _run(lambda: stage.run(cfg))
+
+    command.__doc__ = help_text
+    app.command(name=name)(command)
 
 
-@app.command()
-def validate(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Stage `validate`: check data.dir against the contract; write typed tables and a report."""
-    from pipelines import validate as stage
-
-    cfg = _config(params)
-    _run(lambda: stage.run(cfg))
+for _name, _help in STAGES.items():
+    _stage_command(_name, _help)
 
 
 @app.command()
@@ -122,24 +131,6 @@ def features(
         _run(lambda: stage.run_as_of(cfg, data, pd.Timestamp(as_of), out, overwrite))
     else:
         _run(lambda: stage.run(cfg))
-
-
-@app.command()
-def train(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Stage `train`: churn and tier models with their baselines, on an out-of-time split."""
-    from pipelines import train as stage
-
-    cfg = _config(params)
-    _run(lambda: stage.run(cfg))
-
-
-@app.command()
-def evaluate(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models."""
-    from pipelines import evaluate as stage
-
-    cfg = _config(params)
-    _run(lambda: stage.run(cfg))
 
 
 @app.command()

@@ -18,7 +18,7 @@ import yaml
 
 from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec
-from models.spec import EvaluateSpec, KpiSpec, SplitSpec, TrainSpec
+from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, SplitSpec, TrainSpec
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -45,6 +45,8 @@ class Paths:
     kpis: Path = Path("reports/kpis.csv")
     plots: Path = Path("reports/plots")
     registry: Path = Path("reports/registry.json")
+    explanations: Path = Path("reports/explanations.parquet")
+    explain: Path = Path("reports/explain")  # global SHAP views, coverage, plots
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Config:
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
     kpis: KpiSpec = field(default_factory=KpiSpec)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    explain: ExplainSpec = field(default_factory=ExplainSpec)
 
     def path(self, relative: Path) -> Path:
         """A configured path resolved against the project root."""
