@@ -72,3 +72,25 @@ def test_global_views_are_written_and_logged_to_the_evaluate_run(explained):
     assert run.data.metrics["explain.explained_customers"] == headline["explained_customers"]
     logged = {a.path for a in client.list_artifacts(run_id, "explain")}
     assert "explain/shap_beeswarm.png" in logged
+
+
+def test_the_notebook_runs_on_the_small_world(explained):
+    """notebooks/01-explore.ipynb executes top to bottom against this run, so it never rots."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cfg, _ = explained
+    notebook = nbformat.read(REPO / "notebooks" / "01-explore.ipynb", as_version=4)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TIERWISE_ROOT", str(cfg.root))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{cfg.root / 'mlruns.db'}")
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    finally:
+        mp.undo()
+    printed = "".join(
+        out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )
+    assert "What to do:" in printed and "source:" in printed
