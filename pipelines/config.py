@@ -165,6 +165,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(f"params: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}")
+    missing = sorted(names - set(raw))
+    if missing:  # params.yaml is the full record of a run: no silent defaults
+        keys = ", ".join(f"{where}.{k}".lstrip(".") for k in missing)
+        raise ConfigError(f"params: missing key(s) {keys}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in raw.items()}
     try:
         return cls(**kwargs)
@@ -180,11 +184,20 @@ def load_config(params: Path | str = DEFAULT_PARAMS, root: Path | str | None = N
     return _build(Config, raw, "")
 
 
+def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = _deep_merge(base[key], value)
+        merged[key] = value
+    return merged
+
+
 def config_with(cfg: Config, **sections: dict[str, Any]) -> Config:
     """A copy of ``cfg`` with some keys of some sections replaced (tests, CLI overrides)."""
     changes = {}
     for name, values in sections.items():
         current = getattr(cfg, name)
-        merged = {**dataclasses.asdict(current), **values}
+        merged = _deep_merge(dataclasses.asdict(current), values)
         changes[name] = _build(type(current), merged, name)
     return dataclasses.replace(cfg, **changes)

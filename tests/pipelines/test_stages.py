@@ -55,7 +55,7 @@ def test_stages_write_their_outputs(cfg, built):
 
 def test_unknown_param_fails_with_its_name(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text("labels:\n  horizon_dayz: 90\n")
+    params.write_text(PARAMS.read_text().replace("horizon_days:", "horizon_dayz:"))
     with pytest.raises(ConfigError, match="labels.horizon_dayz"):
         load_config(params)
 
@@ -105,3 +105,11 @@ def test_cli_features_for_one_date_and_no_silent_overwrite(tmp_path, cfg, built,
     again = runner.invoke(app, args)
     assert again.exit_code == EXIT_EXISTS and out.read_bytes() == before
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_missing_param_fails_with_its_name(tmp_path):
+    text = PARAMS.read_text().replace("  active_window_days: 365", "")
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    with pytest.raises(ConfigError, match="missing key.*labels.active_window_days"):
+        load_config(params)
