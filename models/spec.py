@@ -118,4 +118,5 @@ class ExplainSpec:
 
     k: int = 3  # reasons and strategies per customer
     at_risk_threshold: float = 0.30  # churn probability from which a customer counts as at risk
+    watch_threshold: float = 0.15  # from here to at_risk: on the watch list (report risk bands)
     beeswarm_rows: int = 5000  # rows sampled for the SHAP beeswarm plot

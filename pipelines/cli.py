@@ -91,6 +91,7 @@ STAGES = {
     "train": "Stage `train`: churn and tier models with their baselines, on an out-of-time split.",
     "evaluate": "Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models.",
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
+    "report": "Stage `report`: the run's self-contained HTML report (reports/report.html).",
 }
 
 

@@ -47,6 +47,7 @@ class Paths:
     registry: Path = Path("reports/registry.json")
     explanations: Path = Path("reports/explanations.parquet")
     explain: Path = Path("reports/explain")  # global SHAP views, coverage, plots
+    report: Path = Path("reports/report.html")
 
 
 @dataclass(frozen=True)

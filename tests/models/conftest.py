@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -49,3 +54,75 @@ def model_features() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def trained(small_table, split_spec, train_spec, model_features) -> TrainResult:
     return train_models(small_table, split_spec, train_spec, 180, model_features)
+
+
+# --- headless Chromium for the report test (tests/models/test_report.py) -------------------------
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+CHROMIUM_PACKAGE = "chromium"  # Debian's package
+
+
+def _find_chromium() -> str | None:
+    override = os.environ.get("TIERWISE_CHROMIUM")
+    if override:
+        return override if Path(override).is_file() else None
+    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+
+
+def _install_command() -> list[str] | None:
+    """apt-get as root (a container or CI image), or through passwordless sudo when CI or
+    TIERWISE_INSTALL_CHROMIUM=1 allows it; None when the set-up may not or cannot install.
+    TIERWISE_INSTALL_CHROMIUM=0 never installs."""
+    allowed = os.environ.get("TIERWISE_INSTALL_CHROMIUM", "").strip().lower()
+    if allowed in ("0", "false", "no") or shutil.which("apt-get") is None:
+        return None
+    if os.geteuid() == 0:
+        return []
+    opted_in = allowed in ("1", "true", "yes") or bool(os.environ.get("CI"))
+    sudo_ok = (
+        shutil.which("sudo")
+        and subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode == 0
+    )
+    return ["sudo", "-n"] if opted_in and sudo_ok else None
+
+
+def _install_chromium(prefix: list[str]) -> str:
+    """Install Debian's chromium with apt-get; '' on success, else the reason."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", CHROMIUM_PACKAGE],
+    )
+    for step in steps:
+        try:
+            done = subprocess.run(
+                [*prefix, *step], capture_output=True, text=True, env=env, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(step)}` timed out"
+        if done.returncode != 0:
+            return f"`{' '.join(step)}` failed: {(done.stderr or done.stdout).strip()[-400:]}"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium. When none is installed, the set-up installs Debian's
+    package (see ``_install_command``); the test is skipped, with the reason, only where it
+    cannot be installed. TIERWISE_CHROMIUM=/path/to/chrome picks a binary."""
+    found = _find_chromium()
+    if found:
+        return found
+    if os.environ.get("TIERWISE_CHROMIUM"):
+        pytest.skip(f"TIERWISE_CHROMIUM={os.environ['TIERWISE_CHROMIUM']} is not a file")
+    prefix = _install_command()
+    if prefix is None:
+        pytest.skip(
+            "chromium is not installed and the test set-up cannot install it (needs apt-get and "
+            "root, or passwordless sudo with CI=1 or TIERWISE_INSTALL_CHROMIUM=1): run "
+            "`apt-get install chromium` or set TIERWISE_CHROMIUM to a Chrome/Chromium binary"
+        )
+    why = _install_chromium(prefix)
+    found = _find_chromium()
+    if found is None:
+        pytest.skip(f"chromium could not be installed: {why or 'not on PATH after apt-get'}")
+    return found

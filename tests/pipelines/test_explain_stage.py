@@ -85,12 +85,32 @@ def test_the_notebook_runs_on_the_small_world(explained):
     mp.setenv("TIERWISE_ROOT", str(cfg.root))
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{cfg.root / 'mlruns.db'}")
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(REPO / "notebooks")}},
+        ).execute()
     finally:
         mp.undo()
     printed = "".join(
-        out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+        out.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
         for out in cell.get("outputs", [])
     )
     assert "What to do:" in printed and "source:" in printed
+
+
+def test_the_report_stage_writes_a_self_contained_page(explained):
+    from pipelines import report
+
+    cfg, _ = explained
+    out = report.run(cfg)
+    page = out.read_text(encoding="utf-8")
+    for section in ("kpis", "risk", "transitions", "drivers", "playbook"):
+        assert f'id="{section}"' in page
+    assert "http://" not in page and "https://" not in page and "<svg" in page
+    run_id = yaml.safe_load(cfg.path(cfg.paths.registry).read_text())["run_id"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{cfg.root / 'mlruns.db'}")
+    assert "report.html" in {a.path for a in client.list_artifacts(run_id)}

@@ -1,0 +1,46 @@
+"""Stage `report`: one self-contained HTML report of the run (reports/report.html).
+
+Portfolio KPIs by tier, churn risk by tier and lifecycle state, tier transitions, the drivers
+of risk and the strategy playbook with value at risk and example customers. No network is
+needed to open it; it is also logged into the evaluate stage's MLflow run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from models import registry
+from models.report import render_report, report_inputs_from, run_info_from
+from models.strategies import load_catalog
+from pipelines.config import Config
+from pipelines.io import load_frame, load_json, save_text
+
+IMAGES = {
+    "SHAP summary (beeswarm) of the churn model": "shap_beeswarm.png",
+    "Feature-group importance": "group_importance.png",
+}
+
+
+def run(cfg: Config) -> Path:
+    p, explain_dir = cfg.paths, cfg.path(cfg.paths.explain)
+    logged = load_json(cfg.path(p.registry))
+    run_info = run_info_from(
+        logged, load_json(cfg.path(p.train_summary)), f"{pd.Timestamp.now():%Y-%m-%d %H:%M}"
+    )
+    inputs = report_inputs_from(
+        load_frame(cfg.path(p.predictions)),
+        load_frame(cfg.path(p.explanations)),
+        load_frame(cfg.path(p.kpis)),
+        load_frame(explain_dir / "strategy_coverage.csv"),
+        load_frame(explain_dir / "group_importance.csv"),
+        load_catalog(),
+        run_info,
+        images={caption: (explain_dir / name).read_bytes() for caption, name in IMAGES.items()},
+        threshold=cfg.explain.at_risk_threshold,
+        watch=cfg.explain.watch_threshold,
+    )
+    out = save_text(render_report(inputs), cfg.path(p.report))
+    registry.log_to_run(cfg.root, logged["run_id"], [out], {})
+    return out
