@@ -72,13 +72,17 @@ class LoanBook:
         self.product = loans[PRODUCT].astype("string").fillna("") if self.has_product else None
         self.orig = EventIndex(self.codes, self.orig_day)
         self.close = EventIndex(self.codes, self.close_day)
-        self._base = int(self.orig_day.min()) if len(loans) else 0
         self._cum_orig_n = self.orig.cumulative()
         self._cum_orig_p = self.orig.cumulative(self.principal)
         self._cum_close_n = self.close.cumulative()
         self._cum_close_p = self.close.cumulative(self.principal)
-        self._value_cums = self._value_cumulatives()
         self.first_day_by_code = self._first_day_by_code(len(customer_codes))
+        # Day origin of the value sums: each customer's own first origination, so a customer's
+        # value is computed from their loans alone and is bit for bit the same whichever slice of
+        # the book it is built in (whole book, chunks, Spark buckets). A book-wide origin left
+        # rounding residues (~1e-12 where the value is 0) that trees can split on.
+        self._base = np.nan_to_num(self.first_day_by_code, nan=0.0)
+        self._value_cums = self._value_cumulatives()
 
     def _first_day_by_code(self, n_customers: int) -> np.ndarray:
         first = np.full(n_customers, np.nan)
@@ -93,8 +97,9 @@ class LoanBook:
         """Running sums that turn 'days open before x' into a difference of cumulatives."""
         pr = self.principal * np.where(np.isnan(self.rate), 1.0, self.rate)
         point = self.close_day == self.orig_day
-        o = (self.orig_day - self._base).astype("float64")
-        c = np.where(self.close_day < NO_DAY, self.close_day - self._base, 0).astype("float64")
+        base = self._base[self.codes]
+        o = (self.orig_day - base).astype("float64")
+        c = np.where(self.close_day < NO_DAY, self.close_day - base, 0).astype("float64")
         return {
             "o_pr": self.orig.cumulative(pr),
             "o_pr_day": self.orig.cumulative(pr * o),
@@ -122,7 +127,7 @@ class LoanBook:
         """Sum over loans of principal x rate x (days open strictly before day x)."""
         o = Window(self.orig, codes, x - 1)
         c = Window(self.close, codes, x - 1)
-        xr = (x - self._base).astype("float64")
+        xr = (x - self._base[codes]).astype("float64")
         v = self._value_cums
         opened = xr * o.total(v["o_pr"]) - o.total(v["o_pr_day"])
         closed = xr * c.total(v["c_pr"]) - c.total(v["c_pr_day"])
