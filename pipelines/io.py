@@ -69,31 +69,54 @@ def save_frame(df: pd.DataFrame, path: Path | str, overwrite: bool = True) -> Pa
     raise ValueError(f"{path}: unsupported extension {suffix!r} (use .parquet or .csv)")
 
 
-def save_frame_chunks(chunks: Iterable[pd.DataFrame], path: Path | str) -> Path:
-    """Stream DataFrames with the same columns into one Parquet file, atomically.
+def save_frame_chunks(
+    chunks: Iterable[pd.DataFrame], path: Path | str, overwrite: bool = True
+) -> Path:
+    """Stream DataFrames with the same columns into one Parquet or CSV file (by the extension),
+    atomically: memory holds one chunk at a time, and a failure leaves no file behind.
 
-    The first chunk fixes the schema (all-empty text columns become strings); each chunk is one
-    or more row groups, so memory holds one chunk at a time.
+    Parquet: the first chunk fixes the schema (all-empty text columns become strings); each chunk
+    is one or more row groups. CSV: the first chunk writes the header. With ``overwrite`` False an
+    existing ``path`` raises OutputExistsError before any chunk is read.
     """
+    path = Path(path)
+    writers = {".parquet": _write_parquet_chunks, ".csv": _write_csv_chunks}
+    writer = writers.get(path.suffix.lower())
+    if writer is None:
+        raise ValueError(f"{path}: unsupported extension {path.suffix!r} (use .parquet or .csv)")
+    return _write_atomic(path, lambda tmp: writer(chunks, tmp), overwrite)
 
-    def write(tmp: Path) -> None:
-        writer = None
-        try:
-            for df in chunks:
-                if writer is None:
-                    schema = pa.Schema.from_pandas(df, preserve_index=False)
-                    for i, f in enumerate(schema):
-                        if pa.types.is_null(f.type):
-                            schema = schema.set(i, pa.field(f.name, pa.string()))
-                    writer = pq.ParquetWriter(tmp, schema)
-                writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
-            raise ValueError("no data to write")
 
-    return _write_atomic(path, write, True)
+def _write_parquet_chunks(chunks: Iterable[pd.DataFrame], tmp: Path) -> None:
+    writer = None
+    try:
+        for df in chunks:
+            if writer is None:
+                schema = pa.Schema.from_pandas(df, preserve_index=False)
+                for i, f in enumerate(schema):
+                    if pa.types.is_null(f.type):
+                        schema = schema.set(i, pa.field(f.name, pa.string()))
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError("no data to write")
+
+
+def _write_csv_chunks(chunks: Iterable[pd.DataFrame], tmp: Path) -> None:
+    columns, first = None, True
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        for df in chunks:
+            if first:
+                columns = list(df.columns)
+            elif list(df.columns) != columns:
+                raise ValueError("every chunk must have the first chunk's columns, in order")
+            df.to_csv(handle, index=False, header=first)
+            first = False
+    if columns is None:
+        raise ValueError("no data to write")
 
 
 def load_frame(path: Path | str) -> pd.DataFrame:
