@@ -3,9 +3,12 @@
 Input: rows of the feature table (the model's feature columns must be there; ``customer_id``,
 ``as_of`` and the state columns may be). Output: a DataFrame on the input's index.
 
-- ``ChurnModel``: ``churn_probability`` (LightGBM raw score -> calibrator). Later outputs (risk
-  band, reason codes, strategies) are added as further columns by ``predict_frame``'s
-  ``_extra_outputs`` step; the probability column stays first.
+- ``ChurnModel``: ``churn_probability`` (LightGBM raw score -> calibrator). With ``outputs``
+  (``ChurnOutputs``, set by ``with_outputs`` before registration) it is the registered model of
+  docs/scoring.md: the probability for customers active at t only (NaN for the others), then
+  ``risk_band``, reason_1..k (TreeSHAP, ``models.explain.explain_frame``) and strategy_1..k from
+  the strategy catalog it carries. The ``explain`` predict param (all | at_risk | none) says which
+  rows get exact reasons; the others keep the strategies of their state.
 - ``TierModel``: ``p_next_potential``, ``p_next_ordinary``, ``p_next_core``, ``p_next_vip``.
 
 The classes hold plain fitted objects (a LightGBM ``Booster``, a ``ScoreCalibrator``, the feature
@@ -14,7 +17,9 @@ list with groups), so pipelines use them without MLflow and the registry logs th
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -23,15 +28,59 @@ import numpy as np
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
-from features.registry import STATE_COLUMNS
+from features.registry import GROUPS, LIFECYCLE_STATE, STATE_COLUMNS
 from features.spec import TIERS
 from models.estimators import ScoreCalibrator
+from models.explain import (
+    customer_states,
+    explain_frame,
+    explanation_columns,
+    feature_contributions,
+)
+from models.reasons import reason_column_names
+from models.spec import EXPLAIN_POLICIES, ScoreSpec
+from models.strategies import Catalog, recommend_frame, strategy_columns
 
 CHURN_PROBABILITY = "churn_probability"
 NEXT_TIER_COLUMNS = tuple(f"p_next_{tier}" for tier in TIERS)
 # Optional input columns the registered models accept next to their features (later outputs,
 # such as strategies, read the states).
 CONTEXT_COLUMNS = (CUSTOMER_ID, AS_OF, *STATE_COLUMNS)
+RISK_BAND = "risk_band"
+# Lifecycle states of the customers active at t: the churn model's population (docs/models.md,
+# "Rows"; new_days <= active_window_days makes every new customer active).
+CHURN_POPULATION = ("new", "active")
+
+
+@dataclass(frozen=True)
+class ChurnOutputs:
+    """What the registered churn model gives beyond the probability (docs/scoring.md)."""
+
+    risk_bands: tuple[tuple[str, float], ...]  # (band, lowest probability in it), ascending
+    at_risk_bands: tuple[str, ...]  # the bands that explain="at_risk" explains
+    catalog: Catalog  # shipped inside the model: a version's strategies never drift
+    k: int = 3  # reasons and strategies per customer
+
+    @classmethod
+    def from_spec(cls, spec: ScoreSpec, catalog: Catalog, k: int) -> ChurnOutputs:
+        return cls(tuple(spec.risk_bands.items()), tuple(spec.at_risk_bands), catalog, k)
+
+
+def risk_band(probability: np.ndarray, bands: Sequence[tuple[str, float]]) -> np.ndarray:
+    """The band of each probability (at or above its lower bound); "" where it is NaN."""
+    p = np.asarray(probability, dtype=float)
+    names = np.array([name for name, _ in bands] + [""], dtype=object)
+    index = np.searchsorted([bound for _, bound in bands], p, side="right") - 1
+    return names[np.where(np.isnan(p), len(bands), np.maximum(index, 0))]
+
+
+def explained_rows(band: np.ndarray, active: np.ndarray, explain: str, at_risk: Sequence[str]):
+    """Which rows get TreeSHAP reasons: every active customer, the at-risk bands, or none."""
+    if explain not in EXPLAIN_POLICIES:
+        raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}, got {explain!r}")
+    if explain == "none":
+        return np.zeros(len(band), dtype=bool)
+    return active & np.isin(band, list(at_risk)) if explain == "at_risk" else active.copy()
 
 
 class _BoosterModel(mlflow.pyfunc.PythonModel):
@@ -60,7 +109,11 @@ class _BoosterModel(mlflow.pyfunc.PythonModel):
         return self.booster.predict(self.matrix(frame), num_iteration=self.num_iteration, **kwargs)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        return self.predict_frame(model_input)
+        return self.predict_frame(model_input, **(params or {}))
+
+    def predict_params(self) -> dict[str, str]:
+        """The predict params (name -> default) that the registry logs as the params schema."""
+        return {}
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -68,6 +121,8 @@ class _BoosterModel(mlflow.pyfunc.PythonModel):
 
 class ChurnModel(_BoosterModel):
     """Calibrated probability that an active customer churns within the horizon."""
+
+    outputs: ChurnOutputs | None = None  # a class default: models pickled before it still load
 
     def __init__(
         self,
@@ -86,13 +141,63 @@ class ChurnModel(_BoosterModel):
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibrator.predict(self.raw_score(frame))
 
-    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame({CHURN_PROBABILITY: self.probability(frame)}, index=frame.index)
-        return self._extra_outputs(frame, out)
+    def with_outputs(self, outputs: ChurnOutputs | None) -> ChurnModel:
+        """A copy that gives ``outputs`` (risk band, reasons, strategies); this one is unchanged."""
+        model = copy.copy(self)
+        model.outputs = outputs
+        return model
 
-    def _extra_outputs(self, frame: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
-        """Hook for further output columns (risk band, reasons, strategies); none yet."""
-        return out
+    def predict_params(self) -> dict[str, str]:
+        return {} if self.outputs is None else {"explain": "all"}
+
+    def predict_frame(self, frame: pd.DataFrame, explain: str = "all") -> pd.DataFrame:
+        out = pd.DataFrame({CHURN_PROBABILITY: self.probability(frame)}, index=frame.index)
+        return self._extra_outputs(frame, out, explain)
+
+    def _extra_outputs(self, frame: pd.DataFrame, out: pd.DataFrame, explain: str) -> pd.DataFrame:
+        """Risk band, reasons and strategies after the probability (none without ``outputs``)."""
+        if self.outputs is None:
+            return out
+        o, rows = self.outputs, frame.reset_index(drop=True)
+        states = customer_states(rows)
+        active = states[LIFECYCLE_STATE].isin(CHURN_POPULATION).to_numpy()
+        probability = np.where(active, out[CHURN_PROBABILITY].to_numpy(), np.nan)
+        band = risk_band(probability, o.risk_bands)
+        mask = explained_rows(band, active, explain, o.at_risk_bands)
+        parts = [self._state_only(states[~mask])]
+        if mask.any():
+            chosen = rows[mask]
+            explained = explain_frame(
+                None, chosen, self.features, self.groups, o.catalog, o.k,
+                contributions=self._contributions(chosen), link=self.calibrator.predict,
+            )  # fmt: skip
+            parts.append(explained.rename(columns=str)[explanation_columns(o.k)])
+        reasons = pd.concat(parts).reindex(rows.index)
+        head = pd.DataFrame({CHURN_PROBABILITY: probability, RISK_BAND: band})
+        return pd.concat([head, reasons], axis=1).set_axis(frame.index)
+
+    def _state_only(self, states: pd.DataFrame) -> pd.DataFrame:
+        """Rows without TreeSHAP: no reasons, and the strategies of their state alone (what
+        ``explain_frame(rows=mask)`` gives them). Those depend on the four states only, so the
+        rule runs once per distinct combination instead of once per row."""
+        o = self.outputs
+        reasons = {
+            c: np.nan if c.endswith("_contribution") else "" for c in reason_column_names(o.k)
+        }
+        empty = pd.DataFrame(reasons, index=states.index)
+        if states.empty:
+            return empty.assign(**dict.fromkeys(strategy_columns(o.k), ""))
+        codes, combos = pd.MultiIndex.from_frame(states).factorize()
+        distinct = combos.set_names(list(states.columns)).to_frame(index=False)
+        distinct = distinct.assign(**dict.fromkeys(GROUPS, 0.0))
+        strategies = recommend_frame(o.catalog, distinct, o.k).iloc[codes].set_axis(states.index)
+        return pd.concat([empty, strategies], axis=1)
+
+    def _contributions(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """TreeSHAP log-odds contributions of ``rows`` (with a ``base_value`` column)."""
+        return feature_contributions(
+            self.booster, self.matrix(rows), num_iteration=self.num_iteration
+        )
 
 
 class TierModel(_BoosterModel):

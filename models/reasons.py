@@ -162,6 +162,8 @@ def render_reasons(
     feature_index = np.asarray(feature_index)
     values = np.asarray(values, dtype=float)
     out = np.full(len(feature_index), "", dtype=object)
+    if len(feature_index) == 0:
+        return out
     order = np.argsort(feature_index, kind="stable")
     used, starts = np.unique(feature_index[order], return_index=True)
     for j, rows in zip(used, np.split(order, starts[1:]), strict=True):

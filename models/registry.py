@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,11 @@ def _signature(entry: ModelEntry) -> ModelSignature:
     inputs = [ColSpec(_col_type(example[c].dtype), c, c in entry.required) for c in example]
     output = entry.model.predict_frame(example)
     outputs = [ColSpec(_col_type(output[c].dtype), c) for c in output]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+    defaults = entry.model.predict_params()
+    params = (
+        ParamSchema([ParamSpec(k, "string", v) for k, v in defaults.items()]) if defaults else None
+    )
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 
 
 def pip_requirements() -> list[str]:
@@ -213,18 +217,21 @@ class AliasScore:
     error: str = ""
 
 
-def score_with_alias(root: Path, name: str, alias: str, frame: pd.DataFrame) -> AliasScore | None:
+def score_with_alias(
+    root: Path, name: str, alias: str, frame: pd.DataFrame, params: dict | None = None
+) -> AliasScore | None:
     """Score ``frame`` with ``name@alias`` through pyfunc, as a consumer would.
 
     None when there is no such alias; an ``AliasScore`` without output when the model cannot
     be loaded or cannot score the frame (its input schema or code no longer matches the data).
+    ``params`` go to ``predict`` (a model logged without them ignores them with a warning).
     """
     version = _alias_version(_connect(root), name, alias)
     if version is None:
         return None
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        return AliasScore(version, model.predict(frame))
+        return AliasScore(version, model.predict(frame, params=params))
     except (MlflowException, ImportError, AttributeError, KeyError, ValueError, TypeError) as err:
         reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
         return AliasScore(version, None, f"{type(err).__name__}: {reason}"[:300])
@@ -251,3 +258,67 @@ def log_to_run(
         _log_artifacts(artifacts)
         if metrics:
             mlflow.log_metrics(dict(metrics))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A pyfunc model with the registry name and version it came from (lineage)."""
+
+    uri: str  # as given
+    name: str  # registered model name; the URI itself for a model outside the registry
+    version: str  # "" for a model outside the registry
+    model: mlflow.pyfunc.PyFuncModel
+
+    @property
+    def pinned_uri(self) -> str:
+        """The URI of exactly this version (an alias may move while a job runs)."""
+        return _pinned_uri(self.uri, self.name, self.version)
+
+
+def _pinned_uri(uri: str, name: str, version: str) -> str:
+    return f"models:/{name}/{version}" if version else uri
+
+
+def _registry_version(client: MlflowClient, uri: str) -> tuple[str, str] | None:
+    """(name, version) of a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, else None."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri.removeprefix("models:/").strip("/")
+    name, sep, alias = ref.partition("@")
+    if sep:
+        version = _alias_version(client, name, alias)
+        if version is None:
+            raise RegistryError(f"{uri}: registered model {name!r} has no alias {alias!r}")
+        return name, version
+    name, _, version = ref.rpartition("/")
+    if not name or not version.isdigit():
+        raise RegistryError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as err:
+        raise RegistryError(f"{uri}: no version {version} of registered model {name!r}") from err
+    return name, version
+
+
+def load_model(root: Path, uri: str) -> LoadedModel:
+    """Load a pyfunc model by URI (a registry URI, ``runs:/...`` or a path) with its lineage.
+
+    Raises RegistryError when the model, alias or version does not exist or cannot be loaded.
+    """
+    client = _connect(root)
+    found = _registry_version(client, uri)
+    name, version = found if found else (uri, "")
+    try:
+        model = mlflow.pyfunc.load_model(_pinned_uri(uri, name, version))
+    except (MlflowException, OSError) as err:
+        raise RegistryError(f"cannot load model {uri}: {str(err)[:300]}") from err
+    log.info("model %s: %s version %s", uri, name, version or "-")
+    return LoadedModel(uri, name, version, model)
+
+
+def spark_udf(root: Path, spark: Any, loaded: LoadedModel, result_type: Any, params: dict | None):
+    """``mlflow.pyfunc.spark_udf`` for exactly the loaded version, run in this environment."""
+    _connect(root)
+    return mlflow.pyfunc.spark_udf(
+        spark, loaded.pinned_uri, result_type=result_type, env_manager="local", params=params
+    )

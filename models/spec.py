@@ -120,3 +120,35 @@ class ExplainSpec:
     at_risk_threshold: float = 0.30  # churn probability from which a customer counts as at risk
     watch_threshold: float = 0.15  # from here to at_risk: on the watch list (report risk bands)
     beeswarm_rows: int = 5000  # rows sampled for the SHAP beeswarm plot
+
+
+RISK_BANDS = {"low": 0.0, "medium": 0.15, "high": 0.30}
+EXPLAIN_POLICIES = ("all", "at_risk", "none")
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """Batch scoring and the registered churn model's outputs (docs/scoring.md).
+
+    ``risk_bands`` maps each band to the lowest churn probability in it (kept sorted by that
+    bound; the lowest must be 0). The registered churn model carries them, so changing them takes
+    a new registration (the evaluate stage).
+    """
+
+    risk_bands: dict[str, float] = field(default_factory=lambda: dict(RISK_BANDS))
+    at_risk_bands: tuple[str, ...] = ("high",)  # --explain at_risk: exact reasons for these
+    explain: str = "at_risk"  # default of `tierwise score --explain`: all | at_risk | none
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.risk_bands, dict) or not self.risk_bands:
+            raise ValueError("risk_bands must map band names to lower bounds")
+        pairs = sorted(((float(b), str(name)) for name, b in self.risk_bands.items()))
+        bounds = [b for b, _ in pairs]
+        if bounds[0] != 0.0 or len(set(bounds)) < len(bounds) or bounds[-1] > 1:
+            raise ValueError("risk_bands: the lowest bound must be 0, bounds distinct and <= 1")
+        bands = {name: bound for bound, name in pairs}
+        if not all(bands) or not set(self.at_risk_bands) <= set(bands):
+            raise ValueError(f"at_risk_bands must be among the risk_bands {list(bands)}")
+        if self.explain not in EXPLAIN_POLICIES:
+            raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}")
+        object.__setattr__(self, "risk_bands", bands)

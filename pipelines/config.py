@@ -18,7 +18,7 @@ import yaml
 
 from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec
-from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, SplitSpec, TrainSpec
+from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, ScoreSpec, SplitSpec, TrainSpec
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -109,6 +109,16 @@ class Config:
     kpis: KpiSpec = field(default_factory=KpiSpec)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     explain: ExplainSpec = field(default_factory=ExplainSpec)
+    score: ScoreSpec = field(default_factory=ScoreSpec)
+
+    def __post_init__(self) -> None:
+        # "At risk" names the same customers in a score file, the explain stage and the report.
+        at_risk = min(self.score.risk_bands[band] for band in self.score.at_risk_bands)
+        if at_risk != self.explain.at_risk_threshold:
+            raise ConfigError(
+                f"params: score.at_risk_bands start at {at_risk} but explain.at_risk_threshold is "
+                f"{self.explain.at_risk_threshold}: set them to the same probability"
+            )
 
     def path(self, relative: Path) -> Path:
         """A configured path resolved against the project root."""

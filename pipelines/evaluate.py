@@ -31,8 +31,9 @@ from models.evaluate import (
 )
 from models.kpis import compute_kpis, kpi_headline, kpi_rows
 from models.plots import compute_figures, compute_plot_data
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, ChurnOutputs
 from models.split import churn_rows, tier_rows
+from models.strategies import load_catalog
 from models.train import FittedModels
 from pipelines.config import Config
 from pipelines.io import atomic_path, load_frame, load_json, save_frame, save_json
@@ -105,7 +106,9 @@ def _champion_metrics(cfg: Config, kind: str, rows: pd.DataFrame, output: pd.Dat
 def decide(cfg: Config, kind: str, rows: pd.DataFrame, challenger: dict) -> tuple[bool, str]:
     """Whether the new version becomes champion, and why (docs/models.md, "Promotion")."""
     name = registry.MODEL_NAMES[kind]
-    scored = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows)
+    # Only the probabilities are compared: the champion's reasons would cost TreeSHAP for nothing.
+    params = {"explain": "none"} if kind == "churn" else None
+    scored = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows, params)
     if scored is None:
         return True, "no champion yet"
     if scored.output is None:
@@ -123,8 +126,9 @@ def _entries(
     cfg: Config, fitted: FittedModels, table: pd.DataFrame, ev: Evaluation
 ) -> list[registry.ModelEntry]:
     entries = []
+    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
     for kind, rows in _test_rows(fitted, table).items():
-        model = getattr(fitted, kind)
+        model = fitted.churn.with_outputs(outputs) if kind == "churn" else fitted.tier
         promote, reason = decide(cfg, kind, rows, ev.metrics[kind]["lightgbm"])
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
         required = tuple(model.features)

@@ -126,3 +126,24 @@ def chromium() -> str:
     if found is None:
         pytest.skip(f"chromium could not be installed: {why or 'not on PATH after apt-get'}")
     return found
+
+
+# --- batch scoring (tests/models/test_score.py) ---------------------------------------------------
+@pytest.fixture(scope="session")
+def score_rows(small_table: pd.DataFrame) -> pd.DataFrame:
+    """Every customer known at the small world's last snapshot, as `tierwise score` sees them:
+    feature rows without labels, prospects and long-gone customers included."""
+    from features.labels import LABEL_COLUMNS
+
+    last = small_table[small_table["as_of"] == small_table["as_of"].max()]
+    return last.drop(columns=list(LABEL_COLUMNS)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def scoring_model(trained):
+    """The trained churn model with the outputs the registry logs (default ScoreSpec, k = 3)."""
+    from models.pyfunc import ChurnOutputs
+    from models.spec import ScoreSpec
+    from models.strategies import load_catalog
+
+    return trained.models.churn.with_outputs(ChurnOutputs.from_spec(ScoreSpec(), load_catalog(), 3))

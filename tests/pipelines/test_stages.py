@@ -113,3 +113,11 @@ def test_missing_param_fails_with_its_name(tmp_path):
     params.write_text(text)
     with pytest.raises(ConfigError, match="missing key.*labels.active_window_days"):
         load_config(params)
+
+
+def test_at_risk_means_the_same_customers_in_scores_and_report(tmp_path):
+    cfg = load_config(PARAMS)
+    assert config_with(cfg, score={"risk_bands": {"low": 0, "high": 0.4}}, explain={
+        "at_risk_threshold": 0.4, "watch_threshold": 0.2}).score.risk_bands["high"] == 0.4  # fmt: skip
+    with pytest.raises(ConfigError, match="explain.at_risk_threshold"):
+        config_with(cfg, explain={"at_risk_threshold": 0.4})
