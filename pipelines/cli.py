@@ -1,7 +1,9 @@
 """The `tierwise` command line: one command per DVC stage, plus one-date features.
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid input data (contract violation, too few
-snapshots for the split, an unknown registered model version) or invalid params; 3 the output
+snapshots for the split, an unknown registered model version) or invalid params, and for `score`
+a request that cannot be served (unknown model, alias or version; a model registered without the
+scoring outputs; no customer known at --as-of; a format the engine cannot write); 3 the output
 exists and --overwrite was not given.
 """
 
@@ -16,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import importlib
 import logging
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -154,3 +157,75 @@ def promote(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+# --- `tierwise score` (issue 5; docs/scoring.md) -------------------------------------------------
+class ScoreEngine(StrEnum):
+    pandas = "pandas"
+    spark = "spark"
+
+
+class ExplainPolicy(StrEnum):
+    all = "all"
+    at_risk = "at_risk"
+    none = "none"
+
+
+def _as_of_date(value: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value).normalize()
+    except ValueError as err:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from err
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="contract directory with the portfolio's tables")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: score customers known then")],
+    out: Annotated[
+        str, typer.Option(help="output .parquet or .csv file (spark: .parquet, also a URI)")
+    ],
+    churn_model: Annotated[
+        str | None, typer.Option(help="churn model URI (default: models:/tierwise-churn@champion)")
+    ] = None,
+    tier_model: Annotated[
+        str | None, typer.Option(help="tier model URI (default: models:/tierwise-tier@champion)")
+    ] = None,
+    engine: Annotated[ScoreEngine, typer.Option(help="feature and model engine")] = (
+        ScoreEngine.pandas
+    ),
+    master: Annotated[str, typer.Option(help="Spark master URL (--engine spark)")] = "local[*]",
+    explain: Annotated[
+        ExplainPolicy | None,
+        typer.Option(help="who gets TreeSHAP reasons (default: params score.explain)"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Score every customer known at --as-of with the registered churn and tier models.
+
+    One row per customer: states, churn probability, risk band, reasons, strategies, next-tier
+    probabilities and each model's name and version. Exit codes: 2 invalid data, params, model
+    or request; 3 --out exists without --overwrite.
+    """
+    from models.registry import RegistryError
+    from models.score import IncompatibleModelError
+    from pipelines import score as stage
+
+    cfg = _config(params)
+    uris = {"churn_model": churn_model, "tier_model": tier_model}
+    request = stage.ScoreRequest(
+        data_dir=data,
+        as_of=_as_of_date(as_of),
+        out=out,
+        **{option: uri for option, uri in uris.items() if uri is not None},
+        engine=engine.value,
+        master=master,
+        explain=explain.value if explain else None,
+        overwrite=overwrite,
+    )
+    try:
+        _run(lambda: stage.run(cfg, request))
+    except (RegistryError, IncompatibleModelError, stage.ScoreError) as err:
+        err_console.print(f"[bold red]cannot score[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err

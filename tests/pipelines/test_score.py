@@ -1,0 +1,235 @@
+"""`tierwise score` end to end on a small world: train -> evaluate registers both champions -> the
+CLI scores a contract directory as of a date. The file equals what a fresh process gets from the
+registry, does not depend on the chunking or on the run, fails without leaving files behind, and
+the Spark engine (local[2]) gives the same rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from features.contract import CUSTOMER_ID
+from models.pyfunc import NEXT_TIER_COLUMNS
+from models.score import churn_output_columns, score_columns
+from pipelines import evaluate, features, generate, train, validate
+from pipelines import score as score_stage
+from pipelines.cli import EXIT_EXISTS, EXIT_INVALID, app
+from pipelines.config import Config, load_config
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+AS_OF = "2022-12-31"
+FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20,
+        "min_child_samples": 20}  # fmt: skip
+FRESH_PROCESS = """
+import sys
+import mlflow
+import pandas as pd
+rows = pd.read_parquet(sys.argv[1])
+churn = mlflow.pyfunc.load_model("models:/tierwise-churn@champion").predict(rows)
+tier = mlflow.pyfunc.load_model("models:/tierwise-tier@champion").predict(rows)
+pd.concat([churn, tier], axis=1).to_parquet(sys.argv[2])
+"""
+
+
+def _write_params(root: Path, name: str, **changes: dict) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"] |= {"customers": 400, "years": 3, "seed": 5}
+    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["train"]["churn"] |= FAST
+    params["train"]["tier"] |= FAST
+    for section, values in changes.items():
+        params[section] |= values
+    path = root / name
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Config:
+    """A trained and registered small world; MLflow's store in the project root."""
+    root = tmp_path_factory.mktemp("score")
+    cfg = load_config(_write_params(root, "params.yaml"))
+    _write_params(root, "chunked.yaml", features={"chunk_customers": 150})
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    try:
+        for stage in (generate, validate, features, train, evaluate):
+            stage.run(cfg)
+        yield cfg
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def cli(project: Config, monkeypatch):
+    """Run `tierwise score` in the project root; returns (exit code, output)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project.root / 'mlruns.db'}")
+    monkeypatch.chdir(project.root)
+
+    def invoke(*args: str, params: str = "params.yaml"):
+        base = ["score", "--data", "data/world", "--as-of", AS_OF, "-p", params]
+        result = CliRunner().invoke(app, [*base, *args])
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def _read_csv(path: Path, like: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip")
+    text = [c for c in like.columns if like[c].dtype == object]
+    frame = frame.assign(**{c: frame[c].fillna("").astype(str) for c in text})
+    return frame.astype(like.dtypes.to_dict())
+
+
+def test_scores_equal_the_champions_in_a_fresh_process(project, cli, tmp_path):
+    out = tmp_path / "scores.parquet"
+    code, output = cli("--out", str(out), "--explain", "all")  # the pyfunc's default
+    assert code == 0, output
+    scores = _read(out)
+    assert list(scores.columns) == score_columns(3)
+    rows = features.build_as_of(project, validate.validated_tables(project)[0], pd.Timestamp(AS_OF))
+    assert scores[CUSTOMER_ID].tolist() == sorted(rows[CUSTOMER_ID])  # every known customer
+    assert scores["churn_model_name"].eq("tierwise-churn").all()
+    assert (
+        scores["churn_model_version"].eq("1").all() and scores["tier_model_version"].eq("1").all()
+    )
+    assert set(scores["risk_band"]) == {"", "low", "medium", "high"}
+    assert np.allclose(scores[list(NEXT_TIER_COLUMNS)].sum(axis=1), 1.0)
+
+    # a consumer with only the project installed: a new interpreter, isolated, elsewhere
+    rows_file, answers = tmp_path / "rows.parquet", tmp_path / "answers.parquet"
+    rows.sort_values(CUSTOMER_ID, ignore_index=True).to_parquet(rows_file)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OMP_WAIT_POLICY": "PASSIVE",
+           "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", FRESH_PROCESS, str(rows_file), str(answers)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    consumer = _read(answers)
+    columns = [*churn_output_columns(3), *NEXT_TIER_COLUMNS]
+    pd.testing.assert_frame_equal(consumer[columns], scores[columns], check_exact=True)
+
+
+def test_same_scores_whatever_the_chunks_run_or_format(cli, tmp_path):
+    one, again = tmp_path / "one.parquet", tmp_path / "again.parquet"
+    chunked, csv, csv_again = tmp_path / "chunked.parquet", tmp_path / "s.csv", tmp_path / "t.csv"
+    for out, params in ((one, "params.yaml"), (again, "params.yaml"), (chunked, "chunked.yaml"),
+                        (csv, "chunked.yaml"), (csv_again, "chunked.yaml")):  # fmt: skip
+        code, output = cli("--out", str(out), params=params)
+        assert code == 0, output
+    assert one.read_bytes() == again.read_bytes()  # deterministic
+    assert "3/3 chunks" in output  # 400 customers in slices of 150: a progress bar over chunks
+    scores = _read(one)
+    # Other chunks: the same rows; the displayed reason contributions may differ in the last bit
+    # (BLAS sums the group contributions of a larger matrix in another order).
+    pd.testing.assert_frame_equal(_read(chunked), scores, check_exact=False, rtol=1e-12, atol=0)
+    assert csv.read_bytes() == csv_again.read_bytes()
+    pd.testing.assert_frame_equal(_read_csv(csv, scores), _read(chunked), check_exact=True)
+
+
+def test_explain_at_risk_gives_reasons_to_the_high_band_only(cli, tmp_path):
+    full, at_risk = tmp_path / "all.parquet", tmp_path / "at_risk.parquet"
+    assert cli("--out", str(full), "--explain", "all")[0] == 0
+    assert cli("--out", str(at_risk))[0] == 0  # params' default: score.explain = at_risk
+    full, at_risk = _read(full), _read(at_risk)
+    high = at_risk["risk_band"].eq("high").to_numpy()
+    assert high.any() and (at_risk.loc[high, "reason_1"] != "").all()
+    assert (at_risk.loc[~high, ["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    pd.testing.assert_frame_equal(at_risk[high], full[high])
+    # the others keep their scores and get the strategies of their state alone
+    same = [c for c in full.columns if not c.startswith(("reason_", "strategy_"))]
+    pd.testing.assert_frame_equal(at_risk[same], full[same])
+    assert (at_risk["strategy_1"] != "").all()
+
+
+def test_exit_codes_leave_no_file_behind(project, cli, tmp_path):
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"previous")
+    assert cli("--out", str(out))[0] == EXIT_EXISTS
+    assert out.read_bytes() == b"previous"
+
+    bad = tmp_path / "bad_world"
+    shutil.copytree(project.root / "data/world", bad)
+    loans = pd.read_parquet(bad / "loans.parquet")
+    loans.assign(principal=-loans["principal"]).to_parquet(bad / "loans.parquet")
+    new = tmp_path / "new.parquet"
+    cases = {
+        "contract violation": ["--data", str(bad)],
+        "no such directory": ["--data", str(tmp_path / "nowhere")],
+        "unknown version": ["--churn-model", "models:/tierwise-churn/7"],
+        "unknown alias": ["--tier-model", "models:/tierwise-tier@retired"],
+        "nobody known yet": ["--as-of", "1990-01-31"],
+        "not a date": ["--as-of", "last friday"],
+        "csv on spark": ["--engine", "spark", "--out", str(tmp_path / "s.csv")],
+        "unknown format": ["--out", str(tmp_path / "scores.xlsx")],
+    }
+    for case, args in cases.items():
+        code, output = cli("--out", str(new), *args)
+        assert code == EXIT_INVALID, f"{case}: {output}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_world", "scores.parquet"]
+
+
+def test_a_failure_midway_leaves_the_previous_file_and_no_debris(cli, tmp_path, monkeypatch):
+    out = tmp_path / "scores.parquet"
+    assert cli("--out", str(out), params="chunked.yaml")[0] == 0
+    before = out.read_bytes()
+    real, calls = score_stage.score_features, []
+
+    def fails_on_the_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score_stage, "score_features", fails_on_the_second_chunk)
+    code, _ = cli("--out", str(out), "--overwrite", params="chunked.yaml")
+    assert code == 1 and len(calls) == 2
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_spark_engine_gives_the_pandas_rows(cli, tmp_path):
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ on PATH")
+    local, spark = tmp_path / "pandas.parquet", tmp_path / "spark.parquet"
+    assert cli("--out", str(local))[0] == 0
+    code, output = cli("--out", str(spark), "--engine", "spark", "--master", "local[2]")
+    assert code == 0, output
+    assert spark.is_dir()  # Spark writes a Parquet directory of part files
+    expected = _read(local)
+    got = _read(spark)
+    assert list(got.columns) == list(expected.columns)
+    got = got.astype(expected.dtypes.to_dict())  # Spark reads timestamps back in microseconds
+    assert got[CUSTOMER_ID].tolist() == expected[CUSTOMER_ID].tolist()  # in customer_id order
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+    assert cli("--out", str(spark), "--engine", "spark")[0] == EXIT_EXISTS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pandas.parquet", "spark.parquet"]
+
+
+def test_requests_are_checked_before_any_work(tmp_path):
+    def request(**changes) -> score_stage.ScoreRequest:
+        base = {"data_dir": tmp_path, "as_of": pd.Timestamp(AS_OF), "out": tmp_path / "s.csv"}
+        return score_stage.ScoreRequest(**(base | changes))
+
+    score_stage.check_request(request())
+    score_stage.check_request(request(out="hdfs://namenode:8020/scores.parquet", engine="spark"))
+    for bad in ({"out": "hdfs://namenode/scores.parquet"}, {"out": tmp_path / "s.json"},
+                {"engine": "dask"}, {"explain": "most"}):  # fmt: skip
+        with pytest.raises(score_stage.ScoreError):
+            score_stage.check_request(request(**bad))
