@@ -27,6 +27,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/scoring.py
 
 clean:
 	rm -rf data reports mlruns.db mlartifacts .pytest_cache

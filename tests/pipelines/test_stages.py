@@ -117,7 +117,11 @@ def test_missing_param_fails_with_its_name(tmp_path):
 
 def test_at_risk_means_the_same_customers_in_scores_and_report(tmp_path):
     cfg = load_config(PARAMS)
-    assert config_with(cfg, score={"risk_bands": {"low": 0, "high": 0.4}}, explain={
-        "at_risk_threshold": 0.4, "watch_threshold": 0.2}).score.risk_bands["high"] == 0.4  # fmt: skip
+    moved = config_with(
+        cfg,
+        score={"risk_bands": {"low": 0, "high": 0.4}},
+        explain={"at_risk_threshold": 0.4, "watch_threshold": 0.2},
+    )
+    assert moved.score.risk_bands == {"low": 0.0, "medium": 0.15, "high": 0.4}  # merged
     with pytest.raises(ConfigError, match="explain.at_risk_threshold"):
         config_with(cfg, explain={"at_risk_threshold": 0.4})
