@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -69,3 +70,18 @@ def test_repro_trains_evaluates_registers_and_shows_metrics_and_plots(repo):
     for plot in ("ROC", "Precision-recall", "Calibration", "Lift", "Tier_transitions"):
         assert f"vegaEmbed('#{plot}'" in html
     assert "Running stage" not in _sh(repo, "dvc", "repro", env=env)
+
+
+def test_after_repro_the_champions_score_the_portfolio(repo):
+    """The batch job after `dvc repro`: the champions just registered, from the default store."""
+    if not (repo / "mlruns.db").exists():
+        _sh(repo, "dvc", "repro", env={"MLFLOW_TRACKING_URI": ""})
+    args = ("tierwise", "score", "--data", "data/world", "--as-of", "2022-12-31")
+    _sh(repo, *args, "--out", "scores.csv", env={"MLFLOW_TRACKING_URI": ""})
+    scores = pd.read_csv(repo / "scores.csv", keep_default_na=False)
+    customers = pd.read_parquet(repo / "data/world/customers.parquet")
+    assert len(scores) == scores["customer_id"].nunique() == len(customers)  # all known by then
+    assert set(scores["churn_model_version"].astype(str)) == {"1"}
+    assert set(scores["risk_band"]) <= {"", "low", "medium", "high"}
+    high = scores["risk_band"] == "high"
+    assert (scores.loc[high, "reason_1"] != "").all()  # --explain at_risk, the params' default
