@@ -243,6 +243,11 @@ def build_feature_table(
     return table
 
 
+def slice_count(customers: int, chunk_customers: int | None) -> int:
+    """How many slices ``iter_feature_table`` cuts ``customers`` customers into."""
+    return 1 if not chunk_customers else max(1, -(-customers // chunk_customers))
+
+
 def iter_feature_table(
     tables: Tables,
     as_of_dates: pd.DatetimeIndex,
@@ -259,7 +264,7 @@ def iter_feature_table(
     dates = pd.DatetimeIndex(as_of_dates)
     ids = build_universe(tables).ids.to_numpy()
     context = build_book_context(tables.loans, day_numbers(dates), defs, spec)
-    n_chunks = 1 if not chunk_customers else max(1, -(-len(ids) // chunk_customers))
+    n_chunks = slice_count(len(ids), chunk_customers)
     if n_chunks == 1:
         yield build_feature_table(tables, dates, defs, spec, data_end, context)
         return
@@ -268,4 +273,4 @@ def iter_feature_table(
         yield build_feature_table(tables.for_customers(chunk), dates, defs, spec, data_end, context)
 
 
-__all__ = ["build_feature_table", "iter_feature_table", "LABEL_COLUMNS"]
+__all__ = ["build_feature_table", "iter_feature_table", "slice_count", "LABEL_COLUMNS"]

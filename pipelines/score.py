@@ -20,7 +20,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from features.build import iter_feature_table
+from features.build import iter_feature_table, slice_count
 from features.contract import Tables, data_end
 from features.snapshots import build_universe
 from features.windows import day_numbers
@@ -150,7 +150,7 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
 
         score_spark(cfg, tables, request, models, explain)
     else:
-        total = max(1, -(-in_data // cfg.features.chunk_customers))  # as iter_feature_table
+        total = slice_count(in_data, cfg.features.chunk_customers)
         slices = _with_progress(feature_slices(cfg, tables, request.as_of), total)
         chunks = iter_scores(slices, models, explain)
         save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
