@@ -97,6 +97,8 @@ class ScoreCalibrator(BaseEstimator):
     def predict(self, score: ArrayLike) -> np.ndarray:
         """Calibrated probability of the positive class for each raw score."""
         score = np.asarray(score, dtype=float)
+        if score.size == 0:  # scikit-learn refuses empty input; no rows, no probabilities
+            return np.empty(0)
         if self.method == "isotonic":
             return self.mapping_.predict(score)
         return self.mapping_.predict_proba(score.reshape(-1, 1))[:, 1]

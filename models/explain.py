@@ -57,10 +57,13 @@ def _raw_contributions(
     """X as a frame, and pred_contrib as (rows, classes, features + 1); the last is the base."""
     booster = _booster(model)
     X = _frame(X, booster.feature_name())
+    classes = booster.num_model_per_iteration()
+    if X.empty:  # LightGBM refuses empty input; nothing to explain is a valid request
+        return X, np.zeros((0, classes, X.shape[1] + 1))
     if num_iteration is None:
         num_iteration = booster.best_iteration or booster.current_iteration()
     raw = booster.predict(X, pred_contrib=True, num_iteration=num_iteration)
-    return X, np.asarray(raw).reshape(len(X), booster.num_model_per_iteration(), -1)
+    return X, np.asarray(raw).reshape(len(X), classes, -1)
 
 
 def _pick_class(values: np.ndarray, class_index: int | None) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
-from features.registry import GROUPS, LIFECYCLE_STATE, STATE_COLUMNS
+from features.registry import LIFECYCLE_STATE, STATE_COLUMNS
 from features.spec import TIERS
 from models.estimators import ScoreCalibrator
 from models.explain import (
@@ -37,9 +37,8 @@ from models.explain import (
     explanation_columns,
     feature_contributions,
 )
-from models.reasons import reason_column_names
 from models.spec import EXPLAIN_POLICIES, ScoreSpec
-from models.strategies import Catalog, recommend_frame, strategy_columns
+from models.strategies import Catalog
 
 CHURN_PROBABILITY = "churn_probability"
 NEXT_TIER_COLUMNS = tuple(f"p_next_{tier}" for tier in TIERS)
@@ -164,34 +163,14 @@ class ChurnModel(_BoosterModel):
         probability = np.where(active, out[CHURN_PROBABILITY].to_numpy(), np.nan)
         band = risk_band(probability, o.risk_bands)
         mask = explained_rows(band, active, explain, o.at_risk_bands)
-        parts = [self._state_only(states[~mask])]
-        if mask.any():
-            chosen = rows[mask]
-            explained = explain_frame(
-                None, chosen, self.features, self.groups, o.catalog, o.k,
-                contributions=self._contributions(chosen), link=self.calibrator.predict,
-            )  # fmt: skip
-            parts.append(explained.rename(columns=str)[explanation_columns(o.k)])
-        reasons = pd.concat(parts).reindex(rows.index)
+        # TreeSHAP for the chosen rows only; the others get no reasons and their state's strategies
+        explained = explain_frame(
+            None, rows, self.features, self.groups, o.catalog, o.k, rows=mask,
+            contributions=self._contributions(rows[mask]), link=self.calibrator.predict,
+        )  # fmt: skip
         head = pd.DataFrame({CHURN_PROBABILITY: probability, RISK_BAND: band})
+        reasons = explained[explanation_columns(o.k)]
         return pd.concat([head, reasons], axis=1).set_axis(frame.index)
-
-    def _state_only(self, states: pd.DataFrame) -> pd.DataFrame:
-        """Rows without TreeSHAP: no reasons, and the strategies of their state alone (what
-        ``explain_frame(rows=mask)`` gives them). Those depend on the four states only, so the
-        rule runs once per distinct combination instead of once per row."""
-        o = self.outputs
-        reasons = {
-            c: np.nan if c.endswith("_contribution") else "" for c in reason_column_names(o.k)
-        }
-        empty = pd.DataFrame(reasons, index=states.index)
-        if states.empty:
-            return empty.assign(**dict.fromkeys(strategy_columns(o.k), ""))
-        codes, combos = pd.MultiIndex.from_frame(states).factorize()
-        distinct = combos.set_names(list(states.columns)).to_frame(index=False)
-        distinct = distinct.assign(**dict.fromkeys(GROUPS, 0.0))
-        strategies = recommend_frame(o.catalog, distinct, o.k).iloc[codes].set_axis(states.index)
-        return pd.concat([empty, strategies], axis=1)
 
     def _contributions(self, rows: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP log-odds contributions of ``rows`` (with a ``base_value`` column)."""

@@ -366,20 +366,43 @@ def recommend_frame(
 
     ``drivers_df`` has one column per feature group (named as in GROUPS; a missing group counts as
     0) and the state columns of STATE_COLUMNS. Returns strategy_1..strategy_k holding strategy ids
-    ("" where a customer gets fewer than k), on the same index.
+    ("" where a customer gets fewer than k), on the same index. Rows that no group pushes up
+    (unexplained customers, whose drivers are missing) depend on their states alone, so they are
+    decided once per distinct combination of states.
     """
     _check_k(k)
     present = [g for g in GROUPS if g in drivers_df.columns]
     if not present:
         raise ValueError(f"drivers_df has none of the feature-group columns {GROUPS}")
-    n, strategies = len(drivers_df), catalog.strategies
-    positive = np.zeros((n, len(GROUPS)))
+    positive = np.zeros((len(drivers_df), len(GROUPS)))
     for j, g in enumerate(GROUPS):
         if g in present:
             values = drivers_df[g].to_numpy(dtype=float, na_value=np.nan)
             positive[:, j] = np.where(values > 0, values, 0.0)
+    picks = np.full((len(drivers_df), k), -1)
+    quiet = ~positive.any(axis=1)
+    if (~quiet).any():
+        picks[~quiet] = _picks(catalog, positive[~quiet], drivers_df[~quiet], k, diversify)
+    if quiet.any():
+        states = drivers_df.loc[quiet, [c for c in STATE_COLUMNS.values() if c in drivers_df]]
+        codes = states.groupby(list(states.columns), dropna=False, sort=False).ngroup().to_numpy()
+        _, first = np.unique(codes, return_index=True)
+        distinct = np.zeros((len(first), len(GROUPS)))
+        picks[quiet] = _picks(catalog, distinct, states.iloc[first], k, diversify)[codes]
+    ids = np.array([s.id for s in catalog.strategies] + [""], dtype=object)  # pick -1 -> ""
+    return pd.DataFrame(
+        {c: ids[picks[:, j]] for j, c in enumerate(strategy_columns(k))}, index=drivers_df.index
+    )
+
+
+def _picks(
+    catalog: Catalog, positive: np.ndarray, states: pd.DataFrame, k: int, diversify: bool
+) -> np.ndarray:
+    """Rows x k indices into the catalog's strategies (-1: none), for positive group drivers
+    (rows x GROUPS) and the rows' state columns."""
+    strategies, n = catalog.strategies, len(positive)
     up = np.array([[g in s.up_groups for g in GROUPS] for s in strategies], dtype=bool)
-    candidate = _eligible(strategies, drivers_df)
+    candidate = _eligible(strategies, states)
     full = _gain(positive, up, np.zeros_like(positive, dtype=bool))
     specific = np.array([s.is_state_specific for s in strategies])
     candidate &= (full > 0) | specific
@@ -395,10 +418,7 @@ def recommend_frame(
         picks[:, j] = np.where(ok, best, -1)
         candidate[rows[ok], best[ok]] = False
         covered |= up[best] & ok[:, None]
-    ids = np.array([s.id for s in strategies] + [""], dtype=object)  # pick -1 -> ""
-    return pd.DataFrame(
-        {c: ids[picks[:, j]] for j, c in enumerate(strategy_columns(k))}, index=drivers_df.index
-    )
+    return picks
 
 
 def _gain(positive: np.ndarray, up: np.ndarray, covered: np.ndarray) -> np.ndarray:

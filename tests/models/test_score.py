@@ -110,8 +110,8 @@ def test_reasons_are_those_of_the_explanation_module(scoring_model, score_rows):
 
 
 def test_unexplained_rows_get_what_explain_frame_gives_them(scoring_model, score_rows):
-    """The pyfunc computes the state-only strategies once per distinct state; the answers are
-    explain_frame's with ``rows=mask`` for every row."""
+    """Rows left unexplained get no reasons and the strategies of their state: explain_frame's
+    answers with ``rows=mask``, for every row."""
     model, columns = scoring_model, explanation_columns(3)
     for policy in ("at_risk", "none"):
         out = model.predict_frame(score_rows, explain=policy)

@@ -455,7 +455,23 @@ def _random_drivers(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.mark.parametrize(("k", "diversify"), [(1, True), (3, True), (3, False), (6, True)])
 def test_recommend_frame_agrees_with_recommend(catalog: Catalog, k: int, diversify: bool) -> None:
-    frame = _random_drivers(300, seed=k)
+    _assert_agrees(catalog, _random_drivers(300, seed=k), k, diversify)
+
+
+def test_rows_without_a_positive_driver_are_decided_by_their_states(catalog: Catalog) -> None:
+    """recommend_frame decides such rows once per distinct state: the answers stay recommend's."""
+    frame = _random_drivers(300, seed=7)
+    groups = [g for g in GROUPS if g in frame.columns]
+    quiet = frame.index[::2]
+    frame.loc[quiet[::2], groups] = np.nan  # unexplained customers
+    frame.loc[quiet[1::2], groups] = -frame.loc[quiet[1::2], groups].abs()  # nothing pushes up
+    states = list(STATE_COLUMNS.values())  # few distinct states among them: shared decisions
+    frame.loc[quiet, states] = frame.loc[quiet[:7], states].to_numpy()[np.arange(len(quiet)) % 7]
+    for k, diversify in ((3, True), (2, False)):
+        _assert_agrees(catalog, frame, k, diversify)
+
+
+def _assert_agrees(catalog: Catalog, frame: pd.DataFrame, k: int, diversify: bool) -> None:
     out = recommend_frame(catalog, frame, k=k, diversify=diversify)
     assert list(out.columns) == strategy_columns(k)
     assert out.index.equals(frame.index)
