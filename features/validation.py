@@ -38,7 +38,9 @@ _PARSE_RULES = {
     "float": "number",
     "int": "number",
 }
-_DTYPES = {"str": str, "date": "datetime64[ns]", "timestamp": "datetime64[ns]"}
+# Text columns are object columns holding str or NaN by construction (_as_text); pandera's `str`
+# dtype would re-test every cell with isinstance (a quarter of validation time at 1M customers).
+_DTYPES = {"str": "object", "date": "datetime64[ns]", "timestamp": "datetime64[ns]"}
 _PANDERA_RULES = {"not_nullable": "not empty", "field_uniqueness": "unique"}
 _WHOLE = pa.Check(lambda s: s % 1 == 0, error="whole number")
 _CHECKS: dict[tuple[str, str], tuple[pa.Check, ...]] = {
@@ -209,7 +211,19 @@ def _coerce_column(kind: str, s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Stripped ``str`` values in an object column; empty cells become NaN."""
+    """Stripped ``str`` values in an object column; empty cells become NaN.
+
+    A column of strings is stripped once per distinct value (ids and codes repeat: a loan's id is
+    on each of its repayments), which is several times faster on large tables.
+    """
+    if pd.api.types.infer_dtype(s, skipna=True) != "string":
+        return _strip(s)
+    codes, uniques = pd.factorize(s)
+    stripped = np.append(_strip(pd.Series(uniques, dtype=object)).to_numpy(), np.nan)
+    return pd.Series(stripped[codes], index=s.index, name=s.name)  # code -1 (missing) -> NaN
+
+
+def _strip(s: pd.Series) -> pd.Series:
     text = s.astype("string").str.strip()
     keep = text.fillna("").ne("").to_numpy(dtype=bool)
     return text.astype(object).where(keep, np.nan)

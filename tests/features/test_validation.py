@@ -150,6 +150,20 @@ def test_strings_are_stripped_and_vocabulary_lower_cased(tmp_path):
     assert report.warnings == []
 
 
+def test_text_is_stripped_once_per_distinct_value_with_the_same_result():
+    from features.validation import _as_text, _strip
+
+    cells = ["  L1 ", "L1", " L1", "", "   ", None, np.nan, "L2", "  L1 ", "\tL3\n", "L2"]
+    strings = pd.Series(cells, index=range(10, 21), dtype=object)
+    mixed = pd.Series([" 7 ", 7, 7.0, None, "x "], dtype=object)  # not all text: per cell
+    for column in (strings, mixed, strings.iloc[:0]):
+        fast, plain = _as_text(column), _strip(column)
+        pd.testing.assert_series_equal(fast, plain, check_names=False)
+    text = _as_text(strings)
+    assert text.tolist()[:3] == ["L1", "L1", "L1"] and text.iloc[3:7].isna().all()
+    assert text.tolist()[7:] == ["L2", "L1", "L3", "L2"]
+
+
 def test_timestamps_keep_time_and_offsets_become_utc(tmp_path):
     interactions = with_cell("interactions", 1, "timestamp", "2023-02-01T10:30:00+02:00")
     interactions.loc[1, "timestamp"] = "2023-05-01"
