@@ -19,7 +19,7 @@ from features.behaviour import (
 )
 from features.btyd import BGNBDParams, expected_purchases, probability_alive
 from features.context import BookContext, btyd_inputs, build_book_context
-from features.contract import AS_OF, CUSTOMER_ID, LOAN_ID, Tables
+from features.contract import AS_OF, CUSTOMER_ID, LOAN_ID, CustomerSlices, Tables
 from features.labels import LABEL_COLUMNS, compute_labels
 from features.loans import LoanBook
 from features.pricing import build_pricing_features
@@ -262,15 +262,17 @@ def iter_feature_table(
     equal the one-piece table (tests/features/test_context.py); memory is bounded by the slice.
     """
     dates = pd.DatetimeIndex(as_of_dates)
-    ids = build_universe(tables).ids.to_numpy()
+    ids = build_universe(tables).ids
     context = build_book_context(tables.loans, day_numbers(dates), defs, spec)
     n_chunks = slice_count(len(ids), chunk_customers)
     if n_chunks == 1:
         yield build_feature_table(tables, dates, defs, spec, data_end, context)
         return
-    for i, chunk in enumerate(np.array_split(ids, n_chunks)):
+    slices = CustomerSlices(tables, ids)
+    for i, chunk in enumerate(np.array_split(np.arange(len(ids)), n_chunks)):
         log.info("customer slice %d of %d", i + 1, n_chunks)
-        yield build_feature_table(tables.for_customers(chunk), dates, defs, spec, data_end, context)
+        part = slices.slice(int(chunk[0]), int(chunk[-1]) + 1)
+        yield build_feature_table(part, dates, defs, spec, data_end, context)
 
 
 __all__ = ["build_feature_table", "iter_feature_table", "slice_count", "LABEL_COLUMNS"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 # --- table names -------------------------------------------------------------------------------
@@ -183,6 +184,35 @@ class Tables:
         return {
             f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
         }
+
+
+class CustomerSlices:
+    """``Tables.for_customers`` for runs of consecutive customers, fast enough to call per slice.
+
+    Each row's customer is located once, as a position in the sorted ``ids`` (repayments through
+    their loan); a slice of ``ids[start:stop]`` is then a range test on integers instead of a
+    lookup of every id, which at a million customers saves seconds per slice.
+    """
+
+    def __init__(self, tables: Tables, ids: pd.Index) -> None:
+        self.tables = tables
+        self.positions = {
+            name: ids.get_indexer(df[CUSTOMER_ID])
+            for name, df in tables.present().items()
+            if name != REPAYMENTS
+        }
+        if tables.repayments is not None:
+            loan = pd.Index(tables.loans[LOAN_ID]).get_indexer(tables.repayments[LOAN_ID])
+            owner = np.append(self.positions[LOANS], -1)  # an unknown loan (-1) has no owner
+            self.positions[REPAYMENTS] = owner[loan]
+
+    def slice(self, start: int, stop: int) -> Tables:
+        """The tables restricted to the customers ``ids[start:stop]``, rows in their order."""
+        parts = {}
+        for name, df in self.tables.present().items():
+            where = self.positions[name]
+            parts[name] = df[(where >= start) & (where < stop)]
+        return Tables(**parts)
 
 
 def date_columns(table: str) -> tuple[str, ...]:

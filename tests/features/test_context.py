@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import build_feature_table
+from features.build import build_feature_table, iter_feature_table
 from features.context import build_book_context
+from features.contract import CustomerSlices
 from features.snapshots import build_universe
 from features.synthetic import WorldSpec, generate_world
 from features.windows import day_numbers
@@ -49,3 +50,23 @@ def test_slices_without_rows_in_some_tables_equal_the_whole(defs, spec):
         assert len(got) > 0
         expected = whole.loc[got["customer_id"]].reset_index()
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+
+
+def test_customer_slices_are_for_customers_of_consecutive_ids():
+    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+    ids = build_universe(tables).ids
+    slices = CustomerSlices(tables, ids)
+    for start, stop in ((0, 80), (80, 81), (81, 240), (0, 240), (5, 5)):
+        fast, plain = slices.slice(start, stop), tables.for_customers(ids[start:stop])
+        for name, df in plain.present().items():
+            pd.testing.assert_frame_equal(fast.get(name), df, check_exact=True)
+
+
+def test_iter_feature_table_in_chunks_equals_one_piece(defs, spec):
+    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+    dates = pd.DatetimeIndex(["2022-03-31"])
+    one = next(iter_feature_table(tables, dates, defs, spec))
+    chunked = pd.concat(iter_feature_table(tables, dates, defs, spec, chunk_customers=70))
+    one = one.sort_values("customer_id", ignore_index=True)
+    chunked = chunked.sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(chunked, one, check_exact=False, rtol=1e-9)
