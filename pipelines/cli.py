@@ -87,6 +87,13 @@ def _config(params: Path) -> Config:
         raise typer.Exit(EXIT_INVALID) from err
 
 
+def _as_of_date(value: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value).normalize()
+    except ValueError as err:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from err
+
+
 STAGES = {
     "generate": "Stage `generate`: write the built-in synthetic world to paths.world.",
     "validate": "Stage `validate`: check data.dir against the contract; write typed tables and a "
@@ -132,7 +139,7 @@ def features(
     if any(v is not None for v in one_date):
         if any(v is None for v in one_date):
             raise typer.BadParameter("one-date mode needs --data, --as-of and --out together")
-        _run(lambda: stage.run_as_of(cfg, data, pd.Timestamp(as_of), out, overwrite))
+        _run(lambda: stage.run_as_of(cfg, data, _as_of_date(as_of), out, overwrite))
     else:
         _run(lambda: stage.run(cfg))
 
@@ -169,13 +176,6 @@ class ExplainPolicy(StrEnum):
     all = "all"
     at_risk = "at_risk"
     none = "none"
-
-
-def _as_of_date(value: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(value).normalize()
-    except ValueError as err:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from err
 
 
 @app.command()

@@ -105,6 +105,8 @@ def test_cli_features_for_one_date_and_no_silent_overwrite(tmp_path, cfg, built,
     again = runner.invoke(app, args)
     assert again.exit_code == EXIT_EXISTS and out.read_bytes() == before
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    not_a_date = [a if a != "2022-06-30" else "last friday" for a in args]
+    assert runner.invoke(app, [*not_a_date, "--overwrite"]).exit_code == EXIT_INVALID
 
 
 def test_missing_param_fails_with_its_name(tmp_path):
