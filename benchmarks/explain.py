@@ -33,17 +33,17 @@ from features.registry import STATE_COLUMNS, feature_groups, feature_names
 from features.snapshots import snapshot_dates
 from features.spec import TIERS, Definitions, FeatureSpec
 from features.synthetic import WorldSpec, generate_world
-from models.estimators import make_churn_classifier, make_tier_classifier
-from models.explain import (
+from models.explain.frame import (
     downgrade_contributions,
     explain_frame,
     feature_contributions,
     group_contributions,
     shap_contributions,
 )
-from models.reasons import reason_codes
+from models.explain.reasons import reason_codes
 from models.spec import BoosterParams
-from models.strategies import load_catalog, recommend_frame
+from models.strategies.catalog import load_catalog, recommend_frame
+from models.training.estimators import make_churn_classifier, make_tier_classifier
 
 
 def _table(customers: int) -> pd.DataFrame:

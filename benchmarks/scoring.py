@@ -162,8 +162,8 @@ def one_prebuilt(workdir: Path, project: Path, size: int, explain: str) -> dict:
     """Both champions through pyfunc on prebuilt feature rows, in chunks of 50k customers."""
     import pyarrow.parquet as pq
 
-    from models import registry
-    from models.score import Lineage, score_features
+    from models.serving import registry
+    from models.serving.score import Lineage, score_features
 
     churn = registry.load_model(project, "models:/tierwise-churn@champion")
     tier = registry.load_model(project, "models:/tierwise-tier@champion")
@@ -197,9 +197,9 @@ def one_components(workdir: Path, project: Path, label: str, size: int, n: int) 
     """Rows/s of each scoring step on ``n`` sampled active customers of world ``size``."""
     import pandas as pd
 
-    from models import registry
-    from models.explain import explain_frame, feature_contributions, shap_contributions
-    from models.pyfunc import CHURN_POPULATION
+    from models.explain.frame import explain_frame, feature_contributions, shap_contributions
+    from models.serving import registry
+    from models.serving.pyfunc import CHURN_POPULATION
 
     table = pd.read_parquet(workdir / f"features_{size}.parquet")
     rows = table[table["lifecycle_state"].isin(CHURN_POPULATION)].sample(n, random_state=0)

@@ -31,10 +31,12 @@ from rich.table import Table
 
 from features.build import build_feature_table
 from features.contract import CUSTOMER_ID, data_end
+from features.spark import spark_features_as_of
 from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec, generate_world
 from features.validation import validate_tables
-from pipelines.spark import spark_features_as_of, spark_session, write_parquet_atomic
+from pipelines.io import write_parquet_atomic
+from pipelines.spark_session import spark_session
 
 
 def _peak_gb() -> float:

@@ -31,6 +31,11 @@ LOYALTY_STAGE = "loyalty_stage"
 STATE_COLUMNS = (TIER, LIFECYCLE_STATE, LOYALTY_LEVEL, LOYALTY_STAGE)
 
 
+def value_feature(value_window_days: int) -> str:
+    """The name of the interest-income feature over the value window (the tier value)."""
+    return f"loan_value_{value_window_days}"
+
+
 @dataclass(frozen=True)
 class FeatureDef:
     name: str

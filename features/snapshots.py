@@ -55,6 +55,13 @@ def build_universe(tables: Tables) -> Universe:
     return Universe(ids=pd.Index(seen.index.astype(str)), known_day=seen.to_numpy(np.int64))
 
 
+def count_known(tables: Tables, as_of: pd.Timestamp) -> tuple[int, int]:
+    """(customers known at ``as_of``: the rows a score at that date has, customers in the data)."""
+    universe = build_universe(tables)
+    day = day_numbers(pd.DatetimeIndex([as_of]))[0]
+    return int((universe.known_day <= day).sum()), len(universe.ids)
+
+
 def month_ends(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     """Month-ends in [start, end]."""
     return pd.date_range(start, end, freq="ME")

@@ -88,6 +88,7 @@ class EvaluateSpec:
     promotion_tolerance: float = (
         0.0  # how much worse a metric may be and still count as "not worse"
     )
+    replace_broken_champion: bool = False  # a champion that cannot score: error, or replace it
 
     def __post_init__(self) -> None:
         if self.bins < 2 or not 0 < self.top_fraction <= 1:

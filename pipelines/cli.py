@@ -1,7 +1,8 @@
 """The `tierwise` command line: one command per DVC stage, plus one-date features.
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid input data (contract violation, too few
-snapshots for the split, an unknown registered model version) or invalid params, and for `score`
+snapshots for the split, an unknown registered model version, a champion that cannot be loaded
+or cannot score the test set) or invalid params, and for `score`
 a request that cannot be served (unknown model, alias or version; a model registered without the
 scoring outputs; no customer known at --as-of; a format the engine cannot write); 3 the output
 exists and --overwrite was not given.
@@ -28,7 +29,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from features.validation import ContractError
-from models.split import SplitError
+from models.evaluation.champion import ChampionError
+from models.training.split import SplitError
 from pipelines.config import DEFAULT_PARAMS, Config, ConfigError, load_config
 from pipelines.io import OutputExistsError
 
@@ -70,6 +72,9 @@ def _run(step: Callable[[], object]) -> None:
         raise typer.Exit(EXIT_INVALID) from err
     except SplitError as err:
         err_console.print(f"[bold red]cannot split the data[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    except ChampionError as err:
+        err_console.print(f"[bold red]champion not replaced[/] {err}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
     except OutputExistsError as err:
         err_console.print(f"[bold red]refusing to overwrite[/] {err}", highlight=False)
@@ -151,7 +156,7 @@ def promote(
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Set the `champion` alias of a registered model by hand (MLFLOW_TRACKING_URI or mlruns.db)."""
-    from models import registry
+    from models.serving import registry
 
     cfg = _config(params)
     try:
@@ -208,8 +213,8 @@ def score(
     probabilities and each model's name and version. Exit codes: 2 invalid data, params, model
     or request; 3 --out exists without --overwrite.
     """
-    from models.registry import RegistryError
-    from models.score import IncompatibleModelError
+    from models.serving.registry import RegistryError
+    from models.serving.score import IncompatibleModelError
     from pipelines import score as stage
 
     cfg = _config(params)

@@ -10,18 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import CONTRACT, LOANS, TABLE_NAMES, Tables
+from features.validation import validate_tables
+
+if TYPE_CHECKING:  # an external package: pyspark is optional
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +216,65 @@ def load_tables(data_dir: Path | str) -> Tables:
     if LOANS not in found:
         raise FileNotFoundError(f"{data_dir}: no {LOANS}.parquet; run the validate stage first")
     return Tables(**found)
+
+
+def read_contract(data_dir: Path | str, end: pd.Timestamp | None = None) -> tuple[Tables, dict]:
+    """Read and validate a contract directory; the typed tables and the validation report.
+
+    Raises ``ContractError`` (features.validation) before anything is written.
+    """
+    tables, report = validate_tables(load_raw_tables(data_dir), end=end)
+    return tables, report.to_dict()
+
+
+def save_pickle(obj: Any, path: Path | str) -> Path:
+    """Pickle ``obj`` atomically: tierwise's own intermediate outputs (the train stage's fitted
+    models, read back by evaluate and explain), never a registered model."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    return Path(path)
+
+
+def load_pickle(path: Path | str, stage: str) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run the {stage} stage first")
+    return pickle.loads(path.read_bytes())
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    """The Hadoop file system that holds ``path``, and the JVM gateway."""
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
+
+
+def write_parquet_atomic(df: SparkFrame, path: str | Path, overwrite: bool = False) -> str:
+    """Write ``df`` as a Parquet directory at ``path``, all or nothing.
+
+    Spark writes into a hidden sibling directory, which is renamed onto ``path`` only when the
+    job succeeded; a failed job leaves neither. An existing ``path`` raises OutputExistsError
+    unless ``overwrite``. Paths resolve like Spark's own (``file:``, ``hdfs:``, ...); the rename
+    is atomic on local and HDFS file systems, not on object stores.
+    """
+    path = str(path).rstrip("/")
+    spark = df.sparkSession
+    fs, jvm = _hadoop_fs(spark, path)
+    hpath = jvm.org.apache.hadoop.fs.Path
+    target = hpath(path)
+    if fs.exists(target) and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    token = uuid.uuid4().hex[:12]
+    tmp = hpath(target.getParent(), f".{target.getName()}.{token}.tmp")
+    old = hpath(target.getParent(), f".{target.getName()}.{token}.old")
+    try:
+        df.write.mode("errorifexists").parquet(tmp.toString())
+        replaced = fs.exists(target) and fs.rename(target, old)
+        if not fs.rename(tmp, target):
+            if replaced:
+                fs.rename(old, target)
+            raise OSError(f"could not rename {tmp.toString()} to {path}")
+    finally:
+        fs.delete(tmp, True)
+        fs.delete(old, True)
+    return path

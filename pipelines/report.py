@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from models import registry
-from models.report import render_report, report_inputs_from, run_info_from
-from models.strategies import load_catalog
+from models.serving import registry
+from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import load_frame, load_json, save_text
+from pipelines.reporting.report import render_report, report_inputs_from, run_info_from
 
 IMAGES = {
     "SHAP summary (beeswarm) of the churn model": "shap_beeswarm.png",

@@ -4,7 +4,7 @@ validate the contract directory -> features as of DATE for every customer known 
 ``features.chunk_customers`` customers with the whole book's context, so memory is bounded by a
 slice) -> both models through MLflow pyfunc, exactly as a registry consumer calls them -> one row
 per customer, streamed into one Parquet or CSV file that appears only when complete. The Spark
-engine (pipelines/score_spark.py) gives the same rows. docs/scoring.md has the columns.
+engine (models/serving/spark.py) gives the same rows. docs/scoring.md has the columns.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from features.build import iter_feature_table, slice_count
 from features.contract import Tables, data_end
-from features.snapshots import build_universe
-from features.windows import day_numbers
-from models import registry
-from models.score import Lineage, score_features
+from features.snapshots import count_known
+from models.serving import registry
+from models.serving.score import Lineage, iter_scores
 from models.spec import EXPLAIN_POLICIES
 from pipelines.config import Config
-from pipelines.io import OutputExistsError, save_frame_chunks
-from pipelines.validate import validated_tables
+from pipelines.io import OutputExistsError, read_contract, save_frame_chunks
 
 log = logging.getLogger(__name__)
 
@@ -81,38 +79,6 @@ def check_request(request: ScoreRequest) -> None:
         raise OutputExistsError(f"{request.out} exists; pass --overwrite to replace it")
 
 
-def count_customers(tables: Tables, as_of: pd.Timestamp) -> tuple[int, int]:
-    """(customers known at ``as_of``: the rows of the score, customers in the data)."""
-    universe = build_universe(tables)
-    day = day_numbers(pd.DatetimeIndex([as_of]))[0]
-    return int((universe.known_day <= day).sum()), len(universe.ids)
-
-
-def feature_slices(cfg: Config, tables: Tables, as_of: pd.Timestamp) -> Iterator[pd.DataFrame]:
-    """Feature rows as of ``as_of``, one slice of ``features.chunk_customers`` customers at a
-    time (a slice may be empty: customers who all arrive after ``as_of``)."""
-    return iter_feature_table(
-        tables,
-        pd.DatetimeIndex([as_of]),
-        cfg.defs,
-        cfg.features,
-        chunk_customers=cfg.features.chunk_customers,
-    )
-
-
-def iter_scores(
-    slices: Iterable[pd.DataFrame],
-    models: tuple[registry.LoadedModel, registry.LoadedModel],
-    explain: str,
-) -> Iterator[pd.DataFrame]:
-    """Score rows of each non-empty slice of feature rows, in the slices' order."""
-    churn, tier = models
-    lineage = Lineage(churn.name, churn.version, tier.name, tier.version)
-    for features in slices:
-        if len(features):
-            yield score_features(features, churn.model, tier.model, lineage, explain)
-
-
 def _with_progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterator[pd.DataFrame]:
     """Yield the chunks while a progress bar on stderr counts them."""
     columns = (
@@ -126,9 +92,43 @@ def _with_progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterator[pd.Da
             progress.advance(task)
 
 
-def _load_models(cfg: Config, request: ScoreRequest) -> tuple[registry.LoadedModel, ...]:
-    uris = (request.churn_model, request.tier_model)
-    return tuple(registry.load_model(cfg.root, uri) for uri in uris)
+def _lineage(models: tuple[registry.LoadedModel, registry.LoadedModel]) -> Lineage:
+    churn, tier = models
+    return Lineage(churn.name, churn.version, tier.name, tier.version)
+
+
+def _score_pandas(cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str):
+    total = slice_count(count_known(tables, request.as_of)[1], cfg.features.chunk_customers)
+    slices = iter_feature_table(
+        tables, pd.DatetimeIndex([request.as_of]), cfg.defs, cfg.features,
+        chunk_customers=cfg.features.chunk_customers,
+    )  # fmt: skip
+    churn, tier = models
+    chunks = iter_scores(
+        _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain
+    )
+    save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
+
+
+def _score_spark(cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str):
+    """Features on Spark, both models through ``spark_udf``, the Parquet directory written."""
+    from features.spark import spark_features_as_of
+    from models.serving.spark import output_struct, score_frame
+    from pipelines.io import write_parquet_atomic
+    from pipelines.spark_session import spark_session
+
+    churn, tier = models
+    spark = spark_session(request.master, app_name="tierwise-score")
+    as_of = pd.Timestamp(request.as_of)
+    features = spark_features_as_of(spark, tables, as_of, cfg.defs, cfg.features)
+    structs = (output_struct(churn), output_struct(tier))
+    udfs = (
+        registry.spark_udf(cfg.root, spark, churn, structs[0], {"explain": explain}),
+        registry.spark_udf(cfg.root, spark, tier, structs[1], None),
+    )
+    scored = score_frame(features, udfs, structs, models, _lineage(models))
+    log.info("spark: writing %s", request.out)
+    write_parquet_atomic(scored, request.out, overwrite=request.overwrite)
 
 
 def run(cfg: Config, request: ScoreRequest) -> dict:
@@ -136,24 +136,19 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
     check_request(request)
     start = time.perf_counter()
     explain = request.explain or cfg.score.explain
-    models = _load_models(cfg, request)  # a wrong model URI fails before the data is read
-    tables, _ = validated_tables(cfg, request.data_dir)
-    customers, in_data = count_customers(tables, request.as_of)
+    uris = (request.churn_model, request.tier_model)
+    # a wrong model URI fails before the data is read
+    models = tuple(registry.load_model(cfg.root, uri) for uri in uris)
+    tables, _ = read_contract(request.data_dir, end=cfg.data.end)
+    customers, _ = count_known(tables, request.as_of)
     if customers == 0:
         raise ScoreError(f"no customer is known at {request.as_of:%Y-%m-%d} in {request.data_dir}")
     if request.as_of > data_end(tables):
         log.warning("--as-of %s is after the data's last date %s: nothing after it is known",
                     request.as_of.date(), data_end(tables).date())  # fmt: skip
     log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
-    if request.engine == "spark":
-        from pipelines.score_spark import score_spark
-
-        score_spark(cfg, tables, request, models, explain)
-    else:
-        total = slice_count(in_data, cfg.features.chunk_customers)
-        slices = _with_progress(feature_slices(cfg, tables, request.as_of), total)
-        chunks = iter_scores(slices, models, explain)
-        save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
+    engine = _score_spark if request.engine == "spark" else _score_pandas
+    engine(cfg, tables, request, models, explain)
     seconds = round(time.perf_counter() - start, 2)
     log.info("%d customers scored into %s in %.1f s", customers, request.out, seconds)
     lineage = {m.name: m.version for m in models}

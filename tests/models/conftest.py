@@ -17,7 +17,7 @@ from features.snapshots import snapshot_dates
 from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec, generate_world
 from models.spec import BoosterParams, SplitSpec, TrainSpec
-from models.train import TrainResult, train_models
+from models.training.train import TrainResult, train_models
 
 FAST_BOOSTER = BoosterParams(
     n_estimators=300, learning_rate=0.1, early_stopping_rounds=30, min_child_samples=20
@@ -142,8 +142,9 @@ def score_rows(small_table: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def scoring_model(trained):
     """The trained churn model with the outputs the registry logs (default ScoreSpec, k = 3)."""
-    from models.pyfunc import ChurnOutputs
+    from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel
     from models.spec import ScoreSpec
-    from models.strategies import load_catalog
+    from models.strategies.catalog import load_catalog
 
-    return trained.models.churn.with_outputs(ChurnOutputs.from_spec(ScoreSpec(), load_catalog(), 3))
+    outputs = ChurnOutputs.from_spec(ScoreSpec(), load_catalog(), 3)
+    return RegisteredChurnModel(trained.models.churn, outputs)

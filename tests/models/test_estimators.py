@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from models.estimators import (
+from models.spec import BoosterParams, LogisticParams
+from models.training.estimators import (
     make_calibrator,
     make_churn_classifier,
     make_logistic_baseline,
@@ -14,7 +15,6 @@ from models.estimators import (
     make_tier_classifier,
     tier_codes,
 )
-from models.spec import BoosterParams, LogisticParams
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluate import (
-    PROMOTION_METRICS,
-    beats_champion,
+from models.columns import NEXT_TIER_COLUMNS
+from models.evaluation.champion import PROMOTION_METRICS, beats_champion
+from models.evaluation.metrics import (
     compute_binary_metrics,
     compute_multiclass_metrics,
     conversion_rate,
@@ -21,7 +21,6 @@ from models.evaluate import (
     top_fraction_lift,
     transition_matrices,
 )
-from models.pyfunc import NEXT_TIER_COLUMNS
 from models.spec import EvaluateSpec
 
 

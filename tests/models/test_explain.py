@@ -16,7 +16,7 @@ from features.registry import GROUPS, STATE_COLUMNS, feature_groups, feature_nam
 from features.snapshots import snapshot_dates
 from features.spec import TIERS, Definitions, FeatureSpec
 from features.synthetic import WorldSpec, generate_world
-from models.explain import (
+from models.explain.frame import (
     BASE_VALUE,
     class_set_contributions,
     customer_states,
@@ -27,16 +27,7 @@ from models.explain import (
     group_contributions,
     shap_contributions,
 )
-from models.explain_views import (
-    add_citations,
-    feature_importance,
-    group_importance,
-    plot_beeswarm,
-    plot_group_importance,
-    strategy_coverage,
-)
-from models.reason_templates import TEMPLATES, ReasonTemplate
-from models.reasons import (
+from models.explain.reasons import (
     display_scale,
     format_contribution,
     format_value,
@@ -44,7 +35,16 @@ from models.reasons import (
     render_reason,
     template_for,
 )
-from models.strategies import load_catalog, recommend
+from models.explain.templates import TEMPLATES, ReasonTemplate
+from models.explain.views import (
+    add_citations,
+    feature_importance,
+    group_importance,
+    plot_beeswarm,
+    plot_group_importance,
+    strategy_coverage,
+)
+from models.strategies.catalog import load_catalog, recommend
 
 SPEC = FeatureSpec()
 NAMES = feature_names(SPEC)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.kpis import (
+from models.evaluation.kpis import (
     compute_clv,
     compute_csi,
     compute_kpis,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from models.plots import PLOTS, compute_figures, compute_plot_data
+from models.evaluation.plots import PLOTS, compute_figures, compute_plot_data
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.pyfunc import CHURN_PROBABILITY, CONTEXT_COLUMNS, NEXT_TIER_COLUMNS
-from models.split import churn_rows
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.serving.pyfunc import CONTEXT_COLUMNS, RegisteredChurnModel, input_columns
+from models.training.split import churn_rows
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def test_rows(trained, small_table) -> pd.DataFrame:
 
 
 def test_churn_model_reproduces_the_pipeline_predictions(trained, test_rows):
-    out = trained.models.churn.predict(None, test_rows)
+    out = RegisteredChurnModel(trained.models.churn).predict(None, test_rows)
     assert list(out.columns) == [CHURN_PROBABILITY]
     assert out.index.equals(test_rows.index)
     keyed = trained.predictions.set_index(["customer_id", "as_of"])[CHURN_PROBABILITY]
@@ -53,7 +54,7 @@ def test_raw_score_is_the_calibrator_input(trained, test_rows):
 
 def test_input_columns_and_groups(trained, model_features):
     model = trained.models.churn
-    assert model.input_columns()[: len(CONTEXT_COLUMNS)] == list(CONTEXT_COLUMNS)
+    assert input_columns(model)[: len(CONTEXT_COLUMNS)] == list(CONTEXT_COLUMNS)
     assert model.features == list(model_features)
     assert model.groups == model_features
 

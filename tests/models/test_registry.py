@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import registry
-from models.split import churn_rows
+from models.serving import registry
+from models.serving.pyfunc import RegisteredChurnModel, RegisteredTierModel
+from models.training.split import churn_rows
 
 
 @pytest.fixture
@@ -24,10 +25,13 @@ def rows(trained, small_table) -> pd.DataFrame:
     return churn_rows(trained.models.split.rows(small_table, "test")).iloc[:50]
 
 
+REGISTERED = {"churn": RegisteredChurnModel, "tier": RegisteredTierModel}
+
+
 def entries(trained, rows, promote: bool) -> list[registry.ModelEntry]:
     out = []
     for kind in ("churn", "tier"):
-        model = getattr(trained.models, kind)
+        model = REGISTERED[kind](getattr(trained.models, kind))
         example = rows[model.input_columns()].head(3).reset_index(drop=True)
         reason = "test: promoted" if promote else "test: kept"
         out.append(

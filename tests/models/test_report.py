@@ -19,11 +19,13 @@ from features.contract import AS_OF, CUSTOMER_ID, NPS, SATISFACTION, SEGMENT
 from features.labels import CHURNED, NEXT_TIER
 from features.registry import GROUPS, LIFECYCLE_STATE, TIER
 from features.spec import TIERS
-from models.explain import explain_frame, feature_contributions
-from models.explain_views import group_importance, strategy_coverage
-from models.kpis import CLV, VALUE, compute_kpis, kpi_rows
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
-from models.report import (
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.evaluation.kpis import CLV, VALUE, compute_kpis, kpi_rows
+from models.explain.frame import explain_frame, feature_contributions
+from models.explain.views import group_importance, strategy_coverage
+from models.spec import KpiSpec
+from models.strategies.catalog import load_catalog
+from pipelines.reporting.report import (
     ReportInputs,
     RunInfo,
     example_customers,
@@ -32,8 +34,6 @@ from models.report import (
     report_inputs_from,
     run_info_from,
 )
-from models.spec import KpiSpec
-from models.strategies import load_catalog
 
 SECTION_IDS = ("kpis", "risk", "transitions", "drivers", "playbook")
 CHARTS = ("kpis", "risk", "transitions", "drivers", "playbook")
@@ -115,12 +115,17 @@ def catalog():
     return load_catalog()
 
 
+AT_RISK, WATCH = 0.5, 0.2  # this module's hand-made book is riskier than the default world
+
+
 @pytest.fixture(scope="module")
 def inputs(catalog) -> ReportInputs:
     rng = np.random.default_rng(7)
     predictions = _predictions(rng)
     explanations = _explanations(predictions, rng)
-    coverage = strategy_coverage(explanations, CHURN_PROBABILITY, "value_at_risk", catalog=catalog)
+    coverage = strategy_coverage(
+        explanations, CHURN_PROBABILITY, "value_at_risk", threshold=AT_RISK, catalog=catalog
+    )
     drivers = pd.DataFrame(
         {
             "group": list(GROUPS),
@@ -144,6 +149,8 @@ def inputs(catalog) -> ReportInputs:
         catalog,
         run,
         images=images,
+        threshold=AT_RISK,
+        watch=WATCH,
     )
 
 

@@ -11,16 +11,21 @@ import pandas as pd
 import pytest
 
 from features.registry import STATE_COLUMNS
-from models import registry
-from models.explain import BASE_VALUE, explain_frame, explanation_columns, feature_contributions
-from models.pyfunc import (
-    CHURN_PROBABILITY,
-    NEXT_TIER_COLUMNS,
-    RISK_BAND,
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
+from models.explain.frame import (
+    BASE_VALUE,
+    explain_frame,
+    explanation_columns,
+    feature_contributions,
+)
+from models.serving import registry
+from models.serving.pyfunc import (
+    RegisteredChurnModel,
+    RegisteredTierModel,
     explained_rows,
     risk_band,
 )
-from models.score import (
+from models.serving.score import (
     LINEAGE_COLUMNS,
     IncompatibleModelError,
     Lineage,
@@ -29,7 +34,7 @@ from models.score import (
     score_features,
 )
 from models.spec import ScoreSpec
-from models.strategies import load_catalog, strategy_columns
+from models.strategies.catalog import load_catalog, strategy_columns
 
 BANDS = (("low", 0.0), ("medium", 0.15), ("high", 0.30))
 REASONS = ("reason_1", "reason_2", "reason_3")
@@ -98,13 +103,13 @@ def test_churn_outputs_for_every_known_customer(scoring_model, trained, score_ro
 def test_reasons_are_those_of_the_explanation_module(scoring_model, score_rows):
     """The registered model's reasons equal explain_frame with calibrated probability points (the
     explain stage's path) for the explained rows."""
-    model, active = scoring_model, _active(score_rows)
+    model, active = scoring_model.model, _active(score_rows)
     rows = score_rows[active]
     expected = explain_frame(
         model.booster, rows, model.features, model.groups, load_catalog(), 3,
         link=model.calibrator.predict,
     )  # fmt: skip
-    got = model.predict_frame(score_rows)[active]
+    got = scoring_model.predict_frame(score_rows)[active]
     columns = [c for c in churn_output_columns(3) if c.startswith(("reason_", "strategy_"))]
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_names=False)
 
@@ -112,9 +117,9 @@ def test_reasons_are_those_of_the_explanation_module(scoring_model, score_rows):
 def test_unexplained_rows_get_what_explain_frame_gives_them(scoring_model, score_rows):
     """Rows left unexplained get no reasons and the strategies of their state: explain_frame's
     answers with ``rows=mask``, for every row."""
-    model, columns = scoring_model, explanation_columns(3)
+    model, columns = scoring_model.model, explanation_columns(3)
     for policy in ("at_risk", "none"):
-        out = model.predict_frame(score_rows, explain=policy)
+        out = scoring_model.predict_frame(score_rows, explain=policy)
         mask = out["reason_1_contribution"].notna().to_numpy() | (
             (out[RISK_BAND] == "high").to_numpy() & (policy == "at_risk")
         )
@@ -161,9 +166,9 @@ def test_any_index_and_feature_only_input(scoring_model, score_rows):
 
 
 def test_outputs_are_opt_in_and_survive_pickling(scoring_model, trained, score_rows):
-    assert trained.models.churn.outputs is None  # with_outputs made a copy
-    assert list(trained.models.churn.predict_frame(score_rows).columns) == [CHURN_PROBABILITY]
-    assert trained.models.churn.predict_params() == {}
+    bare = RegisteredChurnModel(trained.models.churn)
+    assert list(bare.predict_frame(score_rows).columns) == [CHURN_PROBABILITY]
+    assert bare.predict_params() == {}
     assert scoring_model.predict_params() == {"explain": "all"}
     again = pickle.loads(pickle.dumps(scoring_model))
     pd.testing.assert_frame_equal(
@@ -173,7 +178,11 @@ def test_outputs_are_opt_in_and_survive_pickling(scoring_model, trained, score_r
 
 def test_score_rows_have_ids_outputs_and_lineage(scoring_model, trained, score_rows):
     scores = score_features(
-        score_rows, Direct(scoring_model), Direct(trained.models.tier), LINEAGE, "at_risk"
+        score_rows,
+        Direct(scoring_model),
+        Direct(RegisteredTierModel(trained.models.tier)),
+        LINEAGE,
+        "at_risk",
     )
     assert list(scores.columns) == score_columns(3)
     assert scores["customer_id"].tolist() == score_rows["customer_id"].tolist()
@@ -189,8 +198,8 @@ def test_a_model_without_scoring_outputs_is_refused(trained, score_rows):
     with pytest.raises(IncompatibleModelError, match="tierwise-churn 4 does not output risk_band"):
         score_features(
             score_rows,
-            Direct(trained.models.churn),
-            Direct(trained.models.tier),
+            Direct(RegisteredChurnModel(trained.models.churn)),
+            Direct(RegisteredTierModel(trained.models.tier)),
             LINEAGE,
             "all",
         )
@@ -207,7 +216,7 @@ def store(tmp_path_factory, trained, scoring_model, score_rows):
     entries = [
         registry.ModelEntry(kind, model, example[model.input_columns()],
                             tuple(model.features), True, "test")
-        for kind, model in (("churn", scoring_model), ("tier", trained.models.tier))
+        for kind, model in (("churn", scoring_model), ("tier", RegisteredTierModel(trained.models.tier)))
     ]  # fmt: skip
     record = registry.RunRecord("tierwise-test", {}, {"git_commit": "x"}, {})
     registry.log_run(root, record, entries)

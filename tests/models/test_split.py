@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.spec import SplitSpec
-from models.split import SplitError, churn_rows, split_snapshots, tier_rows
+from models.training.split import SplitError, churn_rows, split_snapshots, tier_rows
 
 H = 180
 

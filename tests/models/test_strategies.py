@@ -1,4 +1,5 @@
-"""The strategy catalog (models/strategies.yaml) against the documents, and the choice rule."""
+"""The strategy catalog (models/strategies/strategies.yaml) against the documents, and the choice
+rule."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from features.registry import GROUPS
-from models.strategies import (
+from models.strategies.catalog import (
     CATALOG_FILE,
     DIMENSIONS,
     STATE_COLUMNS,
@@ -28,7 +29,7 @@ from models.strategies import (
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO.parent / "shared" / "documents"
-CATALOG_PATH = REPO / "models" / CATALOG_FILE
+CATALOG_PATH = REPO / "models" / "strategies" / CATALOG_FILE
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluate import evaluate_predictions
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.evaluation.metrics import evaluate_predictions
 from models.spec import EvaluateSpec
-from models.split import split_snapshots, tier_rows
-from models.train import (
+from models.training.split import split_snapshots, tier_rows
+from models.training.train import (
     BTYD_PROBABILITY,
     LOGISTIC_PROBABILITY,
     MARKOV_COLUMNS,

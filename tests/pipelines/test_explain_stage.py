@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from models.strategies import load_catalog
+from models.strategies.catalog import load_catalog
 from pipelines import evaluate, explain, features, generate, train, validate
 from pipelines.config import Config, load_config
 

@@ -17,13 +17,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from features.build import build_feature_table
 from features.contract import CUSTOMER_ID
-from models.pyfunc import NEXT_TIER_COLUMNS
-from models.score import churn_output_columns, score_columns
+from models.columns import NEXT_TIER_COLUMNS
+from models.serving import score as serving_score
+from models.serving.score import churn_output_columns, score_columns
 from pipelines import evaluate, features, generate, train, validate
 from pipelines import score as score_stage
 from pipelines.cli import EXIT_EXISTS, EXIT_INVALID, app
 from pipelines.config import Config, load_config
+from pipelines.io import read_contract
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +104,8 @@ def test_scores_equal_the_champions_in_a_fresh_process(project, cli, tmp_path):
     assert code == 0, output
     scores = _read(out)
     assert list(scores.columns) == score_columns(3)
-    rows = features.build_as_of(project, validate.validated_tables(project)[0], pd.Timestamp(AS_OF))
+    tables = read_contract(project.data_dir)[0]
+    rows = build_feature_table(tables, pd.DatetimeIndex([AS_OF]), project.defs, project.features)
     assert scores[CUSTOMER_ID].tolist() == sorted(rows[CUSTOMER_ID])  # every known customer
     assert scores["churn_model_name"].eq("tierwise-churn").all()
     assert (
@@ -188,7 +192,7 @@ def test_a_failure_midway_leaves_the_previous_file_and_no_debris(cli, tmp_path, 
     out = tmp_path / "scores.parquet"
     assert cli("--out", str(out), params="chunked.yaml")[0] == 0
     before = out.read_bytes()
-    real, calls = score_stage.score_features, []
+    real, calls = serving_score.score_features, []
 
     def fails_on_the_second_chunk(*args, **kwargs):
         calls.append(1)
@@ -196,7 +200,7 @@ def test_a_failure_midway_leaves_the_previous_file_and_no_debris(cli, tmp_path, 
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(score_stage, "score_features", fails_on_the_second_chunk)
+    monkeypatch.setattr(serving_score, "score_features", fails_on_the_second_chunk)
     code, _ = cli("--out", str(out), "--overwrite", params="chunked.yaml")
     assert code == 1 and len(calls) == 2
     assert out.read_bytes() == before

@@ -16,16 +16,11 @@ from pyspark.sql import types as T
 
 from features.build import build_feature_table
 from features.contract import AS_OF, CUSTOMER_ID, Tables
+from features.spark import feature_schema, spark_features_as_of
 from features.synthetic import WorldSpec, generate_world
 from features.validation import validate_tables
-from pipelines.io import OutputExistsError
-from pipelines.spark import (
-    _local_cores,
-    feature_schema,
-    spark_features_as_of,
-    spark_session,
-    write_parquet_atomic,
-)
+from pipelines.io import OutputExistsError, write_parquet_atomic
+from pipelines.spark_session import _local_cores, spark_session
 
 pytestmark = pytest.mark.slow
 AS_OF_DATE = pd.Timestamp("2022-06-30")

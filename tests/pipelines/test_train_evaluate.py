@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from models import registry
+from models.serving import registry
 from pipelines import evaluate, features, generate, train, validate
 from pipelines.cli import EXIT_INVALID, app
 from pipelines.config import Config, config_with, load_config

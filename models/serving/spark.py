@@ -1,31 +1,24 @@
-"""`tierwise score --engine spark`: the same score rows as the pandas engine, built on Spark.
+"""Scoring on Spark: the same score rows as the pandas engine (models/serving/score.py).
 
-Features: ``pipelines.spark.spark_features_as_of`` (the pandas feature code per customer bucket,
-with the whole book's context). Models: ``mlflow.pyfunc.spark_udf`` on a struct of the model
+Features come from ``features.spark.spark_features_as_of`` (the pandas feature code per customer
+bucket, with the whole book's context). Models: ``mlflow.pyfunc.spark_udf`` on a struct of the model
 inputs, with a struct result type read from each model's logged output signature, so the UDF
 returns every output column at once; each Arrow batch goes through the same pyfunc ``predict``
-as on one machine (``mapInPandas`` is not needed: the UDF can return a struct). Output: a Parquet
-directory in customer_id order, written by ``write_parquet_atomic`` (all or nothing).
+as on one machine (``mapInPandas`` is not needed: the UDF can return a struct). The rows come
+out in customer_id order; pipelines/score.py writes them with ``write_parquet_atomic``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features.contract import AS_OF, CUSTOMER_ID, Tables
-from models import registry
-from models.score import ID_COLUMNS, Lineage, check_outputs, score_columns
-from pipelines.config import Config
-from pipelines.spark import spark_features_as_of, spark_session, write_parquet_atomic
-
-if TYPE_CHECKING:
-    from pipelines.score import ScoreRequest
+from features.contract import AS_OF, CUSTOMER_ID
+from models.serving import registry
+from models.serving.score import ID_COLUMNS, Lineage, check_outputs, score_columns
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +64,3 @@ def score_frame(
     lineage_columns = [F.lit(v).cast("string").alias(c) for c, v in lineage.columns().items()]
     scored = scored.select(*ID_COLUMNS, *outputs, *lineage_columns)
     return scored.select(*score_columns(k)).orderBy(CUSTOMER_ID)
-
-
-def score_spark(
-    cfg: Config,
-    tables: Tables,
-    request: ScoreRequest,
-    models: tuple[registry.LoadedModel, registry.LoadedModel],
-    explain: str,
-) -> str:
-    """Features on Spark, both models through ``spark_udf``, the Parquet directory written."""
-    churn, tier = models
-    lineage = Lineage(churn.name, churn.version, tier.name, tier.version)
-    spark = spark_session(request.master, app_name="tierwise-score")
-    as_of = pd.Timestamp(request.as_of)
-    features = spark_features_as_of(spark, tables, as_of, cfg.defs, cfg.features)
-    structs = (output_struct(churn), output_struct(tier))
-    udfs = (
-        registry.spark_udf(cfg.root, spark, churn, structs[0], {"explain": explain}),
-        registry.spark_udf(cfg.root, spark, tier, structs[1], None),
-    )
-    scored = score_frame(features, udfs, structs, models, lineage)
-    log.info("spark: writing %s", request.out)
-    return write_parquet_atomic(scored, request.out, overwrite=request.overwrite)

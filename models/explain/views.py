@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.explain import group_contributions
-from models.reasons import split_base
-from models.strategies import Catalog, Strategy
+from models.explain.frame import group_contributions
+from models.explain.reasons import split_base
+from models.strategies.catalog import Catalog, Strategy
 
 STRATEGY = "strategy"
 COVERAGE_COLUMNS = (
@@ -101,7 +101,7 @@ def strategy_coverage(
     churn_probability: str,
     value_at_risk_column: str,
     *,
-    threshold: float = 0.5,
+    threshold: float,
     catalog: Catalog | None = None,
 ) -> pd.DataFrame:
     """Per strategy: the at-risk customers (``churn_probability`` >= ``threshold``) it is

@@ -1,14 +1,14 @@
 """Evaluation on the test snapshots: churn metrics for the three churn scores, tier metrics for
-the tier model and the Markov baseline, and the champion rule. Pure: predictions in, dicts out.
+the tier model and the Markov baseline. Pure: predictions in, dicts out.
 
-``predictions`` is the frame ``models.train.predict_test`` writes (reports/predictions.parquet).
+``predictions`` is the frame ``models.training.train.predict_test`` writes
+(reports/predictions.parquet).
 Metrics that are undefined on a slice (a single class) are reported as None.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,16 +18,14 @@ from features.contract import AS_OF
 from features.labels import CHURNED, NEXT_TIER
 from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import TIERS
-from models.estimators import tier_codes
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.spec import EvaluateSpec
-from models.train import BTYD_PROBABILITY, LOGISTIC_PROBABILITY, MARKOV_COLUMNS
+from models.training.estimators import tier_codes
+from models.training.train import BTYD_PROBABILITY, LOGISTIC_PROBABILITY, MARKOV_COLUMNS
 
 CHURN_MODELS = {"lightgbm": CHURN_PROBABILITY, "logistic": LOGISTIC_PROBABILITY,
                 "btyd": BTYD_PROBABILITY}  # fmt: skip
 TIER_MODELS = {"lightgbm": NEXT_TIER_COLUMNS, "markov": MARKOV_COLUMNS}
-# Champion rule: +1 higher is better, -1 lower is better (docs/models.md, "Promotion").
-PROMOTION_METRICS = {"churn": {"roc_auc": 1, "brier": -1}, "tier": {"log_loss": -1, "accuracy": 1}}
 
 
 def _clean(value: float) -> float | None:
@@ -207,27 +205,3 @@ def headline_metrics(evaluation: dict) -> dict:
 
 def snapshot_metrics(evaluation: dict) -> dict:
     return {kind: evaluation[kind]["by_snapshot"] for kind in ("churn", "tier")}
-
-
-def beats_champion(
-    challenger: Mapping[str, float | None],
-    champion: Mapping[str, float | None],
-    directions: Mapping[str, int],
-    tolerance: float = 0.0,
-) -> bool:
-    """True when the challenger is not worse than the champion on any rule metric (by more than
-    ``tolerance``) and strictly better on at least one. A metric the champion lacks counts as
-    beaten; one the challenger lacks, as worse."""
-    better = False
-    for name, sign in directions.items():
-        new, old = challenger.get(name), champion.get(name)
-        if new is None:
-            return False
-        if old is None:
-            better = True
-            continue
-        gain = sign * (new - old)
-        if gain < -tolerance:
-            return False
-        better = better or gain > 0
-    return better

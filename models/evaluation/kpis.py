@@ -23,7 +23,7 @@ import pandas as pd
 from features.contract import AS_OF, CUSTOMER_ID, NPS, SATISFACTION, SEGMENT, SURVEY_DATE
 from features.labels import CHURNED
 from features.registry import TIER
-from models.pyfunc import CHURN_PROBABILITY
+from models.columns import CHURN_PROBABILITY
 from models.spec import KpiSpec
 
 VALUE = "loan_value_365"

@@ -18,8 +18,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from features.labels import CHURNED, NEXT_TIER
 from features.registry import TIER
 from features.spec import TIERS
-from models.evaluate import CHURN_MODELS, transition_matrices
-from models.pyfunc import NEXT_TIER_COLUMNS
+from models.columns import NEXT_TIER_COLUMNS
+from models.evaluation.metrics import CHURN_MODELS, transition_matrices
 
 GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 PREDICTED_NEXT_TIER = "predicted_next_tier"

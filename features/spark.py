@@ -16,11 +16,6 @@ datetimes, independent of the session time zone, and read back by pandas as naiv
 from __future__ import annotations
 
 import logging
-import os
-import re
-import sys
-import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,7 +38,6 @@ from features.contract import (
 from features.registry import STATE_COLUMNS, feature_names
 from features.spec import Definitions, FeatureSpec
 from features.windows import day_numbers
-from pipelines.io import OutputExistsError
 
 log = logging.getLogger(__name__)
 
@@ -60,58 +54,6 @@ _SPARK_TYPES = {
     "float": T.DoubleType(),
     "int": T.DoubleType(),  # validated tables hold term_months as float64
 }
-
-
-def _local_cores(master: str) -> int | None:
-    """Cores of a ``local``/``local[N]``/``local[*]`` master; None for a cluster master."""
-    found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
-    if found is None:
-        return None
-    n = found.group(1) or "1"
-    return (os.cpu_count() or 1) if n == "*" else int(n)
-
-
-def spark_session(
-    master: str = "local[2]", app_name: str = "tierwise", conf: dict | None = None
-) -> SparkSession:
-    """A SparkSession with tierwise's defaults; ``conf`` entries override them.
-
-    Local masters run Python workers with this interpreter (``sys.executable``); on a cluster an
-    explicit ``PYSPARK_PYTHON`` (or ``spark.pyspark.python`` in ``conf``) wins, because the
-    executors' Python may live at another path. If a session already runs, it is returned as is
-    (settings fixed at JVM start, such as driver memory, cannot change).
-    """
-    cores = _local_cores(master)
-    if cores is not None:
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # one machine: bind to loopback
-    else:
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        # pandera, imported by features.validation, binds Spark to 127.0.0.1 when nothing is set:
-        # fine on one machine, unreachable from a cluster's executors.
-        if os.environ.get("SPARK_LOCAL_IP") == "127.0.0.1":
-            log.warning("ignoring SPARK_LOCAL_IP=127.0.0.1 for cluster master %s", master)
-            del os.environ["SPARK_LOCAL_IP"]
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    settings = {
-        "spark.driver.memory": "4g",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.log.level": "ERROR",
-    }
-    if cores is not None:
-        settings["spark.sql.shuffle.partitions"] = str(BUCKETS_PER_CORE * cores)
-    settings.update({k: str(v) for k, v in (conf or {}).items()})
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(settings["spark.log.level"])
-    return spark
 
 
 def feature_schema(spec: FeatureSpec) -> T.StructType:
@@ -238,40 +180,3 @@ def spark_features_as_of(
     body = _bucket_features(dtypes, small, as_of, defs, spec, schema.fieldNames())
     log.info("spark features as of %s: %d buckets", as_of.date(), n)
     return long.repartition(n, BUCKET).groupBy(BUCKET).applyInPandas(body, schema)
-
-
-def _hadoop_fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    target = jvm.org.apache.hadoop.fs.Path(path)
-    return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
-
-
-def write_parquet_atomic(df: DataFrame, path: str | Path, overwrite: bool = False) -> str:
-    """Write ``df`` as a Parquet directory at ``path``, all or nothing.
-
-    Spark writes into a hidden sibling directory, which is renamed onto ``path`` only when the
-    job succeeded; a failed job leaves neither. An existing ``path`` raises OutputExistsError
-    unless ``overwrite``. Paths resolve like Spark's own (``file:``, ``hdfs:``, ...); the rename
-    is atomic on local and HDFS file systems, not on object stores.
-    """
-    path = str(path).rstrip("/")
-    spark = df.sparkSession
-    fs, jvm = _hadoop_fs(spark, path)
-    hpath = jvm.org.apache.hadoop.fs.Path
-    target = hpath(path)
-    if fs.exists(target) and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
-    token = uuid.uuid4().hex[:12]
-    tmp = hpath(target.getParent(), f".{target.getName()}.{token}.tmp")
-    old = hpath(target.getParent(), f".{target.getName()}.{token}.old")
-    try:
-        df.write.mode("errorifexists").parquet(tmp.toString())
-        replaced = fs.exists(target) and fs.rename(target, old)
-        if not fs.rename(tmp, target):
-            if replaced:
-                fs.rename(old, target)
-            raise OSError(f"could not rename {tmp.toString()} to {path}")
-    finally:
-        fs.delete(tmp, True)
-        fs.delete(old, True)
-    return path

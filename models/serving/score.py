@@ -3,11 +3,12 @@
 Grain: one row per customer known at ``as_of`` (the feature table's rows at that date). Pure: the
 models come in as objects with a pyfunc-style ``predict(frame, params=None)`` (an MLflow
 ``PyFuncModel``), the feature rows as a DataFrame; a new DataFrame goes out. The same columns come
-out of both engines (pipelines/score.py, pipelines/score_spark.py); docs/scoring.md lists them.
+out of both engines (pipelines/score.py, models/serving/spark.py); docs/scoring.md lists them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,9 +16,9 @@ import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
-from models.reasons import reason_column_names
-from models.strategies import strategy_columns
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
+from models.explain.reasons import reason_column_names
+from models.strategies.catalog import strategy_columns
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL)
 CHURN_MODEL_NAME, CHURN_MODEL_VERSION = "churn_model_name", "churn_model_version"
@@ -106,3 +107,16 @@ def score_features(
     """
     churn_out = churn.predict(features, params={"explain": explain})
     return assemble_scores(features, churn_out, tier.predict(features), lineage)
+
+
+def iter_scores(
+    slices: Iterable[pd.DataFrame],
+    churn: Predictor,
+    tier: Predictor,
+    lineage: Lineage,
+    explain: str,
+) -> Iterator[pd.DataFrame]:
+    """Score rows of each non-empty slice of feature rows, in the slices' order."""
+    for features in slices:
+        if len(features):
+            yield score_features(features, churn, tier, lineage, explain)

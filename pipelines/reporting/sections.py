@@ -1,23 +1,20 @@
 """The report's five sections (#kpis, #risk, #transitions, #drivers, #playbook), each a pure
-function of ``ReportInputs`` returning HTML; building blocks in ``models.report_html``."""
+function of ``ReportInputs`` returning HTML; building blocks in ``pipelines.reporting.html``."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from features.contract import CUSTOMER_ID
 from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import LIFECYCLE_STATES, TIERS
-from models import report_charts as charts
-from models.pyfunc import CHURN_PROBABILITY
-from models.report_html import Html, card, cell, figure, image, num, pct, section, table
-
-if TYPE_CHECKING:
-    from models.report import ReportInputs
+from models.columns import CHURN_PROBABILITY
+from pipelines.reporting import charts
+from pipelines.reporting.html import Html, card, cell, figure, image, num, pct, section, table
+from pipelines.reporting.inputs import ReportInputs
 
 BANDS = ("low", "watch", "at risk")
 OPEN_CARDS = 5  # strategy cards shown open; the others are collapsed <details>

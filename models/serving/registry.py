@@ -4,7 +4,7 @@ Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlruns.d
 experiment's artefacts go to ``<root>/mlartifacts`` (both git-ignored). Registered models:
 ``tierwise-churn`` and ``tierwise-tier``. Every logged run registers a new version of each with
 the alias ``challenger``; ``champion`` moves only where the caller decided so (the rule lives in
-models/evaluate.py: ``beats_champion``) or by hand with ``promote``.
+models/evaluation/metrics.py: ``beats_champion``) or by hand with ``promote``.
 """
 
 from __future__ import annotations

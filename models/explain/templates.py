@@ -1,4 +1,5 @@
-"""Reason templates: how each feature is worded in a reason code (models/reasons.py renders them).
+"""Reason templates: how each feature is worded in a reason code (models/explain/reasons.py
+renders them).
 
 A ``ReasonTemplate`` per feature, or per windowed family (key ``"svc_complaints_"`` serves
 ``svc_complaints_90``, ``svc_complaints_365`` ... with ``{w}`` the window):

@@ -14,10 +14,8 @@ import base64
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from models.report import RunInfo
+from pipelines.reporting.inputs import RunInfo
 
 SECTIONS = {
     "kpis": "Portfolio KPIs",

@@ -5,12 +5,12 @@ a string out (``pipelines.io.save_text`` writes it; the stage logs it to MLflow)
 turns a ``ReportInputs`` into the page. Populations:
 
 - KPIs, risk distribution and playbook: the report's snapshot ``as_of`` (default: the latest
-  test snapshot). KPIs come from ``models.kpis.compute_kpis`` (dimension all and tier); the risk
-  distribution covers customers with a churn probability (active at ``as_of``).
+  test snapshot). KPIs come from ``models.evaluation.kpis.compute_kpis`` (dimension all and
+  tier); the risk distribution covers customers with a churn probability (active at ``as_of``).
 - Tier transitions: pooled over every test snapshot, actual row shares and the tier model's
   mean predicted probabilities (the ``actual`` and ``lightgbm`` matrices of
-  ``models.evaluate.transition_matrices``, without needing the Markov baseline's columns).
-- Playbook: ``models.explain_views.strategy_coverage`` joined to the catalog (names, citation,
+  ``models.evaluation.metrics.transition_matrices``, without needing the Markov baseline's columns).
+- Playbook: ``models.explain.views.strategy_coverage`` joined to the catalog (names, citation,
   action); example customers are the at-risk customers (churn probability >= the threshold)
   with the highest probability among those a strategy is recommended to, with their reasons.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,74 +30,22 @@ from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import NEXT_TIER
 from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import TIERS
-from models import report_sections as sections
-from models.explain_views import STRATEGY, strategy_citations
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
-from models.report_html import page
-from models.strategies import Catalog
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.explain.views import STRATEGY, strategy_citations
+from models.strategies.catalog import Catalog
+from pipelines.reporting import sections
+from pipelines.reporting.html import page
+from pipelines.reporting.inputs import (
+    EXAMPLE_COLUMNS,
+    KPI_COLUMNS,
+    PORTFOLIO,
+    RISK_COLUMNS,
+    VALUE_AT_RISK,
+    ReportInputs,
+    RunInfo,
+)
 
-PORTFOLIO = "portfolio"
-KPI_COLUMNS = ("customers", "active", "churn_rate", "retention_rate", "predicted_churn_rate",
-               "clv_mean", "clv_total", "nps", "csi")  # fmt: skip
-RISK_COLUMNS = (CUSTOMER_ID, TIER, LIFECYCLE_STATE, CHURN_PROBABILITY)
-DRIVER_COLUMNS = ("group", "mean_abs", "mean", "share_up")
-PLAYBOOK_COLUMNS = (STRATEGY, "name_zh", "name_en", "citation", "action", "customers_at_risk",
-                    "share_of_at_risk", "first_choice", "value_at_risk")  # fmt: skip
-VALUE_AT_RISK = "value_at_risk"
-EXAMPLE_COLUMNS = (STRATEGY, "slot", CUSTOMER_ID, TIER, LIFECYCLE_STATE, CHURN_PROBABILITY,
-                   VALUE_AT_RISK, "reason_1", "reason_2", "reason_3")  # fmt: skip
-REQUIRED = {"kpis": KPI_COLUMNS, "risk": RISK_COLUMNS, "drivers": DRIVER_COLUMNS,
-            "playbook": PLAYBOOK_COLUMNS, "examples": EXAMPLE_COLUMNS}  # fmt: skip
 _STRATEGY_SLOT = re.compile(r"strategy_(\d+)")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Where the numbers come from: the MLflow run, the registered model versions (kind ->
-    version), the feature table's fingerprint and the date the report was made (ISO)."""
-
-    run_id: str
-    model_versions: Mapping[str, str]
-    data_fingerprint: str
-    created: str
-    title: str = "tierwise · churn & loyalty report"
-
-
-@dataclass(frozen=True, eq=False)
-class ReportInputs:
-    """Everything the page shows, already in its final grain (see the module docstring).
-
-    kpis: index = tiers then ``portfolio``, columns KPI_COLUMNS. risk: one row per scored
-    customer at ``as_of`` (RISK_COLUMNS). transitions: name -> TIERS x TIERS row shares
-    (``actual``, ``predicted``); transition_rows: test rows per current tier. drivers: group
-    importance (DRIVER_COLUMNS), largest first. playbook: one row per catalog strategy
-    (PLAYBOOK_COLUMNS), largest value at risk first. examples: EXAMPLE_COLUMNS. images: caption
-    -> PNG bytes of the global plots. value_at_risk_total: over at-risk customers (None when the
-    explanations carry no value).
-    """
-
-    run: RunInfo
-    as_of: str
-    kpis: pd.DataFrame
-    risk: pd.DataFrame
-    transitions: Mapping[str, pd.DataFrame]
-    transition_rows: pd.Series
-    drivers: pd.DataFrame
-    playbook: pd.DataFrame
-    examples: pd.DataFrame
-    images: Mapping[str, bytes] = field(default_factory=dict)
-    snapshots: tuple[str, ...] = ()
-    at_risk_threshold: float = 0.5
-    watch_threshold: float = 0.2
-    value_at_risk_total: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.watch_threshold < self.at_risk_threshold <= 1:
-            raise ValueError("need 0 < watch_threshold < at_risk_threshold <= 1")
-        for name, columns in REQUIRED.items():
-            missing = [c for c in columns if c not in getattr(self, name).columns]
-            if missing:
-                raise ValueError(f"ReportInputs.{name} lacks column(s): {', '.join(missing)}")
 
 
 def run_info_from(registry: Mapping, train_summary: Mapping, created: str) -> RunInfo:
@@ -125,7 +72,8 @@ def portfolio_kpis(kpis: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
 def transition_shares(predictions: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """TIERS x TIERS: ``actual`` row shares of tier at t -> next tier (NaN rows: no customer of
-    that tier), ``predicted`` the tier model's mean probabilities (as in models/evaluate.py)."""
+    that tier), ``predicted`` the tier model's mean probabilities (as in
+    models/evaluation/metrics.py)."""
     current = pd.Categorical(predictions[TIER], categories=TIERS)
     following = pd.Categorical(predictions[NEXT_TIER], categories=TIERS)
     counts = pd.crosstab(current, following, dropna=False).reindex(
@@ -193,15 +141,16 @@ def report_inputs_from(
     *,
     images: Mapping[str, bytes] | None = None,
     as_of: str | pd.Timestamp | None = None,
-    threshold: float = 0.5,
-    watch: float = 0.2,
+    threshold: float,
+    watch: float,
     examples_per_strategy: int = 3,
 ) -> ReportInputs:
-    """The report's inputs from reports/predictions.parquet (``models.train.predict_test``),
-    the explanations (customer_id, as_of, reason_j, strategy_j; churn_probability, tier and
-    lifecycle_state are joined from the predictions when absent; an optional value_at_risk),
-    the KPI table (``compute_kpis``), ``strategy_coverage``, ``group_importance`` and the
-    catalog. ``threshold`` must be the one the coverage was computed with."""
+    """The report's inputs from reports/predictions.parquet
+    (``models.training.train.predict_test``), the explanations (customer_id, as_of, reason_j,
+    strategy_j; churn_probability, tier and lifecycle_state are joined from the predictions when
+    absent; an optional value_at_risk), the KPI table (``compute_kpis``), ``strategy_coverage``,
+    ``group_importance`` and the catalog. ``threshold`` must be the one the coverage was computed
+    with."""
     when = pd.Timestamp(as_of) if as_of is not None else pd.to_datetime(predictions[AS_OF]).max()
     at = predictions[pd.to_datetime(predictions[AS_OF]) == when]
     risk = at[at[CHURN_PROBABILITY].notna()].loc[:, list(RISK_COLUMNS)].reset_index(drop=True)

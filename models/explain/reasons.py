@@ -1,7 +1,7 @@
 """Reason codes: the groups pushing risk up, each worded from its top feature and that value.
 
 ``reason_codes`` picks, per row, the k feature groups with the largest positive contribution
-(log-odds), words each from the group's most contributing feature (models/reason_templates.py)
+(log-odds), words each from the group's most contributing feature (models/explain/templates.py)
 and appends the group's contribution in display units, e.g. "3 complaints in the last 90 days
 (+0.12)". ``render_reason`` words one reason (the scalar reference); ``render_reasons`` words
 many, looping over features and distinct values, never over customers.
@@ -21,15 +21,15 @@ from scipy.special import expit
 
 from features.registry import feature_registry
 from features.spec import FeatureSpec
-from models.reason_templates import TEMPLATES, ReasonTemplate
+from models.explain.templates import TEMPLATES, ReasonTemplate
 
-BASE_VALUE = "base_value"  # the contributions' base column (models/explain.py re-exports it)
+BASE_VALUE = "base_value"  # the contributions' base column (models/explain/frame.py re-exports it)
 Link = Callable[[np.ndarray], np.ndarray]
 _PLURALS = {"{s}": ("", "s"), "{ies}": ("y", "ies")}
 
 
 def format_value(kind: str, value: float, labels: tuple[str, ...] = ()) -> str:
-    """One value as it appears in a reason (kinds: models/reason_templates.py)."""
+    """One value as it appears in a reason (kinds: models/explain/templates.py)."""
     value = value + 0.0  # -0.0 reads 0
     if kind in ("count", "days"):
         return f"{round(value):,}"

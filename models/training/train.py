@@ -33,7 +33,10 @@ from sklearn.pipeline import Pipeline
 from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import CHURNED, NEXT_TIER
 from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
-from models.estimators import (
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.spec import BoosterParams, SplitSpec, TrainSpec
+from models.training.boosters import ChurnModel, TierModel
+from models.training.estimators import (
     FITTED_METHODS,
     MarkovBaseline,
     ScoreCalibrator,
@@ -44,9 +47,7 @@ from models.estimators import (
     make_tier_classifier,
     tier_codes,
 )
-from models.pyfunc import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, ChurnModel, TierModel
-from models.spec import BoosterParams, SplitSpec, TrainSpec
-from models.split import Split, churn_rows, split_snapshots, tier_rows
+from models.training.split import Split, churn_rows, split_snapshots, tier_rows
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from scipy.special import expit, logsumexp
 from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import GROUPS, LIFECYCLE_STATE, LOYALTY_LEVEL, LOYALTY_STAGE, TIER
 from features.spec import LIFECYCLE_STATES, LOYALTY_LEVELS, LOYALTY_STAGES, TIERS
-from models.reason_templates import ReasonTemplate
-from models.reasons import BASE_VALUE, Link, reason_codes, reason_column_names, split_base
-from models.strategies import Catalog, recommend_frame, strategy_columns
+from models.explain.reasons import BASE_VALUE, Link, reason_codes, reason_column_names, split_base
+from models.explain.templates import ReasonTemplate
+from models.strategies.catalog import Catalog, recommend_frame, strategy_columns
 
 Model = lgb.Booster | lgb.LGBMModel
 QUADRATURE_NODES = 24

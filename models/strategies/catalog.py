@@ -1,4 +1,5 @@
-"""Retention strategies: the catalog (models/strategies.yaml) and the rule that picks them.
+"""Retention strategies: the catalog (models/strategies/strategies.yaml) and the rule that picks
+them.
 
 The catalog lists every retention and loyalty strategy named in the five domain documents, each
 with its source (file, title, section, a verbatim quote), the customer states it applies to and
@@ -138,7 +139,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     if path is None:
         where, text = (
             CATALOG_FILE,
-            resources.files("models").joinpath(CATALOG_FILE).read_text("utf-8"),
+            resources.files("models.strategies").joinpath(CATALOG_FILE).read_text("utf-8"),
         )
     else:
         where, text = str(path), Path(path).read_text(encoding="utf-8")

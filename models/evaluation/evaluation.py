@@ -1,0 +1,62 @@
+"""Everything the evaluate stage computes from the test predictions: metrics (overall and per
+snapshot), document 004's KPIs, and the plot data and figures. Pure: frames in, an
+``Evaluation`` out; pipelines/evaluate.py writes it and logs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from models.evaluation.kpis import compute_kpis, kpi_headline, kpi_rows
+from models.evaluation.metrics import evaluate_predictions, headline_metrics, snapshot_metrics
+from models.evaluation.plots import compute_figures, compute_plot_data
+from models.spec import EvaluateSpec, KpiSpec
+
+# Per-snapshot metrics logged to MLflow as steps (step i = the i-th test snapshot).
+SERIES = {"churn": ("roc_auc", "brier", "ece"), "tier": ("log_loss", "accuracy")}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    details: dict  # everything (reports/evaluation.json)
+    metrics: dict  # headline figures (DVC metrics)
+    by_snapshot: dict  # per test snapshot (DVC metrics)
+    kpis: pd.DataFrame
+    plot_data: dict[str, pd.DataFrame]
+    figures: dict[str, Figure]
+
+
+def compute_evaluation(
+    predictions: pd.DataFrame,
+    table: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    surveys: pd.DataFrame | None,
+    spec: EvaluateSpec,
+    kpi_spec: KpiSpec,
+    horizon_days: int,
+) -> Evaluation:
+    """Metrics, KPIs and plots of the test predictions (``models.training.train.predict_test``)."""
+    details = evaluate_predictions(predictions, spec)
+    rows = kpi_rows(predictions, table, customers, surveys, kpi_spec, horizon_days)
+    conversion = details["tier"]["conversion"]
+    metrics = {**headline_metrics(details), "kpis": kpi_headline(rows), "conversion": conversion}
+    data = compute_plot_data(predictions, spec.bins)
+    figures = compute_figures(data, predictions)
+    return Evaluation(
+        details, metrics, snapshot_metrics(details), compute_kpis(rows), data, figures
+    )
+
+
+def metric_series(by_snapshot: dict) -> dict[str, list]:
+    """Per-snapshot metrics as MLflow steps, keyed ``by_snapshot.KIND.MODEL.METRIC``."""
+    series = {}
+    for kind, names in SERIES.items():
+        snapshots = [by_snapshot[kind][t] for t in sorted(by_snapshot[kind])]
+        for model in snapshots[0]:
+            for metric in names:
+                key = f"by_snapshot.{kind}.{model}.{metric}"
+                series[key] = [snapshot[model][metric] for snapshot in snapshots]
+    return series
