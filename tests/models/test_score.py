@@ -216,7 +216,9 @@ def store(tmp_path_factory, trained, scoring_model, score_rows):
     entries = [
         registry.ModelEntry(kind, model, example[model.input_columns()],
                             tuple(model.features), True, "test")
-        for kind, model in (("churn", scoring_model), ("tier", RegisteredTierModel(trained.models.tier)))
+        for kind, model in (
+            ("churn", scoring_model), ("tier", RegisteredTierModel(trained.models.tier))
+        )
     ]  # fmt: skip
     record = registry.RunRecord("tierwise-test", {}, {"git_commit": "x"}, {})
     registry.log_run(root, record, entries)
