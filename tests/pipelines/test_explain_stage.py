@@ -48,7 +48,7 @@ def test_every_active_customer_gets_reasons_and_catalog_strategies(explained):
     last = out["as_of"].max()
     active = table[(table["as_of"] == last) & table["active"]]
     assert set(out["customer_id"]) == set(active["customer_id"])
-    assert headline["explained_customers"] == len(out)
+    assert headline.explained_customers == len(out)
     ids = {s.id for s in load_catalog().strategies}
     chosen = set(out[["strategy_1", "strategy_2", "strategy_3"]].to_numpy().ravel()) - {""}
     assert chosen and chosen <= ids
@@ -69,7 +69,7 @@ def test_global_views_are_written_and_logged_to_the_evaluate_run(explained):
     run_id = yaml.safe_load(cfg.path(cfg.paths.registry).read_text())["run_id"]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{cfg.root / 'mlruns.db'}")
     run = client.get_run(run_id)
-    assert run.data.metrics["explain.explained_customers"] == headline["explained_customers"]
+    assert run.data.metrics["explain.explained_customers"] == headline.explained_customers
     logged = {a.path for a in client.list_artifacts(run_id, "explain")}
     assert "explain/shap_beeswarm.png" in logged
 
