@@ -112,10 +112,10 @@ def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def run(cfg: Config) -> dict:
+    summary = TrainSummary.from_json(load_json(cfg.path(cfg.paths.train_summary)))
     table = load_frame(cfg.path(cfg.paths.features))
     predictions = load_frame(cfg.path(cfg.paths.predictions))
     fitted = load_pickle(cfg.path(cfg.paths.models), "train")
-    summary = TrainSummary.from_json(load_json(cfg.path(cfg.paths.train_summary)))
     folder = cfg.path(cfg.paths.validated)
     customers, surveys = _optional_table(folder, CUSTOMERS), _optional_table(folder, SURVEYS)
     ev = compute_evaluation(

@@ -60,7 +60,9 @@ class ExplainSummary:
     def from_json(cls, data: Mapping[str, Any]) -> ExplainSummary:
         keys = ("explained_customers", "at_risk_customers", "value_at_risk")
         d = checked(data, keys, "explain summary")
-        return cls(int(d["explained_customers"]), int(d["at_risk_customers"]), d["value_at_risk"])
+        return cls(
+            int(d["explained_customers"]), int(d["at_risk_customers"]), float(d["value_at_risk"])
+        )
 
 
 @dataclass(frozen=True)
