@@ -3,6 +3,7 @@ gets reasons and strategies from the catalog, and the views land in the MLflow r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from models.explain.customers import ExplainSummary
 from models.strategies.catalog import load_catalog
 from pipelines import evaluate, explain, features, generate, train, validate
 from pipelines.config import Config, load_config
@@ -21,7 +23,7 @@ FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20,
 
 
 @pytest.fixture(scope="module")
-def explained(tmp_path_factory) -> tuple[Config, dict]:
+def explained(tmp_path_factory) -> tuple[Config, ExplainSummary]:
     root = tmp_path_factory.mktemp("explain")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 400, "years": 3, "seed": 3}
@@ -64,6 +66,8 @@ def test_global_views_are_written_and_logged_to_the_evaluate_run(explained):
     for name in ("feature_importance.csv", "group_importance.csv", "strategy_coverage.csv",
                  "group_importance.png", "shap_beeswarm.png", "summary.json"):  # fmt: skip
         assert (folder / name).stat().st_size > 0, name
+    written = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert ExplainSummary.from_json(written) == headline and headline.to_json() == written
     coverage = pd.read_csv(folder / "strategy_coverage.csv")
     assert len(coverage) == len(load_catalog().strategies)
     run_id = yaml.safe_load(cfg.path(cfg.paths.registry).read_text())["run_id"]
