@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+# The run's figures in docs/*.md and README.md, rewritten from the committed reports/.
+docs: setup
+	$(BIN)/python docs/figures.py
 
 bench: setup
 	$(BIN)/python benchmarks/features.py

@@ -30,6 +30,7 @@ from rich.logging import RichHandler
 
 from features.validation import ContractError
 from models.evaluation.champion import ChampionError
+from models.records import RecordError
 from models.training.split import SplitError
 from pipelines.config import DEFAULT_PARAMS, Config, ConfigError, load_config
 from pipelines.io import OutputExistsError
@@ -69,6 +70,9 @@ def _run(step: Callable[[], object]) -> None:
         raise typer.Exit(EXIT_INVALID) from err
     except ConfigError as err:
         err_console.print(f"[bold red]invalid params[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    except RecordError as err:
+        err_console.print(f"[bold red]unreadable stage output[/] {err}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
     except SplitError as err:
         err_console.print(f"[bold red]cannot split the data[/] {err}", highlight=False)

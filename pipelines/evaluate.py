@@ -23,6 +23,7 @@ from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
 from models.strategies.catalog import load_catalog
 from models.training.split import churn_rows, tier_rows
+from models.training.summary import TrainSummary
 from models.training.train import FittedModels
 from pipelines.config import Config
 from pipelines.io import atomic_path, load_frame, load_json, load_pickle, save_frame, save_json
@@ -40,9 +41,9 @@ def _save_figure(figure: Figure, path: Path) -> Path:
 def save_evaluation(cfg: Config, ev: Evaluation) -> list[Path]:
     """Write every evaluation output; return the files and folders to log to MLflow."""
     p, plots = cfg.paths, cfg.path(cfg.paths.plots)
-    save_json(ev.metrics, cfg.path(p.metrics))
-    save_json(ev.by_snapshot, cfg.path(p.metrics_by_snapshot))
-    save_json(ev.details, cfg.path(p.evaluation))
+    save_json(ev.metrics.to_json(), cfg.path(p.metrics))
+    save_json(ev.by_snapshot.to_json(), cfg.path(p.metrics_by_snapshot))
+    save_json(ev.details.to_json(), cfg.path(p.evaluation))
     save_frame(ev.kpis, cfg.path(p.kpis))
     for name, frame in ev.plot_data.items():
         save_frame(frame, plots / f"{name}.csv")
@@ -74,7 +75,7 @@ def _entries(
     for kind, (model, rows) in models.items():
         champion = _champion(cfg, kind, rows)
         decision = decide_promotion(
-            kind, rows, ev.metrics[kind]["lightgbm"], champion, cfg.evaluate
+            kind, rows, ev.metrics.of(kind)["lightgbm"], champion, cfg.evaluate
         )
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
         required = tuple(model.features)
@@ -85,21 +86,23 @@ def _entries(
 
 
 def _record(
-    cfg: Config, ev: Evaluation, summary: dict, artifacts: list[Path]
+    cfg: Config, ev: Evaluation, summary: TrainSummary, artifacts: list[Path]
 ) -> registry.RunRecord:
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("root", "paths")}
     features = [dataclasses.asdict(f) for f in feature_registry(cfg.features)]
-    commit, fingerprint = registry.git_commit(cfg.root), summary["data_fingerprint"]
-    tags = {"git_commit": commit, "data_fingerprint": fingerprint}
-    trees = {k: summary[k]["trees"] for k in ("churn", "tier")}
+    tags = {
+        "git_commit": registry.git_commit(cfg.root),
+        "data_fingerprint": summary.data_fingerprint,
+    }
+    trained = {"train_seconds": summary.seconds.to_json(), "trees": summary.trees}
     return registry.RunRecord(
         experiment=cfg.mlflow.experiment,
         params=params,
         tags=tags,
-        metrics={**ev.metrics, "train_seconds": summary["seconds"], "trees": trees},
+        metrics=ev.metrics.to_json() | trained,
         series=metric_series(ev.by_snapshot),
         artifacts=tuple(artifacts),
-        dicts={"features.json": features, "split.json": summary["split"]},
+        dicts={"features.json": features, "split.json": summary.split.to_json()},
     )
 
 
@@ -109,10 +112,10 @@ def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def run(cfg: Config) -> dict:
+    summary = TrainSummary.from_json(load_json(cfg.path(cfg.paths.train_summary)))
     table = load_frame(cfg.path(cfg.paths.features))
     predictions = load_frame(cfg.path(cfg.paths.predictions))
     fitted = load_pickle(cfg.path(cfg.paths.models), "train")
-    summary = load_json(cfg.path(cfg.paths.train_summary))
     folder = cfg.path(cfg.paths.validated)
     customers, surveys = _optional_table(folder, CUSTOMERS), _optional_table(folder, SURVEYS)
     ev = compute_evaluation(

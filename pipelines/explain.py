@@ -12,7 +12,12 @@ import logging
 from pathlib import Path
 
 from features.registry import value_feature
-from models.explain.customers import explain_customers, explanation_rows, global_views
+from models.explain.customers import (
+    ExplainSummary,
+    explain_customers,
+    explanation_rows,
+    global_views,
+)
 from models.explain.views import plot_beeswarm, plot_group_importance
 from models.serving import registry
 from models.strategies.catalog import load_catalog
@@ -22,7 +27,7 @@ from pipelines.io import atomic_path, load_frame, load_json, load_pickle, save_f
 log = logging.getLogger(__name__)
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config) -> ExplainSummary:
     table = load_frame(cfg.path(cfg.paths.features))
     fitted = load_pickle(cfg.path(cfg.paths.models), "train")
     catalog = load_catalog()
@@ -41,9 +46,10 @@ def run(cfg: Config) -> dict:
         plot_group_importance(views.group_importance, tmp)
     with atomic_path(folder / "shap_beeswarm.png") as tmp:
         plot_beeswarm(ex.contributions, ex.matrix, tmp, max_rows=cfg.explain.beeswarm_rows)
-    save_json(views.headline, folder / "summary.json")
+    headline = views.headline.to_json()
+    save_json(headline, folder / "summary.json")
     logged = load_json(cfg.path(cfg.paths.registry))
     outputs: list[Path] = [cfg.path(cfg.paths.explanations), folder]
-    metrics = {f"explain.{k}": v for k, v in views.headline.items()}
+    metrics = {f"explain.{k}": v for k, v in headline.items()}
     registry.log_to_run(cfg.root, logged["run_id"], outputs, metrics)
     return views.headline

@@ -13,6 +13,7 @@ import pandas as pd
 
 from models.serving import registry
 from models.strategies.catalog import load_catalog
+from models.training.summary import TrainSummary
 from pipelines.config import Config
 from pipelines.io import load_frame, load_json, save_text
 from pipelines.reporting.report import render_report, report_inputs_from, run_info_from
@@ -26,9 +27,9 @@ IMAGES = {
 def run(cfg: Config) -> Path:
     p, explain_dir = cfg.paths, cfg.path(cfg.paths.explain)
     logged = load_json(cfg.path(p.registry))
-    run_info = run_info_from(
-        logged, load_json(cfg.path(p.train_summary)), f"{pd.Timestamp.now():%Y-%m-%d %H:%M}"
-    )
+    summary = TrainSummary.from_json(load_json(cfg.path(p.train_summary)))
+    created = f"{pd.Timestamp.now():%Y-%m-%d %H:%M}"
+    run_info = run_info_from(logged, summary.data_fingerprint, created)
     inputs = report_inputs_from(
         load_frame(cfg.path(p.predictions)),
         load_frame(cfg.path(p.explanations)),

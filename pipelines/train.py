@@ -24,6 +24,6 @@ def run(cfg: Config) -> TrainResult:
     result = train_models(table, cfg.split, cfg.train, cfg.labels.horizon_days, features)
     save_pickle(result.models, cfg.path(cfg.paths.models))
     save_frame(result.predictions, cfg.path(cfg.paths.predictions))
-    save_json(result.summary, cfg.path(cfg.paths.train_summary))
-    log.info("train: %s seconds", result.summary["seconds"])
+    save_json(result.summary.to_json(), cfg.path(cfg.paths.train_summary))
+    log.info("train: %s", result.summary.seconds)
     return result

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from models.evaluation.kpis import compute_kpis, kpi_headline, kpi_rows
 from models.evaluation.metrics import evaluate_predictions, headline_metrics, snapshot_metrics
 from models.evaluation.plots import compute_figures, compute_plot_data
+from models.evaluation.records import KINDS, EvaluationDetails, HeadlineMetrics, SnapshotMetrics
 from models.spec import EvaluateSpec, KpiSpec
 
 # Per-snapshot metrics logged to MLflow as steps (step i = the i-th test snapshot).
@@ -21,9 +22,9 @@ SERIES = {"churn": ("roc_auc", "brier", "ece"), "tier": ("log_loss", "accuracy")
 
 @dataclass(frozen=True)
 class Evaluation:
-    details: dict  # everything (reports/evaluation.json)
-    metrics: dict  # headline figures (DVC metrics)
-    by_snapshot: dict  # per test snapshot (DVC metrics)
+    details: EvaluationDetails  # everything (reports/evaluation.json)
+    metrics: HeadlineMetrics  # headline figures (DVC metrics, reports/metrics.json)
+    by_snapshot: SnapshotMetrics  # per test snapshot (DVC metrics)
     kpis: pd.DataFrame
     plot_data: dict[str, pd.DataFrame]
     figures: dict[str, Figure]
@@ -41,8 +42,7 @@ def compute_evaluation(
     """Metrics, KPIs and plots of the test predictions (``models.training.train.predict_test``)."""
     details = evaluate_predictions(predictions, spec)
     rows = kpi_rows(predictions, table, customers, surveys, kpi_spec, horizon_days)
-    conversion = details["tier"]["conversion"]
-    metrics = {**headline_metrics(details), "kpis": kpi_headline(rows), "conversion": conversion}
+    metrics = headline_metrics(details, kpi_headline(rows))
     data = compute_plot_data(predictions, spec.bins)
     figures = compute_figures(data, predictions)
     return Evaluation(
@@ -50,11 +50,12 @@ def compute_evaluation(
     )
 
 
-def metric_series(by_snapshot: dict) -> dict[str, list]:
+def metric_series(by_snapshot: SnapshotMetrics) -> dict[str, list]:
     """Per-snapshot metrics as MLflow steps, keyed ``by_snapshot.KIND.MODEL.METRIC``."""
     series = {}
-    for kind, names in SERIES.items():
-        snapshots = [by_snapshot[kind][t] for t in sorted(by_snapshot[kind])]
+    for kind in KINDS:
+        names, per_date = SERIES[kind], by_snapshot.of(kind)
+        snapshots = [per_date[t] for t in sorted(per_date)]
         for model in snapshots[0]:
             for metric in names:
                 key = f"by_snapshot.{kind}.{model}.{metric}"

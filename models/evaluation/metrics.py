@@ -1,5 +1,6 @@
 """Evaluation on the test snapshots: churn metrics for the three churn scores, tier metrics for
-the tier model and the Markov baseline. Pure: predictions in, dicts out.
+the tier model and the Markov baseline. Pure: predictions in, records
+(``models.evaluation.records``) out.
 
 ``predictions`` is the frame ``models.training.train.predict_test`` writes
 (reports/predictions.parquet).
@@ -9,6 +10,7 @@ Metrics that are undefined on a slice (a single class) are reported as None.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,14 @@ from features.labels import CHURNED, NEXT_TIER
 from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import TIERS
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.evaluation.records import (
+    ChurnDetails,
+    Conversion,
+    EvaluationDetails,
+    HeadlineMetrics,
+    SnapshotMetrics,
+    TierDetails,
+)
 from models.spec import EvaluateSpec
 from models.training.estimators import tier_codes
 from models.training.train import BTYD_PROBABILITY, LOGISTIC_PROBABILITY, MARKOV_COLUMNS
@@ -166,42 +176,46 @@ def tier_moves(predictions: pd.DataFrame, cols: tuple[str, ...], threshold: floa
     return out
 
 
-def conversion_rate(predictions: pd.DataFrame) -> dict:
+def conversion_rate(predictions: pd.DataFrame) -> Conversion:
     """Potential -> any borrowing tier at t+H (document 003's conversion), actual and predicted."""
     rows = predictions[predictions[TIER] == TIERS[0]]
-    out = {"rows": len(rows), "actual": _clean((rows[NEXT_TIER] != TIERS[0]).mean())}
-    for model, cols in TIER_MODELS.items():
-        out[model] = _clean(1.0 - rows[cols[0]].mean()) if len(rows) else None
-    return out
+    predicted = {
+        model: _clean(1.0 - rows[cols[0]].mean()) if len(rows) else None
+        for model, cols in TIER_MODELS.items()
+    }
+    return Conversion(len(rows), _clean((rows[NEXT_TIER] != TIERS[0]).mean()), predicted)
 
 
-def evaluate_predictions(predictions: pd.DataFrame, spec: EvaluateSpec) -> dict:
+def evaluate_predictions(predictions: pd.DataFrame, spec: EvaluateSpec) -> EvaluationDetails:
     """Every metric of issue 3 on the test rows, overall and per test snapshot."""
     churn = _churn_rows(predictions)
-    return {
-        "churn": {
-            "overall": _by_model(churn, spec),
-            "by_snapshot": _per_snapshot(churn, lambda part: _by_model(part, spec)),
-            "by_tier": churn_rate_by(predictions, TIER),
-            "by_lifecycle": churn_rate_by(predictions, LIFECYCLE_STATE),
-        },
-        "tier": {
-            "overall": _by_model_tier(predictions),
-            "by_snapshot": _per_snapshot(predictions, _by_model_tier),
-            "transitions": transition_matrices(predictions),
-            "moves": {
-                m: tier_moves(predictions, c, spec.transition_threshold)
-                for m, c in TIER_MODELS.items()
-            },
-            "conversion": conversion_rate(predictions),
-        },
+    moves = {
+        m: tier_moves(predictions, c, spec.transition_threshold) for m, c in TIER_MODELS.items()
     }
+    return EvaluationDetails(
+        churn=ChurnDetails(
+            overall=_by_model(churn, spec),
+            by_snapshot=_per_snapshot(churn, lambda part: _by_model(part, spec)),
+            by_tier=churn_rate_by(predictions, TIER),
+            by_lifecycle=churn_rate_by(predictions, LIFECYCLE_STATE),
+        ),
+        tier=TierDetails(
+            overall=_by_model_tier(predictions),
+            by_snapshot=_per_snapshot(predictions, _by_model_tier),
+            transitions=transition_matrices(predictions),
+            moves=moves,
+            conversion=conversion_rate(predictions),
+        ),
+    )
 
 
-def headline_metrics(evaluation: dict) -> dict:
-    """The DVC metrics: overall figures per model (per-snapshot figures go to their own file)."""
-    return {kind: evaluation[kind]["overall"] for kind in ("churn", "tier")}
+def headline_metrics(details: EvaluationDetails, kpis: Mapping[str, float]) -> HeadlineMetrics:
+    """The DVC metrics: overall figures per model, the pooled KPIs and the conversion rate
+    (per-snapshot figures go to their own file)."""
+    return HeadlineMetrics(
+        details.churn.overall, details.tier.overall, kpis, details.tier.conversion
+    )
 
 
-def snapshot_metrics(evaluation: dict) -> dict:
-    return {kind: evaluation[kind]["by_snapshot"] for kind in ("churn", "tier")}
+def snapshot_metrics(details: EvaluationDetails) -> SnapshotMetrics:
+    return SnapshotMetrics(details.churn.by_snapshot, details.tier.by_snapshot)

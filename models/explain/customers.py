@@ -8,7 +8,9 @@ mean |SHAP| per feature and group, and strategy coverage. Pure: frames and fitte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ from models.columns import CHURN_PROBABILITY
 from models.explain.frame import downgrade_contributions, explain_frame, feature_contributions
 from models.explain.reasons import reason_column_names
 from models.explain.views import feature_importance, group_importance, strategy_coverage
+from models.records import checked
 from models.strategies.catalog import Catalog
 from models.training.boosters import ChurnModel, TierModel
 
@@ -38,11 +41,36 @@ class Explained:
 
 
 @dataclass(frozen=True)
+class ExplainSummary:
+    """reports/explain/summary.json: the customers explained (active at the snapshot), those at
+    risk (churn probability >= ``explain.at_risk_threshold``) and their value at risk."""
+
+    explained_customers: int
+    at_risk_customers: int
+    value_at_risk: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "explained_customers": self.explained_customers,
+            "at_risk_customers": self.at_risk_customers,
+            "value_at_risk": self.value_at_risk,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExplainSummary:
+        keys = ("explained_customers", "at_risk_customers", "value_at_risk")
+        d = checked(data, keys, "explain summary")
+        return cls(
+            int(d["explained_customers"]), int(d["at_risk_customers"]), float(d["value_at_risk"])
+        )
+
+
+@dataclass(frozen=True)
 class GlobalViews:
     feature_importance: pd.DataFrame
     group_importance: pd.DataFrame
     strategy_coverage: pd.DataFrame
-    headline: dict  # explained and at-risk customers, value at risk
+    headline: ExplainSummary
 
 
 def explanation_rows(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -126,11 +154,11 @@ def global_views(
         catalog=catalog,
     )
     at_risk = ex.explanations[CHURN_PROBABILITY] >= at_risk_threshold
-    headline = {
-        "explained_customers": len(ex.explanations),
-        "at_risk_customers": int(at_risk.sum()),
-        "value_at_risk": round(float(ex.explanations.loc[at_risk, VALUE_AT_RISK].sum()), 2),
-    }
+    headline = ExplainSummary(
+        explained_customers=len(ex.explanations),
+        at_risk_customers=int(at_risk.sum()),
+        value_at_risk=round(float(ex.explanations.loc[at_risk, VALUE_AT_RISK].sum()), 2),
+    )
     return GlobalViews(
         feature_importance(ex.contributions, churn.groups),
         group_importance(ex.contributions, churn.groups),

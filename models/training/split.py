@@ -11,20 +11,21 @@ are purged the same way against the first validation snapshot V0 (t + H < V0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import pandas as pd
 
 from features.contract import AS_OF
 from features.labels import CHURNED, LABEL_AVAILABLE
 from models.spec import SplitSpec
-
-Part = Literal["fit", "validation", "test"]
-PARTS: tuple[Part, ...] = ("fit", "validation", "test")
+from models.training.summary import PARTS, Part, SplitPart, SplitSummary
 
 
 class SplitError(ValueError):
     """The feature table has too few labelled snapshots for the requested split."""
+
+
+def _described(dates: pd.DatetimeIndex) -> SplitPart:
+    return SplitPart(len(dates), str(dates.min().date()), str(dates.max().date()))
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,14 @@ class Split:
         """The rows of ``table`` whose snapshot belongs to ``part`` (any label state)."""
         return table[table[AS_OF].isin(self.dates(part))]
 
+    def summary(self) -> SplitSummary:
+        """Snapshot ranges and counts of each part, for reports/train.json and MLflow."""
+        parts = {part: _described(self.dates(part)) for part in PARTS}
+        return SplitSummary(horizon_days=self.horizon_days, **parts)
+
     def describe(self) -> dict:
-        """Snapshot ranges and counts, for logs, reports/train.json and MLflow."""
-        out: dict = {"horizon_days": self.horizon_days}
-        for part in PARTS:
-            dates = self.dates(part)
-            out[part] = {
-                "snapshots": len(dates),
-                "first": str(dates.min().date()),
-                "last": str(dates.max().date()),
-            }
-        return out
+        """``summary()`` as a plain dict, for logs."""
+        return self.summary().to_json()
 
 
 def churn_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -48,6 +48,14 @@ from models.training.estimators import (
     tier_codes,
 )
 from models.training.split import Split, churn_rows, split_snapshots, tier_rows
+from models.training.summary import (
+    ChurnInfo,
+    FitInfo,
+    TestRows,
+    TierInfo,
+    TrainSeconds,
+    TrainSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +75,14 @@ class FittedModels:
     btyd: ScoreCalibrator
     markov: MarkovBaseline
     split: Split
-    info: dict = field(default_factory=dict)  # calibration choice, trees, rows, seconds
+    info: FitInfo  # calibration choice, trees, rows, seconds
 
 
 @dataclass(frozen=True)
 class TrainResult:
     models: FittedModels
     predictions: pd.DataFrame  # every labelled test row (see predict_test)
-    summary: dict
+    summary: TrainSummary  # reports/train.json
 
 
 def data_fingerprint(table: pd.DataFrame) -> str:
@@ -170,11 +178,11 @@ def fit_models(
     )
     (tier_model, tier_info), t_tier = _timed(fit_tier_model, *tier.values(), features, spec)
     markov = make_markov_baseline(spec.markov.alpha).fit(tier_train[TIER], tier_train[NEXT_TIER])
-    info = {
-        "churn": {**churn_info, **{f"{p}_rows": len(churn[p]) for p in churn}},
-        "tier": {**tier_info, **{f"{p}_rows": len(tier[p]) for p in tier}},
-        "seconds": {"churn": t_churn, "logistic": t_logistic, "tier": t_tier},
-    }
+    info = FitInfo(
+        churn=ChurnInfo(**churn_info, **{f"{p}_rows": len(churn[p]) for p in churn}),
+        tier=TierInfo(**tier_info, **{f"{p}_rows": len(tier[p]) for p in tier}),
+        seconds=TrainSeconds(churn=t_churn, logistic=t_logistic, tier=t_tier),
+    )
     return FittedModels(churn_model, tier_model, logistic, btyd, markov, split, info)
 
 
@@ -218,10 +226,12 @@ def train_models(
     models = fit_models(table, split, features, spec)
     log.info("trained: %s", models.info)
     predictions = predict_test(models, table)
-    summary = {
-        "split": split.describe(),
-        "data_fingerprint": data_fingerprint(table),
-        "test_rows": {"churn": int(predictions[CHURNED].notna().sum()), "tier": len(predictions)},
-        **models.info,
-    }
+    summary = TrainSummary(
+        split=split.summary(),
+        data_fingerprint=data_fingerprint(table),
+        test_rows=TestRows(churn=int(predictions[CHURNED].notna().sum()), tier=len(predictions)),
+        churn=models.info.churn,
+        tier=models.info.tier,
+        seconds=models.info.seconds,
+    )
     return TrainResult(models, predictions, summary)

@@ -48,11 +48,11 @@ from pipelines.reporting.inputs import (
 _STRATEGY_SLOT = re.compile(r"strategy_(\d+)")
 
 
-def run_info_from(registry: Mapping, train_summary: Mapping, created: str) -> RunInfo:
-    """RunInfo from reports/registry.json (run_id, models) and reports/train.json."""
+def run_info_from(registry: Mapping, data_fingerprint: str, created: str) -> RunInfo:
+    """RunInfo from reports/registry.json (run_id, models) and the feature table's fingerprint
+    (``TrainSummary.data_fingerprint``, reports/train.json)."""
     versions = {kind: str(entry["version"]) for kind, entry in registry.get("models", {}).items()}
-    fingerprint = str(train_summary.get("data_fingerprint", ""))
-    return RunInfo(str(registry.get("run_id", "")), versions, fingerprint, created)
+    return RunInfo(str(registry.get("run_id", "")), versions, data_fingerprint, created)
 
 
 def _date(value) -> str:

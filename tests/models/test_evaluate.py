@@ -106,9 +106,9 @@ def test_transition_matrices_and_conversion():
     assert matrices["lightgbm"]["core"]["ordinary"] == pytest.approx(0.7)
     assert matrices["actual"]["vip"]["vip"] is None  # no vip rows
     conversion = conversion_rate(frame.assign(**{f"markov_{c}": 0.25 for c in NEXT_TIER_COLUMNS}))
-    assert conversion["actual"] == 0.5
-    assert conversion["lightgbm"] == pytest.approx(1 - 0.75)
-    assert conversion["markov"] == pytest.approx(0.75)
+    assert conversion.actual == 0.5
+    assert conversion.predicted["lightgbm"] == pytest.approx(1 - 0.75)
+    assert conversion.predicted["markov"] == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize(
@@ -139,15 +139,17 @@ def test_tier_rule_prefers_lower_log_loss():
 
 def test_evaluation_of_a_training_run(trained):
     evaluation = evaluate_predictions(trained.predictions, EvaluateSpec())
-    churn, tier = evaluation["churn"], evaluation["tier"]
-    assert set(churn["overall"]) == {"lightgbm", "logistic", "btyd"}
-    assert len(churn["by_snapshot"]) == 3 and len(tier["by_snapshot"]) == 3
-    assert set(tier["overall"]) == {"lightgbm", "markov"}
+    churn, tier = evaluation.churn, evaluation.tier
+    assert set(churn.overall) == {"lightgbm", "logistic", "btyd"}
+    assert len(churn.by_snapshot) == 3 and len(tier.by_snapshot) == 3
+    assert set(tier.overall) == {"lightgbm", "markov"}
     rows = trained.predictions["churned"].notna().sum()
-    assert churn["overall"]["lightgbm"]["rows"] == rows
-    assert sum(v["rows"] for v in churn["by_tier"].values()) == rows
-    assert set(churn["by_lifecycle"]) <= {"new", "active"}
-    for matrix in tier["transitions"].values():
+    assert churn.overall["lightgbm"]["rows"] == rows
+    assert sum(v["rows"] for v in churn.by_tier.values()) == rows
+    assert set(churn.by_lifecycle) <= {"new", "active"}
+    for matrix in tier.transitions.values():
         sums = [sum(v for v in row.values() if v is not None) for row in matrix.values()]
         assert all(math.isclose(s, 1.0, abs_tol=1e-5) or s == 0 for s in sums)
-    assert headline_metrics(evaluation) == {"churn": churn["overall"], "tier": tier["overall"]}
+    headline = headline_metrics(evaluation, {"nps": 1.0})
+    assert (headline.churn, headline.tier) == (churn.overall, tier.overall)
+    assert headline.conversion == tier.conversion and headline.kpis == {"nps": 1.0}

@@ -138,7 +138,7 @@ def inputs(catalog) -> ReportInputs:
         "run_id": "0123abcd<run>",
         "models": {"churn": {"version": 3}, "tier": {"version": 2}},
     }
-    run = run_info_from(registry, {"data_fingerprint": "f" * 64}, "2024-07-02")
+    run = run_info_from(registry, "f" * 64, "2024-07-02")
     images = {"SHAP summary (beeswarm)": TINY_PNG}
     return report_inputs_from(
         predictions,
@@ -280,7 +280,7 @@ def test_render_is_deterministic(inputs, report) -> None:
 
 
 def test_run_info_from_tolerates_missing_entries() -> None:
-    assert run_info_from({}, {}, "2024-01-01") == RunInfo("", {}, "", "2024-01-01")
+    assert run_info_from({}, "", "2024-01-01") == RunInfo("", {}, "", "2024-01-01")
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
@@ -379,7 +379,9 @@ def test_report_from_a_training_run(trained, small_table, small_world, model_fea
             predictions, small_table, small_world.customers, small_world.surveys, KpiSpec(), 180
         )
     )
-    run = run_info_from({"run_id": "r1", "models": {}}, trained.summary, "2024-01-01")
+    run = run_info_from(
+        {"run_id": "r1", "models": {}}, trained.summary.data_fingerprint, "2024-01-01"
+    )
     inputs = report_inputs_from(
         predictions,
         explained,
@@ -392,7 +394,7 @@ def test_report_from_a_training_run(trained, small_table, small_world, model_fea
         watch=threshold / 2,
     )
     assert not inputs.examples.empty and inputs.examples["reason_1"].str.len().gt(0).all()
-    assert inputs.run.data_fingerprint == trained.summary["data_fingerprint"]
+    assert inputs.run.data_fingerprint == trained.summary.data_fingerprint
     parsed = _parse(render_report(inputs))
     assert set(SECTION_IDS) <= set(parsed.ids)
     assert any(i.startswith("strategy-") for i in parsed.ids)

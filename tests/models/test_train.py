@@ -39,12 +39,12 @@ def test_predictions_cover_every_labelled_test_row(trained, small_table):
 
 def test_summary_records_split_rows_trees_and_fingerprint(trained, small_table):
     summary = trained.summary
-    assert summary["split"]["test"]["snapshots"] == 3
-    assert summary["data_fingerprint"] == data_fingerprint(small_table)
-    assert summary["churn"]["calibration"] in ("isotonic", "platt")
-    assert set(summary["churn"]["calibration_cv"]) == {"isotonic", "platt"}
-    assert summary["churn"]["trees"] >= 1 and summary["tier"]["trees"] >= 1
-    assert summary["churn"]["fit_rows"] > 0 and summary["tier"]["validation_rows"] > 0
+    assert summary.split.test.snapshots == 3
+    assert summary.data_fingerprint == data_fingerprint(small_table)
+    assert summary.churn.calibration in ("isotonic", "platt")
+    assert set(summary.churn.calibration_cv) == {"isotonic", "platt"}
+    assert summary.churn.trees >= 1 and summary.tier.trees >= 1
+    assert summary.churn.fit_rows > 0 and summary.tier.validation_rows > 0
 
 
 def test_fingerprint_changes_with_the_data(small_table):
@@ -92,7 +92,7 @@ def test_a_fixed_calibration_method_is_used(small_table, split_spec, train_spec,
     split = split_snapshots(small_table, split_spec, 180)
     models = fit_models(small_table, split, model_features, spec)
     assert models.churn.calibrator.method == "isotonic"
-    assert models.info["churn"]["calibration_cv"] == {}
+    assert models.info.churn.calibration_cv == {}
 
 
 def test_missing_feature_columns_fail_loudly(small_table, split_spec, train_spec, model_features):

@@ -3,6 +3,7 @@ gets reasons and strategies from the catalog, and the views land in the MLflow r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from models.explain.customers import ExplainSummary
 from models.strategies.catalog import load_catalog
 from pipelines import evaluate, explain, features, generate, train, validate
 from pipelines.config import Config, load_config
@@ -21,7 +23,7 @@ FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20,
 
 
 @pytest.fixture(scope="module")
-def explained(tmp_path_factory) -> tuple[Config, dict]:
+def explained(tmp_path_factory) -> tuple[Config, ExplainSummary]:
     root = tmp_path_factory.mktemp("explain")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 400, "years": 3, "seed": 3}
@@ -48,7 +50,7 @@ def test_every_active_customer_gets_reasons_and_catalog_strategies(explained):
     last = out["as_of"].max()
     active = table[(table["as_of"] == last) & table["active"]]
     assert set(out["customer_id"]) == set(active["customer_id"])
-    assert headline["explained_customers"] == len(out)
+    assert headline.explained_customers == len(out)
     ids = {s.id for s in load_catalog().strategies}
     chosen = set(out[["strategy_1", "strategy_2", "strategy_3"]].to_numpy().ravel()) - {""}
     assert chosen and chosen <= ids
@@ -64,12 +66,14 @@ def test_global_views_are_written_and_logged_to_the_evaluate_run(explained):
     for name in ("feature_importance.csv", "group_importance.csv", "strategy_coverage.csv",
                  "group_importance.png", "shap_beeswarm.png", "summary.json"):  # fmt: skip
         assert (folder / name).stat().st_size > 0, name
+    written = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert ExplainSummary.from_json(written) == headline and headline.to_json() == written
     coverage = pd.read_csv(folder / "strategy_coverage.csv")
     assert len(coverage) == len(load_catalog().strategies)
     run_id = yaml.safe_load(cfg.path(cfg.paths.registry).read_text())["run_id"]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{cfg.root / 'mlruns.db'}")
     run = client.get_run(run_id)
-    assert run.data.metrics["explain.explained_customers"] == headline["explained_customers"]
+    assert run.data.metrics["explain.explained_customers"] == headline.explained_customers
     logged = {a.path for a in client.list_artifacts(run_id, "explain")}
     assert "explain/shap_beeswarm.png" in logged
 

@@ -124,3 +124,14 @@ def test_cli_exit_codes_for_an_impossible_split_and_missing_models(cfg, world):
     assert not (world / "reports/other/predictions.parquet").exists()
     result = runner.invoke(app, ["evaluate", "-p", "bad.yaml"])
     assert result.exit_code == EXIT_INVALID
+
+
+def test_evaluate_rejects_a_train_summary_it_cannot_read(cfg):
+    """reports/train.json is read through TrainSummary.from_json: an unknown key (an old or
+    hand-edited file) is exit code 2 naming the key, before anything is computed or logged."""
+    train.run(cfg)
+    path = cfg.path(cfg.paths.train_summary)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "surplus": 1}))
+    result = CliRunner().invoke(app, ["evaluate", "-p", "params.yaml"])
+    assert result.exit_code == EXIT_INVALID
+    assert "train summary: unknown keys ['surplus']" in result.output
