@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import pandas as pd
@@ -26,26 +27,35 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from models.serving.artifacts import MODEL_CODE
+
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier"}
 CHAMPION, CHALLENGER = "champion", "challenger"
 DB_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
 ENV_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-RUNTIME_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas",
-                         "cloudpickle")  # fmt: skip
+RUNTIME_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas")
 
 
 class RegistryError(LookupError):
     """A registered model or version that does not exist."""
 
 
+class Registrable(Protocol):
+    """An in-process model (models/serving/pyfunc.py) that can be stored as files."""
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+    def predict_params(self) -> dict[str, str]: ...
+    def write_artifacts(self, folder: Path) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model to log and register: the pyfunc object, an input example and the decision."""
+    """One model to log and register: the model, an input example and the decision."""
 
     kind: str  # "churn" or "tier" (a key of MODEL_NAMES)
-    model: mlflow.pyfunc.PythonModel
+    model: Registrable
     input_example: pd.DataFrame
     required: tuple[str, ...]  # input columns the model cannot do without (its features)
     promote: bool
@@ -136,20 +146,24 @@ def _signature(entry: ModelEntry) -> ModelSignature:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned runtime libraries; the model's classes come from the installed tierwise package."""
+    """Pinned runtime libraries; the functions model_code.py calls come from the installed
+    tierwise package."""
     return [f"{name}=={dist_version(name)}" for name in RUNTIME_DISTRIBUTIONS]
 
 
 def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> dict:
+    """Log the model from code (model_code.py and its files, no pickle) and register it."""
     name = MODEL_NAMES[entry.kind]
-    info = mlflow.pyfunc.log_model(
-        name=f"{entry.kind}-model",
-        python_model=entry.model,
-        signature=_signature(entry),
-        input_example=entry.input_example,
-        pip_requirements=pip_requirements(),
-        registered_model_name=name,
-    )
+    with tempfile.TemporaryDirectory(prefix="tierwise-model-") as tmp:
+        info = mlflow.pyfunc.log_model(
+            name=f"{entry.kind}-model",
+            python_model=str(MODEL_CODE),
+            artifacts=entry.model.write_artifacts(Path(tmp)),
+            signature=_signature(entry),
+            input_example=entry.input_example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=name,
+        )
     version = str(info.registered_model_version)
     for key, value in {**tags, "promotion": entry.reason}.items():
         client.set_model_version_tag(name, version, key, value)
