@@ -228,7 +228,16 @@ def load_alias(root: Path, name: str, alias: str) -> tuple[str, mlflow.pyfunc.Py
 class AliasScore:
     version: str
     output: pd.DataFrame | None  # None when the model could not score the frame
-    error: str = ""
+    error: str = ""  # why not: the version's URI, whether loading or scoring failed, the cause
+
+
+def _cause(err: BaseException, limit: int = 300) -> str:
+    """The exception's type and message, and the type and message of what caused it."""
+    reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
+    text = f"{type(err).__name__}: {reason}"
+    if err.__cause__ is not None and str(err.__cause__) not in text:
+        text += f" (from {type(err.__cause__).__name__}: {err.__cause__})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def score_with_alias(
@@ -236,19 +245,25 @@ def score_with_alias(
 ) -> AliasScore | None:
     """Score ``frame`` with ``name@alias`` through pyfunc, as a consumer would.
 
-    None when there is no such alias; an ``AliasScore`` without output when the model cannot
-    be loaded or cannot score the frame (its input schema or code no longer matches the data).
+    None when there is no such alias; an ``AliasScore`` without output, and an error naming the
+    version and the cause, when the model cannot be loaded (a pickled version whose classes
+    moved, a deleted or corrupt artifact, an unknown format) or cannot score the frame (its input
+    schema or code no longer matches the data). Any exception counts: the caller decides what a
+    broken champion means (models/evaluation/champion.py never promotes over one silently).
     ``params`` go to ``predict`` (a model logged without them ignores them with a warning).
     """
     version = _alias_version(_connect(root), name, alias)
     if version is None:
         return None
+    uri = f"models:/{name}/{version}"
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # any failure to load is the version's failure, reported as such
+        return AliasScore(version, None, f"cannot load {uri} ({name}@{alias}): {_cause(err)}")
+    try:
         return AliasScore(version, model.predict(frame, params=params))
-    except (MlflowException, ImportError, AttributeError, KeyError, ValueError, TypeError) as err:
-        reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
-        return AliasScore(version, None, f"{type(err).__name__}: {reason}"[:300])
+    except Exception as err:
+        return AliasScore(version, None, f"{uri} ({name}@{alias}) cannot score: {_cause(err)}")
 
 
 def promote(root: Path, name: str, version: str) -> None:
@@ -324,8 +339,8 @@ def load_model(root: Path, uri: str) -> LoadedModel:
     name, version = found if found else (uri, "")
     try:
         model = mlflow.pyfunc.load_model(_pinned_uri(uri, name, version))
-    except (MlflowException, OSError) as err:
-        raise RegistryError(f"cannot load model {uri}: {str(err)[:300]}") from err
+    except Exception as err:  # missing files, a pickled version whose classes moved, a bad format
+        raise RegistryError(f"cannot load model {uri}: {_cause(err)}") from err
     log.info("model %s: %s version %s", uri, name, version or "-")
     return LoadedModel(uri, name, version, model)
 
