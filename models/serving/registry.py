@@ -4,7 +4,9 @@ Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlruns.d
 experiment's artefacts go to ``<root>/mlartifacts`` (both git-ignored). Registered models:
 ``tierwise-churn`` and ``tierwise-tier``. Every logged run registers a new version of each with
 the alias ``challenger``; ``champion`` moves only where the caller decided so (the rule lives in
-models/evaluation/metrics.py: ``beats_champion``) or by hand with ``promote``.
+models/evaluation/champion.py) or by hand with ``promote``. A version is logged from code:
+models/serving/model_code.py with LightGBM's model text and a JSON document, no pickle
+(models/serving/artifacts.py).
 """
 
 from __future__ import annotations
