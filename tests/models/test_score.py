@@ -3,6 +3,7 @@ the score table's columns, and both models through a real MLflow registry (SQLit
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -307,6 +308,9 @@ def test_a_version_holds_no_pickle(store: Path, tmp_path):
             assert path.suffix not in (".pkl", ".pickle"), relative
             assert not path.read_bytes().startswith(b"\x80"), f"{relative} is a pickle"
         assert "cloudpickle" not in files["requirements.txt"].read_text()
+        spec = json.loads(files["artifacts/model.json"].read_text())
+        assert (spec["format_version"], spec["kind"]) == (1, name.removeprefix("tierwise-"))
+        assert files["artifacts/booster.txt"].read_text().startswith("tree")
         tmp_path = tmp_path / "next"
 
 
