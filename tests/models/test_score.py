@@ -396,3 +396,13 @@ def test_a_version_loads_and_scores_the_same_after_a_refactor(
     expected_failure = {"renamed": ("AttributeError", "ChurnModel"),
                         "moved": ("ModuleNotFoundError", "models.training")}[refactor]  # fmt: skip
     assert verdict.startswith("pickled: ") and all(w in verdict for w in expected_failure), verdict
+
+
+def test_a_version_of_another_format_says_register_again(trained, tmp_path):
+    model = RegisteredTierModel(trained.models.tier)
+    files = model.write_artifacts(tmp_path / "files")
+    spec = Path(files["spec"])
+    spec.write_text(spec.read_text().replace('"format_version": 1', '"format_version": 99'))
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(MODEL_CODE), artifacts=files)
+    with pytest.raises(ValueError, match="model format 99; the installed tierwise reads format 1"):
+        mlflow.pyfunc.load_model(str(tmp_path / "model"))
