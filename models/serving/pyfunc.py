@@ -15,15 +15,18 @@ in-process objects and the stored versions compute it with models/serving/output
 
 These objects are not what MLflow stores: ``write_artifacts`` turns each into LightGBM's model
 text and a JSON document, which models/serving/model_code.py loads (no pickle; docs/scoring.md,
-"How a version is stored").
+"How a version is stored"). They stay ``PythonModel``s only so that versions pickled before that
+change keep loading while these classes keep their import paths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import mlflow.pyfunc
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
@@ -73,7 +76,7 @@ def input_columns(model: BoosterModel) -> list[str]:
     return [*CONTEXT_COLUMNS, *model.features]
 
 
-class _Registered:
+class _Registered(mlflow.pyfunc.PythonModel):
     """What the registry needs of a model to log: features, input columns, artifacts."""
 
     kind: str
@@ -93,6 +96,12 @@ class _Registered:
     def write_artifacts(self, folder: Path) -> dict[str, str]:
         return artifacts.write_artifacts(self.model.model_text(), self.spec(), folder)
 
+    @cached_property
+    def _spec(self) -> dict[str, Any]:
+        """``spec()`` once: what a stored version reads, as the in-process model uses it (computed
+        on first use, so that a version pickled without it still scores)."""
+        return self.spec()
+
 
 class RegisteredChurnModel(_Registered):
     """The churn model as registered: probability, then risk band, reasons and strategies."""
@@ -102,7 +111,6 @@ class RegisteredChurnModel(_Registered):
     def __init__(self, model: ChurnModel, outputs: ChurnOutputs | None = None) -> None:
         self.model = model
         self.outputs = outputs
-        self._spec = self.spec()  # what a stored version reads, as the in-process model uses it
 
     def spec(self) -> dict[str, Any]:
         outputs = None if self.outputs is None else self.outputs.to_dict()
@@ -128,7 +136,6 @@ class RegisteredTierModel(_Registered):
 
     def __init__(self, model: TierModel) -> None:
         self.model = model
-        self._spec = self.spec()
 
     def predict_params(self) -> dict[str, str]:
         return {}
