@@ -1,7 +1,8 @@
-"""The two registered models as MLflow pyfunc ``PythonModel``s around the fitted models.
+"""The two registered models, in process: what the evaluate stage registers, and how.
 
 Input: rows of the feature table (the model's feature columns must be there; ``customer_id``,
-``as_of`` and the state columns may be). Output: a DataFrame on the input's index.
+``as_of`` and the state columns may be). Output: a DataFrame on the input's index; both the
+in-process objects and the stored versions compute it with models/serving/outputs.py.
 
 - ``RegisteredChurnModel``: ``churn_probability`` (LightGBM raw score -> calibrator). With
   ``outputs`` (``ChurnOutputs``) it is the registered model of docs/scoring.md: the probability
@@ -11,30 +12,32 @@ Input: rows of the feature table (the model's feature columns must be there; ``c
   others keep the strategies of their state.
 - ``RegisteredTierModel``: ``p_next_potential``, ``p_next_ordinary``, ``p_next_core``,
   ``p_next_vip``.
+
+These objects are not what MLflow stores: ``write_artifacts`` turns each into LightGBM's model
+text and a JSON document, which models/serving/model_code.py loads (no pickle; docs/scoring.md,
+"How a version is stored"). A version pickled by tierwise 0.1 (``models.pyfunc.ChurnModel``) no
+longer loads: the evaluate stage reports it as a broken champion (docs/models.md, "Promotion").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
-from features.registry import LIFECYCLE_STATE, STATE_COLUMNS
-from models.columns import CHURN_PROBABILITY, RISK_BAND
-from models.explain.frame import (
-    customer_states,
-    explain_frame,
-    explanation_columns,
-    feature_contributions,
-)
-from models.spec import EXPLAIN_POLICIES, ScoreSpec
+from features.registry import STATE_COLUMNS
+from models.serving import artifacts
+from models.serving.outputs import churn_frame, explained_rows, risk_band, tier_frame
+from models.spec import ScoreSpec
 from models.strategies.catalog import Catalog
 from models.training.boosters import BoosterModel, ChurnModel, TierModel
+
+__all__ = ["CHURN_POPULATION", "ChurnOutputs", "RegisteredChurnModel", "RegisteredTierModel",
+           "explained_rows", "input_columns", "risk_band"]  # fmt: skip
 
 # Optional input columns the registered models accept next to their features (later outputs,
 # such as strategies, read the states).
@@ -50,29 +53,21 @@ class ChurnOutputs:
 
     risk_bands: tuple[tuple[str, float], ...]  # (band, lowest probability in it), ascending
     at_risk_bands: tuple[str, ...]  # the bands that explain="at_risk" explains
-    catalog: Catalog  # shipped inside the model: a version's strategies never drift
+    catalog: Catalog  # stored inside the model as data: a version's strategies never drift
     k: int = 3  # reasons and strategies per customer
 
     @classmethod
     def from_spec(cls, spec: ScoreSpec, catalog: Catalog, k: int) -> ChurnOutputs:
         return cls(tuple(spec.risk_bands.items()), tuple(spec.at_risk_bands), catalog, k)
 
-
-def risk_band(probability: np.ndarray, bands: Sequence[tuple[str, float]]) -> np.ndarray:
-    """The band of each probability (at or above its lower bound); "" where it is NaN."""
-    p = np.asarray(probability, dtype=float)
-    names = np.array([name for name, _ in bands] + [""], dtype=object)
-    index = np.searchsorted([bound for _, bound in bands], p, side="right") - 1
-    return names[np.where(np.isnan(p), len(bands), np.maximum(index, 0))]
-
-
-def explained_rows(band: np.ndarray, active: np.ndarray, explain: str, at_risk: Sequence[str]):
-    """Which rows get TreeSHAP reasons: every active customer, the at-risk bands, or none."""
-    if explain not in EXPLAIN_POLICIES:
-        raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}, got {explain!r}")
-    if explain == "none":
-        return np.zeros(len(band), dtype=bool)
-    return active & np.isin(band, list(at_risk)) if explain == "at_risk" else active.copy()
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "risk_bands": [[name, float(bound)] for name, bound in self.risk_bands],
+            "at_risk_bands": list(self.at_risk_bands),
+            "k": int(self.k),
+            "population": list(CHURN_POPULATION),
+            "catalog": artifacts.catalog_data(self.catalog),
+        }
 
 
 def input_columns(model: BoosterModel) -> list[str]:
@@ -80,38 +75,11 @@ def input_columns(model: BoosterModel) -> list[str]:
     return [*CONTEXT_COLUMNS, *model.features]
 
 
-def churn_outputs_frame(
-    model: ChurnModel, frame: pd.DataFrame, outputs: ChurnOutputs | None, explain: str = "all"
-) -> pd.DataFrame:
-    """The registered churn model's answer for feature rows (docs/scoring.md)."""
-    out = model.predict_frame(frame)
-    if outputs is None:
-        return out
-    o, rows = outputs, frame.reset_index(drop=True)
-    states = customer_states(rows)
-    active = states[LIFECYCLE_STATE].isin(CHURN_POPULATION).to_numpy()
-    probability = np.where(active, out[CHURN_PROBABILITY].to_numpy(), np.nan)
-    band = risk_band(probability, o.risk_bands)
-    mask = explained_rows(band, active, explain, o.at_risk_bands)
-    # TreeSHAP for the chosen rows only; the others get no reasons and their state's strategies
-    contributions = feature_contributions(
-        model.booster, model.matrix(rows[mask]), num_iteration=model.num_iteration
-    )
-    explained = explain_frame(
-        None, rows, model.features, model.groups, o.catalog, o.k, rows=mask,
-        contributions=contributions, link=model.calibrator.predict,
-    )  # fmt: skip
-    head = pd.DataFrame({CHURN_PROBABILITY: probability, RISK_BAND: band})
-    reasons = explained[explanation_columns(o.k)]
-    return pd.concat([head, reasons], axis=1).set_axis(frame.index)
+class _Registered:
+    """What the registry needs of a model to log: features, input columns, artifacts."""
 
-
-class RegisteredChurnModel(mlflow.pyfunc.PythonModel):
-    """The churn model as registered: probability, then risk band, reasons and strategies."""
-
-    def __init__(self, model: ChurnModel, outputs: ChurnOutputs | None = None) -> None:
-        self.model = model
-        self.outputs = outputs
+    kind: str
+    model: BoosterModel
 
     @property
     def features(self) -> list[str]:
@@ -119,36 +87,59 @@ class RegisteredChurnModel(mlflow.pyfunc.PythonModel):
 
     def input_columns(self) -> list[str]:
         return input_columns(self.model)
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON document of the version (models/serving/artifacts.py)."""
+        return artifacts.spec_document(self.kind, self.model.to_dict(), None)
+
+    def write_artifacts(self, folder: Path) -> dict[str, str]:
+        return artifacts.write_artifacts(self.model.model_text(), self.spec(), folder)
+
+    @cached_property
+    def _spec(self) -> dict[str, Any]:
+        """``spec()`` once: what a stored version reads, as the in-process model uses it."""
+        return self.spec()
+
+
+class RegisteredChurnModel(_Registered):
+    """The churn model as registered: probability, then risk band, reasons and strategies."""
+
+    kind = "churn"
+
+    def __init__(self, model: ChurnModel, outputs: ChurnOutputs | None = None) -> None:
+        self.model = model
+        self.outputs = outputs
+
+    def spec(self) -> dict[str, Any]:
+        outputs = None if self.outputs is None else self.outputs.to_dict()
+        return artifacts.spec_document(self.kind, self.model.to_dict(), outputs)
 
     def predict_params(self) -> dict[str, str]:
         """The predict params (name -> default) that the registry logs as the params schema."""
         return {} if self.outputs is None else {"explain": "all"}
 
     def predict_frame(self, frame: pd.DataFrame, explain: str = "all") -> pd.DataFrame:
-        return churn_outputs_frame(self.model, frame, self.outputs, explain)
+        catalog = None if self.outputs is None else self.outputs.catalog
+        link = self.model.calibrator.predict
+        return churn_frame(frame, self.model.booster, self._spec, link, catalog, explain)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         return self.predict_frame(model_input, **(params or {}))
 
 
-class RegisteredTierModel(mlflow.pyfunc.PythonModel):
+class RegisteredTierModel(_Registered):
     """The tier model as registered: the probability of each tier at t+H."""
+
+    kind = "tier"
 
     def __init__(self, model: TierModel) -> None:
         self.model = model
-
-    @property
-    def features(self) -> list[str]:
-        return self.model.features
-
-    def input_columns(self) -> list[str]:
-        return input_columns(self.model)
 
     def predict_params(self) -> dict[str, str]:
         return {}
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.model.predict_frame(frame)
+        return tier_frame(frame, self.model.booster, self._spec)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         return self.predict_frame(model_input)

@@ -4,7 +4,9 @@ Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlruns.d
 experiment's artefacts go to ``<root>/mlartifacts`` (both git-ignored). Registered models:
 ``tierwise-churn`` and ``tierwise-tier``. Every logged run registers a new version of each with
 the alias ``challenger``; ``champion`` moves only where the caller decided so (the rule lives in
-models/evaluation/metrics.py: ``beats_champion``) or by hand with ``promote``.
+models/evaluation/champion.py) or by hand with ``promote``. A version is logged from code:
+models/serving/model_code.py with LightGBM's model text and a JSON document, no pickle
+(models/serving/artifacts.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import pandas as pd
@@ -26,26 +29,35 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from models.serving.artifacts import MODEL_CODE
+
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier"}
 CHAMPION, CHALLENGER = "champion", "challenger"
 DB_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
 ENV_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-RUNTIME_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas",
-                         "cloudpickle")  # fmt: skip
+RUNTIME_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "numpy", "pandas")
 
 
 class RegistryError(LookupError):
     """A registered model or version that does not exist."""
 
 
+class Registrable(Protocol):
+    """An in-process model (models/serving/pyfunc.py) that can be stored as files."""
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+    def predict_params(self) -> dict[str, str]: ...
+    def write_artifacts(self, folder: Path) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model to log and register: the pyfunc object, an input example and the decision."""
+    """One model to log and register: the model, an input example and the decision."""
 
     kind: str  # "churn" or "tier" (a key of MODEL_NAMES)
-    model: mlflow.pyfunc.PythonModel
+    model: Registrable
     input_example: pd.DataFrame
     required: tuple[str, ...]  # input columns the model cannot do without (its features)
     promote: bool
@@ -136,20 +148,24 @@ def _signature(entry: ModelEntry) -> ModelSignature:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned runtime libraries; the model's classes come from the installed tierwise package."""
+    """Pinned runtime libraries; the functions model_code.py calls come from the installed
+    tierwise package."""
     return [f"{name}=={dist_version(name)}" for name in RUNTIME_DISTRIBUTIONS]
 
 
 def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> dict:
+    """Log the model from code (model_code.py and its files, no pickle) and register it."""
     name = MODEL_NAMES[entry.kind]
-    info = mlflow.pyfunc.log_model(
-        name=f"{entry.kind}-model",
-        python_model=entry.model,
-        signature=_signature(entry),
-        input_example=entry.input_example,
-        pip_requirements=pip_requirements(),
-        registered_model_name=name,
-    )
+    with tempfile.TemporaryDirectory(prefix="tierwise-model-") as tmp:
+        info = mlflow.pyfunc.log_model(
+            name=f"{entry.kind}-model",
+            python_model=str(MODEL_CODE),
+            artifacts=entry.model.write_artifacts(Path(tmp)),
+            signature=_signature(entry),
+            input_example=entry.input_example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=name,
+        )
     version = str(info.registered_model_version)
     for key, value in {**tags, "promotion": entry.reason}.items():
         client.set_model_version_tag(name, version, key, value)
@@ -214,7 +230,16 @@ def load_alias(root: Path, name: str, alias: str) -> tuple[str, mlflow.pyfunc.Py
 class AliasScore:
     version: str
     output: pd.DataFrame | None  # None when the model could not score the frame
-    error: str = ""
+    error: str = ""  # why not: the version's URI, whether loading or scoring failed, the cause
+
+
+def _cause(err: BaseException, limit: int = 300) -> str:
+    """The exception's type and message, and the type and message of what caused it."""
+    reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
+    text = f"{type(err).__name__}: {reason}"
+    if err.__cause__ is not None and str(err.__cause__) not in text:
+        text += f" (from {type(err.__cause__).__name__}: {err.__cause__})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def score_with_alias(
@@ -222,19 +247,25 @@ def score_with_alias(
 ) -> AliasScore | None:
     """Score ``frame`` with ``name@alias`` through pyfunc, as a consumer would.
 
-    None when there is no such alias; an ``AliasScore`` without output when the model cannot
-    be loaded or cannot score the frame (its input schema or code no longer matches the data).
+    None when there is no such alias; an ``AliasScore`` without output, and an error naming the
+    version and the cause, when the model cannot be loaded (a pickled version whose classes
+    moved, a deleted or corrupt artifact, an unknown format) or cannot score the frame (its input
+    schema or code no longer matches the data). Any exception counts: the caller decides what a
+    broken champion means (models/evaluation/champion.py never promotes over one silently).
     ``params`` go to ``predict`` (a model logged without them ignores them with a warning).
     """
     version = _alias_version(_connect(root), name, alias)
     if version is None:
         return None
+    uri = f"models:/{name}/{version}"
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # any failure to load is the version's failure, reported as such
+        return AliasScore(version, None, f"cannot load {uri} ({name}@{alias}): {_cause(err)}")
+    try:
         return AliasScore(version, model.predict(frame, params=params))
-    except (MlflowException, ImportError, AttributeError, KeyError, ValueError, TypeError) as err:
-        reason = str(err).rsplit("Error: ", 1)[-1]  # MLflow's schema errors end with the cause
-        return AliasScore(version, None, f"{type(err).__name__}: {reason}"[:300])
+    except Exception as err:
+        return AliasScore(version, None, f"{uri} ({name}@{alias}) cannot score: {_cause(err)}")
 
 
 def promote(root: Path, name: str, version: str) -> None:
@@ -310,8 +341,8 @@ def load_model(root: Path, uri: str) -> LoadedModel:
     name, version = found if found else (uri, "")
     try:
         model = mlflow.pyfunc.load_model(_pinned_uri(uri, name, version))
-    except (MlflowException, OSError) as err:
-        raise RegistryError(f"cannot load model {uri}: {str(err)[:300]}") from err
+    except Exception as err:  # missing files, a pickled version whose classes moved, a bad format
+        raise RegistryError(f"cannot load model {uri}: {_cause(err)}") from err
     log.info("model %s: %s version %s", uri, name, version or "-")
     return LoadedModel(uri, name, version, model)
 

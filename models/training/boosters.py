@@ -40,6 +40,18 @@ class BoosterModel:
     def _booster_predict(self, frame: pd.DataFrame, **kwargs: Any) -> np.ndarray:
         return self.booster.predict(self.matrix(frame), num_iteration=self.num_iteration, **kwargs)
 
+    def model_text(self) -> str:
+        """LightGBM's text format of the trees used (``lgb.Booster(model_str=...)`` reloads it)."""
+        return self.booster.model_to_string(num_iteration=self.num_iteration)
+
+    def to_dict(self) -> dict:
+        """Everything but the trees, as plain data (JSON-ready)."""
+        return {
+            "features": list(self.features),
+            "groups": dict(self.groups),
+            "num_iteration": int(self.num_iteration),
+        }
+
 
 class ChurnModel(BoosterModel):
     """Calibrated probability that an active customer churns within the horizon."""
@@ -63,6 +75,9 @@ class ChurnModel(BoosterModel):
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({CHURN_PROBABILITY: self.probability(frame)}, index=frame.index)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "calibrator": self.calibrator.to_dict()}
 
 
 class TierModel(BoosterModel):
@@ -88,3 +103,6 @@ class TierModel(BoosterModel):
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         proba = self.probabilities(frame)
         return pd.DataFrame(proba, columns=list(NEXT_TIER_COLUMNS), index=frame.index)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "class_codes": list(self.class_codes)}

@@ -103,6 +103,21 @@ class ScoreCalibrator(BaseEstimator):
             return self.mapping_.predict(score)
         return self.mapping_.predict_proba(score.reshape(-1, 1))[:, 1]
 
+    def to_dict(self) -> dict:
+        """The fitted map as plain numbers (JSON-ready), all that ``predict`` uses: isotonic, the
+        interpolation thresholds and the clip bounds; Platt, the coefficient and intercept.
+        ``models.serving.outputs.calibrate`` computes ``predict`` from it, bit for bit."""
+        m = self.mapping_
+        if self.method == "isotonic":
+            return {
+                "method": "isotonic",
+                "x_thresholds": m.X_thresholds_.tolist(),
+                "y_thresholds": m.y_thresholds_.tolist(),
+                "x_min": float(m.X_min_),
+                "x_max": float(m.X_max_),
+            }
+        return {"method": "platt", "coef": m.coef_.tolist(), "intercept": m.intercept_.tolist()}
+
 
 class MarkovBaseline(BaseEstimator):
     """P(next tier | current tier) from counts over training rows, smoothed by ``alpha``.

@@ -1,15 +1,22 @@
-"""The pyfunc model classes without MLflow: same answers as the pipeline, strict inputs."""
+"""The pyfunc model classes without MLflow: same answers as the pipeline, strict inputs; and
+the plain data a registered version stores reproduces the fitted objects bit for bit."""
 
 from __future__ import annotations
 
-import pickle
+import json
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.explain.frame import feature_contributions
+from models.serving.artifacts import catalog_data
+from models.serving.outputs import calibrate
 from models.serving.pyfunc import CONTEXT_COLUMNS, RegisteredChurnModel, input_columns
+from models.strategies.catalog import load_catalog, parse_catalog
+from models.training.estimators import make_calibrator
 from models.training.split import churn_rows
 
 
@@ -59,9 +66,48 @@ def test_input_columns_and_groups(trained, model_features):
     assert model.groups == model_features
 
 
-def test_models_survive_pickling(trained, test_rows):
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_calibrator_numbers_give_scikit_learns_probabilities_bit_for_bit(
+    trained, small_table, test_rows, method
+):
+    """``calibrate(to_dict())`` (what a stored version computes) against the fitted scikit-learn
+    map, on real raw scores, every threshold, points between and beyond them, and no rows."""
+    model = trained.models.churn
+    validation = churn_rows(trained.models.split.rows(small_table, "validation"))
+    fitted = make_calibrator(method).fit(
+        model.raw_score(validation), validation["churned"].to_numpy(int)
+    )
+    plain = json.loads(json.dumps(fitted.to_dict()))  # through JSON, as stored
+    raw = model.raw_score(test_rows)
+    probe = [raw, model.raw_score(validation), np.linspace(-20.0, 20.0, 4001), np.empty(0)]
+    if method == "isotonic":
+        x = fitted.mapping_.X_thresholds_
+        probe += [x, (x[:-1] + x[1:]) / 2, np.nextafter(x, np.inf), np.nextafter(x, -np.inf)]
+    for score in probe:
+        assert np.array_equal(calibrate(plain, score), fitted.predict(score), equal_nan=True)
+
+
+def test_booster_text_reloads_the_same_trees(trained, test_rows):
+    """LightGBM's model text (as stored) predicts and explains exactly as the fitted booster."""
     for model in (trained.models.churn, trained.models.tier):
-        again = pickle.loads(pickle.dumps(model))
-        pd.testing.assert_frame_equal(
-            again.predict_frame(test_rows), model.predict_frame(test_rows)
-        )
+        again = lgb.Booster(model_str=model.model_text())
+        x, n = model.matrix(test_rows), model.num_iteration
+        for kwargs in ({}, {"raw_score": True}):
+            assert np.array_equal(
+                again.predict(x, num_iteration=n, **kwargs),
+                model._booster_predict(test_rows, **kwargs),
+            )
+    churn = trained.models.churn
+    again = lgb.Booster(model_str=churn.model_text())
+    x, n = churn.matrix(test_rows), churn.num_iteration
+    assert np.array_equal(
+        feature_contributions(again, x, num_iteration=n).to_numpy(),
+        feature_contributions(churn.booster, x, num_iteration=n).to_numpy(),
+    )
+    assert churn.to_dict()["num_iteration"] == n and churn.to_dict()["features"] == churn.features
+
+
+def test_the_catalog_as_data_is_the_catalog():
+    catalog = load_catalog()
+    data = json.loads(json.dumps(catalog_data(catalog), ensure_ascii=False))
+    assert parse_catalog(data) == catalog

@@ -138,3 +138,71 @@ def test_helpers(tmp_path):
         "e": 3,
     }
     assert any(r.startswith("lightgbm==") for r in registry.pip_requirements())
+
+
+def version_folder(root: Path, name: str, version: str) -> Path:
+    """Where the artifact store keeps the files of a registered version."""
+    from urllib.parse import urlparse
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry.tracking_uri(root))
+    return Path(urlparse(client.get_model_version_download_uri(name, version)).path)
+
+
+LEGACY = """
+import mlflow
+
+
+class LegacyChurnModel(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input.iloc[:, :1]
+"""
+
+
+def register_pickled_champion(store: Path, code: Path, rows: pd.DataFrame) -> None:
+    """Version 1 of tierwise-churn as versions were stored before: a pickled PythonModel whose
+    class lives in a module that then goes away (a refactor moved it)."""
+    import sys
+
+    import mlflow
+
+    (code / "legacy_tierwise_model.py").write_text(LEGACY)
+    sys.path.insert(0, str(code))
+    try:
+        from legacy_tierwise_model import LegacyChurnModel
+
+        client = registry._connect(store)
+        experiment = registry._experiment_id(client, "legacy", store)
+        with mlflow.start_run(experiment_id=experiment):
+            mlflow.pyfunc.log_model(
+                name="churn-model", python_model=LegacyChurnModel(),
+                input_example=rows.head(2), registered_model_name="tierwise-churn",
+            )  # fmt: skip
+        client.set_registered_model_alias("tierwise-churn", registry.CHAMPION, "1")
+    finally:
+        sys.path.remove(str(code))
+        sys.modules.pop("legacy_tierwise_model", None)
+
+
+def test_an_unloadable_champion_is_reported_with_its_version_and_the_cause(
+    store, trained, rows, tmp_path
+):
+    code = tmp_path / "legacy"
+    code.mkdir()
+    register_pickled_champion(store, code, rows)
+    assert any(version_folder(store, "tierwise-churn", "1").glob("*.pkl"))
+    scored = registry.score_with_alias(store, "tierwise-churn", registry.CHAMPION, rows)
+    assert scored.version == "1" and scored.output is None
+    assert "cannot load models:/tierwise-churn/1" in scored.error
+    assert "ModuleNotFoundError" in scored.error and "legacy_tierwise_model" in scored.error
+    with pytest.raises(registry.RegistryError, match="legacy_tierwise_model"):
+        registry.load_model(store, "models:/tierwise-churn@champion")
+
+    # a version stored from code whose trees were deleted from the artifact store
+    registry.log_run(store, record(store), entries(trained, rows, promote=True))
+    (version_folder(store, "tierwise-churn", "2") / "artifacts" / "booster.txt").unlink()
+    scored = registry.score_with_alias(store, "tierwise-churn", registry.CHAMPION, rows)
+    assert scored.version == "2" and scored.output is None
+    assert "cannot load models:/tierwise-churn/2" in scored.error
+    assert "FileNotFoundError" in scored.error and "booster.txt" in scored.error

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from models.serving import registry
@@ -135,3 +137,49 @@ def test_evaluate_rejects_a_train_summary_it_cannot_read(cfg):
     result = CliRunner().invoke(app, ["evaluate", "-p", "params.yaml"])
     assert result.exit_code == EXIT_INVALID
     assert "train summary: unknown keys ['surplus']" in result.output
+
+
+def version_folder(cfg: Config, name: str, version: str) -> Path:
+    """Where the artifact store keeps the files of a registered version."""
+    client = MlflowClient(tracking_uri=registry.tracking_uri(cfg.root))
+    return Path(urlparse(client.get_model_version_download_uri(name, version)).path)
+
+
+def test_an_unloadable_champion_stops_evaluate_unless_replacing_it_is_allowed(cfg, world):
+    """A champion that cannot be loaded (its trees deleted from the artifact store) is never
+    beaten silently: `tierwise evaluate` exits 2 naming the version and the cause, registers
+    nothing and moves no alias; with evaluate.replace_broken_champion the new version takes the
+    alias and its promotion tag says why."""
+    train.run(cfg)
+    evaluate.run(cfg)
+    (version_folder(cfg, "tierwise-churn", "1") / "artifacts" / "booster.txt").unlink()
+    client = MlflowClient(tracking_uri=registry.tracking_uri(cfg.root))
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["evaluate", "-p", "params.yaml"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == EXIT_INVALID, result.output
+    assert "champion not replaced" in said and "champion v1 cannot score" in said, said
+    assert "FileNotFoundError" in said and "replace_broken_champion: true" in said, said
+    for name in ("tierwise-churn", "tierwise-tier"):
+        assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["1"]
+        assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
+
+    params = yaml.safe_load((world / "params.yaml").read_text())
+    params["evaluate"]["replace_broken_champion"] = True
+    (world / "replace.yaml").write_text(yaml.safe_dump(params))
+    result = runner.invoke(app, ["evaluate", "-p", "replace.yaml"])
+    assert result.exit_code == 0, result.output
+    assert (
+        str(client.get_model_version_by_alias("tierwise-churn", registry.CHAMPION).version) == "2"
+    )
+    why = client.get_model_version("tierwise-churn", "2").tags["promotion"]
+    assert why.startswith("champion v1 cannot score the current test set (cannot load models:/")
+    assert "FileNotFoundError" in why and "replace_broken_champion allows" in why
+    logged = read_json(cfg, cfg.paths.registry)
+    assert logged["models"]["churn"] == {
+        "name": "tierwise-churn", "version": "2", "champion": True, "reason": why
+    }  # fmt: skip
+    # the tier champion loads and scores: the ordinary rule applies (same data: not beaten)
+    assert not logged["models"]["tier"]["champion"]
+    assert str(client.get_model_version_by_alias("tierwise-tier", registry.CHAMPION).version) == "1"

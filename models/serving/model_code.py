@@ -1,0 +1,59 @@
+"""The code of every registered tierwise model (MLflow "models from code").
+
+MLflow stores a copy of this file with each version and runs it on load; the version's files
+hold the rest as data (models/serving/artifacts.py): ``booster.txt`` (LightGBM's model text) and
+``model.json``. ``load_context`` rebuilds the model from those two files, so loading unpickles
+nothing and needs no tierwise class under any import path.
+
+From the installed tierwise package this file imports only these functions, a contract with
+every stored copy (docs/scoring.md, "How a version is stored"):
+
+- ``models.serving.outputs``: ``FORMAT_VERSION``, ``calibrate``, ``churn_frame``, ``tier_frame``
+  (which use ``models.explain.frame``'s TreeSHAP and reason functions);
+- ``models.strategies.catalog.parse_catalog`` (the strategy catalog stored as data).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import pandas as pd
+
+from models.serving.outputs import FORMAT_VERSION, calibrate, churn_frame, tier_frame
+from models.strategies.catalog import parse_catalog
+
+
+class TierwiseModel(mlflow.pyfunc.PythonModel):
+    """tierwise-churn or tierwise-tier, as ``model.json``'s ``kind`` says."""
+
+    def load_context(self, context: Any) -> None:
+        spec = json.loads(Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
+        if spec.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"model format {spec.get('format_version')!r}; the installed tierwise reads "
+                f"format {FORMAT_VERSION}: register the model again"
+            )
+        self.spec = spec
+        self.booster = lgb.Booster(model_str=Path(context.artifacts["booster"]).read_text())
+        if spec["kind"] == "churn":
+            outputs = spec.get("outputs")
+            self.catalog = None if outputs is None else parse_catalog(outputs["catalog"])
+            self.link = partial(calibrate, spec["calibrator"])
+        elif spec["kind"] != "tier":
+            raise ValueError(f"unknown model kind {spec['kind']!r}")
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        if self.spec["kind"] == "tier":
+            return tier_frame(model_input, self.booster, self.spec)
+        explain = (params or {}).get("explain", "all")
+        return churn_frame(model_input, self.booster, self.spec, self.link, self.catalog, explain)
+
+
+mlflow.models.set_model(TierwiseModel())

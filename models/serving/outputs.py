@@ -1,0 +1,130 @@
+"""What the registered models compute, from a LightGBM booster and plain data: one implementation
+for the in-process models (models/serving/pyfunc.py) and the stored ones (model_code.py).
+
+``spec`` is the JSON document a registered version stores next to its trees
+(models/serving/artifacts.py writes it; docs/scoring.md, "How a version is stored"): features,
+feature groups, the iteration to predict with, the churn calibrator as numbers, the tier class
+codes, and the churn model's scoring outputs (risk bands, at-risk bands, k, population). Nothing
+here needs a tierwise class: the stored model code calls these functions by name, so their names
+and signatures are a contract with every registered version (a change takes a new
+``FORMAT_VERSION``, and versions of the older format must be registered again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from features.registry import LIFECYCLE_STATE
+from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
+from models.explain.frame import (
+    customer_states,
+    explain_frame,
+    explanation_columns,
+    feature_contributions,
+)
+from models.spec import EXPLAIN_POLICIES
+from models.strategies.catalog import Catalog
+
+FORMAT_VERSION = 1  # of the spec document; model_code.py refuses any other
+Calibrate = Callable[[np.ndarray], np.ndarray]
+
+
+def calibrate(calibrator: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
+    """``ScoreCalibrator.predict`` from its ``to_dict()``, with scikit-learn's arithmetic.
+
+    Isotonic: ``IsotonicRegression.predict`` clips to [x_min, x_max], then SciPy's ``interp1d``
+    (linear, float64) delegates to ``np.interp`` and sets points outside the thresholds to NaN;
+    a single threshold predicts its constant. Platt: ``LogisticRegression.predict_proba`` is
+    ``expit(X @ coef.T + intercept)`` for a binary model.
+    """
+    score = np.asarray(score, dtype=float).reshape(-1)
+    if calibrator["method"] == "platt":
+        coef, intercept = np.asarray(calibrator["coef"]), np.asarray(calibrator["intercept"])
+        return expit((score.reshape(-1, 1) @ coef.T + intercept).reshape(-1))
+    if calibrator["method"] != "isotonic":
+        raise ValueError(f"unknown calibration method {calibrator['method']!r}")
+    x = np.asarray(calibrator["x_thresholds"], dtype=float)
+    y = np.asarray(calibrator["y_thresholds"], dtype=float)
+    t = np.clip(score, calibrator["x_min"], calibrator["x_max"])
+    if len(y) == 1:
+        return y.repeat(t.shape)
+    order = np.argsort(x, kind="mergesort")  # interp1d sorts its points the same way
+    x, y = x[order], y[order]
+    out = np.interp(t, x, y)
+    out[(t < x[0]) | (t > x[-1])] = np.nan
+    return out
+
+
+def risk_band(probability: np.ndarray, bands: Sequence[Sequence[Any]]) -> np.ndarray:
+    """The band of each probability (at or above its lower bound); "" where it is NaN.
+    ``bands``: (name, lowest probability in it) pairs, ascending."""
+    p = np.asarray(probability, dtype=float)
+    names = np.array([name for name, _ in bands] + [""], dtype=object)
+    index = np.searchsorted([bound for _, bound in bands], p, side="right") - 1
+    return names[np.where(np.isnan(p), len(bands), np.maximum(index, 0))]
+
+
+def explained_rows(band: np.ndarray, active: np.ndarray, explain: str, at_risk: Sequence[str]):
+    """Which rows get TreeSHAP reasons: every active customer, the at-risk bands, or none."""
+    if explain not in EXPLAIN_POLICIES:
+        raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}, got {explain!r}")
+    if explain == "none":
+        return np.zeros(len(band), dtype=bool)
+    return active & np.isin(band, list(at_risk)) if explain == "at_risk" else active.copy()
+
+
+def feature_matrix(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """The feature columns, in training order, as float64 (missing columns fail loudly)."""
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise KeyError(f"input lacks model feature column(s): {', '.join(missing[:5])}")
+    return frame[list(features)].astype("float64")
+
+
+def churn_frame(
+    frame: pd.DataFrame,
+    booster: lgb.Booster,
+    spec: Mapping[str, Any],
+    link: Calibrate,
+    catalog: Catalog | None,
+    explain: str = "all",
+) -> pd.DataFrame:
+    """The registered churn model's answer for feature rows (docs/scoring.md): the calibrated
+    probability (``link`` of the raw score); with ``spec["outputs"]`` the probability for the
+    population only (NaN elsewhere), its risk band, reasons and strategies from ``catalog``."""
+    names, iteration = spec["features"], spec["num_iteration"]
+    raw = booster.predict(feature_matrix(frame, names), num_iteration=iteration, raw_score=True)
+    if spec.get("outputs") is None:
+        return pd.DataFrame({CHURN_PROBABILITY: link(raw)}, index=frame.index)
+    o, rows = spec["outputs"], frame.reset_index(drop=True)
+    states = customer_states(rows)
+    active = states[LIFECYCLE_STATE].isin(o["population"]).to_numpy()
+    probability = np.where(active, link(raw), np.nan)
+    band = risk_band(probability, o["risk_bands"])
+    mask = explained_rows(band, active, explain, o["at_risk_bands"])
+    # TreeSHAP for the chosen rows only; the others get no reasons and their state's strategies
+    chosen = feature_matrix(rows[mask], names)
+    contributions = feature_contributions(booster, chosen, num_iteration=iteration)
+    explained = explain_frame(
+        None, rows, names, spec["groups"], catalog, o["k"], rows=mask,
+        contributions=contributions, link=link,
+    )  # fmt: skip
+    head = pd.DataFrame({CHURN_PROBABILITY: probability, RISK_BAND: band})
+    reasons = explained[explanation_columns(o["k"])]
+    return pd.concat([head, reasons], axis=1).set_axis(frame.index)
+
+
+def tier_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: Mapping[str, Any]) -> pd.DataFrame:
+    """The registered tier model's answer: the probability of each tier at t+H (a tier absent
+    from training gets 0)."""
+    x = feature_matrix(frame, spec["features"])
+    raw = np.asarray(booster.predict(x, num_iteration=spec["num_iteration"]))
+    full = np.zeros((len(frame), len(NEXT_TIER_COLUMNS)))
+    full[:, spec["class_codes"]] = raw.reshape(len(frame), -1)
+    return pd.DataFrame(full, columns=list(NEXT_TIER_COLUMNS), index=frame.index)
