@@ -17,7 +17,6 @@ from pyspark.sql import types as T
 from features.build import build_feature_table
 from features.contract import AS_OF, CUSTOMER_ID, Tables
 from features.spark import feature_schema, spark_features_as_of
-from features.synthetic import WorldSpec, generate_world
 from features.validation import validate_tables
 from pipelines.io import OutputExistsError, write_parquet_atomic
 from pipelines.spark_session import _local_cores, spark_session
@@ -34,8 +33,8 @@ def spark():
 
 
 @pytest.fixture(scope="module")
-def world() -> Tables:
-    tables, _ = validate_tables(generate_world(WorldSpec(customers=300, years=3)).present())
+def world(small_world) -> Tables:
+    tables, _ = validate_tables(small_world.present())
     return tables
 
 
