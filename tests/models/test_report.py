@@ -315,6 +315,7 @@ def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(chromium, report, tmp_path) -> None:
     probe = tmp_path / "probe.html"
     probe.write_text(report.replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
