@@ -5,6 +5,7 @@ the tests. Every setting a test uses comes from ``params_cfg``; a variant is a
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any lightgbm import (STACK-NOTES)
@@ -68,6 +69,21 @@ def spec(params_cfg: Config) -> FeatureSpec:
 def small_world(params_cfg: Config) -> Tables:
     """The synthetic world the tests share (500 customers over 3 years): generated once."""
     return generate_world(replace(params_cfg.generate, customers=500, years=3, seed=11))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole run (a JVM start costs ~8 s): tests/pipelines/
+    test_spark.py and the score stage's Spark engine share it (spark_session returns the running
+    session). Stopped when the test session ends."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ on PATH")
+    from pipelines.spark_session import spark_session
+
+    session = spark_session("local[2]", app_name="tierwise-tests")
+    yield session
+    session.stop()
 
 
 @pytest.fixture
