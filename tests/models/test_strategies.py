@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def _documents() -> dict[str, str]:
 
 
 def test_missing_documents_fail_on_ci_and_skip_elsewhere(monkeypatch, tmp_path):
-    monkeypatch.setattr(f"{__name__}.DOCS", tmp_path / "no-documents")
+    monkeypatch.setattr(sys.modules[__name__], "DOCS", tmp_path / "no-documents")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         _documents()
