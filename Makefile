@@ -1,5 +1,6 @@
 # One entry point. `make run`: set up and run the whole pipeline on the built-in synthetic world.
-# `make test`: set up and run the test suite. Both create .venv from pyproject.toml first.
+# `make test`: set up and run the whole test suite (CI); `make quick`: the suite without the
+# end-to-end tests marked `slow`. All create .venv from pyproject.toml first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lint docs bench clean
+.PHONY: setup run test quick lint docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+quick: setup
+	$(BIN)/pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,8 +32,8 @@ from features.contract import data_end
 from features.labels import CHURNED, LABEL_AVAILABLE, NEXT_TIER
 from features.registry import STATE_COLUMNS, feature_groups, feature_names
 from features.snapshots import snapshot_dates
-from features.spec import TIERS, Definitions, FeatureSpec
-from features.synthetic import WorldSpec, generate_world
+from features.spec import TIERS
+from features.synthetic import generate_world
 from models.explain.frame import (
     downgrade_contributions,
     explain_frame,
@@ -41,22 +42,25 @@ from models.explain.frame import (
     shap_contributions,
 )
 from models.explain.reasons import reason_codes
-from models.spec import BoosterParams
 from models.strategies.catalog import load_catalog, recommend_frame
 from models.training.estimators import make_churn_classifier, make_tier_classifier
+from pipelines.config import load_defaults
+
+CFG = load_defaults()  # params.yaml: every setting the arguments do not change
 
 
 def _table(customers: int) -> pd.DataFrame:
-    tables = generate_world(WorldSpec(customers=customers, years=3))
+    tables = generate_world(replace(CFG.generate, customers=customers, years=3))
     end = data_end(tables)
-    dates = snapshot_dates(tables, None, None, Definitions().active_window_days, end)
-    return build_feature_table(tables, dates, Definitions(), FeatureSpec(), data_end=end)
+    dates = snapshot_dates(tables, None, None, CFG.defs.active_window_days, end)
+    return build_feature_table(tables, dates, CFG.defs, CFG.features, data_end=end)
 
 
 def _model(X, y, objective: str, args: argparse.Namespace) -> lgb.Booster:
     """The project's estimator (params.yaml defaults) with a fixed tree count, no early stop."""
-    params = BoosterParams(num_leaves=args.leaves, n_estimators=args.trees,
-                           num_threads=args.threads)  # fmt: skip
+    base = CFG.train.churn if objective == "binary" else CFG.train.tier
+    params = replace(base, num_leaves=args.leaves, n_estimators=args.trees,
+                     num_threads=args.threads)  # fmt: skip
     make = make_churn_classifier if objective == "binary" else make_tier_classifier
     return make(params, seed=0).fit(X, y).booster_
 
@@ -70,7 +74,7 @@ def _timed(step, *args, **kwargs):
 def run(args: argparse.Namespace) -> list[tuple[str, int, float]]:
     import shap  # noqa: F401  (imported up front: its import is not explanation time)
 
-    names, groups = feature_names(FeatureSpec()), feature_groups(FeatureSpec())
+    names, groups = feature_names(CFG.features), feature_groups(CFG.features)
     catalog = load_catalog()
     table = _table(args.customers)
     active = table[table[CHURNED].notna()]
@@ -117,7 +121,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--small-rows", type=int, default=10_000, help="rows for the slow steps")
     args = parser.parse_args()
-    n_features = len(feature_names(FeatureSpec()))
+    n_features = len(feature_names(CFG.features))
     title = f"explanations: {args.trees} trees x {args.leaves} leaves, {n_features} features"
     report = Table(title=f"{title}, {os.cpu_count()} cores")
     for column in ("step", "rows", "seconds", "rows/s"):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -30,10 +31,12 @@ from rich.table import Table
 
 from features.build import iter_feature_table
 from features.contract import data_end
-from features.spec import Definitions, FeatureSpec
-from features.synthetic import WorldSpec, generate_world
+from features.synthetic import generate_world
 from features.validation import validate_tables
+from pipelines.config import load_defaults
 from pipelines.io import save_frame_chunks
+
+CFG = load_defaults()  # params.yaml: every setting the arguments do not change
 
 
 def _peak_gb() -> float:
@@ -43,7 +46,7 @@ def _peak_gb() -> float:
 def run_one(customers: int, years: int, snapshots: int, chunk_customers: int) -> dict:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    world = generate_world(WorldSpec(customers=customers, years=years))
+    world = generate_world(replace(CFG.generate, customers=customers, years=years))
     timings["generate_s"] = time.perf_counter() - t0
     rows = {name: len(df) for name, df in world.present().items()}
 
@@ -55,7 +58,7 @@ def run_one(customers: int, years: int, snapshots: int, chunk_customers: int) ->
     end = data_end(tables)
     dates = pd.date_range(end=end, periods=snapshots + 1, freq="ME")[-snapshots:]
     t0 = time.perf_counter()
-    chunks = iter_feature_table(tables, dates, Definitions(), FeatureSpec(), end, chunk_customers)
+    chunks = iter_feature_table(tables, dates, CFG.defs, CFG.features, end, chunk_customers)
     with tempfile.TemporaryDirectory() as tmp:
         out = save_frame_chunks(chunks, Path(tmp) / "feature_table.parquet")
         timings["features_s"] = time.perf_counter() - t0
@@ -77,7 +80,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--snapshots", type=int, default=24)
-    parser.add_argument("--chunk-customers", type=int, default=FeatureSpec().chunk_customers)
+    parser.add_argument("--chunk-customers", type=int, default=CFG.features.chunk_customers)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -86,22 +86,25 @@ def prepare_project(workdir: Path, name: str, churn_changes: dict) -> Path:
 
 def one_world(workdir: Path, size: int) -> dict:
     """Generate a portfolio and build its feature rows as of AS_OF (skipped when present)."""
+    from dataclasses import replace
+
     import pandas as pd
 
     from features.build import iter_feature_table
-    from features.synthetic import WorldSpec, generate_world
+    from features.synthetic import generate_world
     from features.validation import validate_tables
     from pipelines.config import load_config
     from pipelines.io import load_raw_tables, save_frame_chunks, save_tables
 
     world, out = workdir / f"world_{size}", workdir / f"features_{size}.parquet"
     timings = {}
+    cfg = load_config(ROOT / "params.yaml")
     if not world.exists():
         start = time.perf_counter()
-        save_tables(generate_world(WorldSpec(customers=size, years=3)).present(), world)
+        spec = replace(cfg.generate, customers=size, years=3)
+        save_tables(generate_world(spec).present(), world)
         timings["generate_s"] = round(time.perf_counter() - start, 1)
     if not out.exists():
-        cfg = load_config(ROOT / "params.yaml")
         tables, _ = validate_tables(load_raw_tables(world))
         start = time.perf_counter()
         chunks = iter_feature_table(

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -32,9 +33,9 @@ from rich.table import Table
 from features.build import build_feature_table
 from features.contract import CUSTOMER_ID, data_end
 from features.spark import spark_features_as_of
-from features.spec import Definitions, FeatureSpec
-from features.synthetic import WorldSpec, generate_world
+from features.synthetic import generate_world
 from features.validation import validate_tables
+from pipelines.config import load_defaults
 from pipelines.io import write_parquet_atomic
 from pipelines.spark_session import spark_session
 
@@ -50,9 +51,10 @@ def _timed(fn):
 
 
 def run_one(customers: int, years: int, master: str, partitions: int | None) -> dict:
-    defs, spec = Definitions(), FeatureSpec()
+    cfg = load_defaults()  # params.yaml's settings; the world's size from the arguments
+    defs, spec = cfg.defs, cfg.features
     tables, _ = validate_tables(
-        generate_world(WorldSpec(customers=customers, years=years)).present()
+        generate_world(replace(cfg.generate, customers=customers, years=years)).present()
     )
     as_of = data_end(tables) + pd.offsets.MonthEnd(0) - pd.offsets.MonthEnd(1)
     rows = {f"{name}_rows": len(df) for name, df in tables.present().items()}

@@ -30,6 +30,7 @@ from features.registry import (
     STATE_COLUMNS,
     TIER,
     feature_names,
+    value_feature,
 )
 from features.snapshots import Universe, build_grid, build_universe
 from features.spec import (
@@ -72,7 +73,7 @@ def build_loan_features(book: LoanBook, codes, days, spec: FeatureSpec) -> Colum
     out[f"loan_exposure_change_{short}"] = (
         out["loan_exposure"] - book.open_count_and_exposure(codes, days - short)[1]
     )
-    out["loan_value_365"] = book.value(codes, days, 365)
+    out[value_feature(spec.value_window_days)] = book.value(codes, days, spec.value_window_days)
     out["loan_product_breadth"] = _product_breadth(book, codes, days)
     return out
 

@@ -53,7 +53,12 @@ def _fixed(group: str, items: list[tuple[str, str]]) -> list[FeatureDef]:
 
 def feature_registry(spec: FeatureSpec) -> tuple[FeatureDef, ...]:
     """All features for the given windows, in the column order of the feature table."""
-    ws = spec.windows_days
+    return registry_for(spec.windows_days, spec.value_window_days)
+
+
+def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDef, ...]:
+    """``feature_registry`` from the two settings that name features: the trailing windows and
+    the value window (for code that knows feature names, not a FeatureSpec)."""
     short = min(ws)
     defs: list[FeatureDef] = []
     defs += _fixed(
@@ -72,7 +77,10 @@ def feature_registry(spec: FeatureSpec) -> tuple[FeatureDef, ...]:
             ("loan_open_n", "loans open at the snapshot"),
             ("loan_exposure", "principal of the loans open at the snapshot"),
             (f"loan_exposure_change_{short}", f"open principal now minus {short} days earlier"),
-            ("loan_value_365", "interest income over the trailing value window (tier value)"),
+            (
+                value_feature(value_window_days),
+                "interest income over the trailing value window (tier value)",
+            ),
             ("loan_product_breadth", "distinct products taken to date"),
         ],
     )

@@ -1,9 +1,10 @@
 """The built-in synthetic world: a causal simulation of a bank's business-lending book.
 
-``generate_world(WorldSpec())`` returns the five contract tables. A latent loyalty per customer,
-evolving month by month, drives what the tables show (conversion of prospects, renewals, new
-projects, churn, referrals, complaints, punctuality, survey answers), so a model trained on the
-tables has something true to learn. docs/synthetic-world.md tells the causal story.
+``generate_world(spec)`` (params.yaml's ``generate:``) returns the five contract tables. A latent
+loyalty per customer, evolving month by month, drives what the tables show (conversion of
+prospects, renewals, new projects, churn, referrals, complaints, punctuality, survey answers), so
+a model trained on the tables has something true to learn. docs/synthetic-world.md tells the
+causal story.
 
 Pure: no I/O, and the same spec always gives the same tables. Only the months are a Python loop;
 inside a month everything is vectorised over customers and loans. The simulator's private state
@@ -63,22 +64,22 @@ _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64)
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """What to simulate. Every knob has a default; the defaults give the world in the docs."""
+    """What to simulate. No defaults: params.yaml's ``generate:`` gives the world in the docs."""
 
-    customers: int = 10_000  # everyone who ever appears: borrowers and prospects
-    years: int = 5
-    start: str = "2020-01-01"  # first day; the world ends the day before start + years
-    seed: int = 7
-    prospect_share: float = 0.28  # customers who arrive as prospects (Aware), not as borrowers
-    initial_share: float = 0.35  # customers arriving in the first `ramp_months`: the initial book
-    ramp_months: int = 6
-    churn_logit: float = -4.4  # logit of the monthly drift-away hazard at loyalty 0, no risk signal
-    drift_months: float = 2.0  # mean extra months a drifting customer shows signals before leaving
-    prepay_share: float = 0.6  # churners who refinance their open loans elsewhere (early close)
-    winback_rate: float = 0.003  # monthly chance that a churned customer comes back
-    survey_response: float = 0.55  # response probability to the yearly survey at loyalty 0
-    item_nonresponse: float = 0.03  # share of survey answers left blank
-    noise_share: float = 0.03  # random interactions (any channel, any kind) per real one
+    customers: int  # everyone who ever appears: borrowers and prospects
+    years: int
+    start: str  # first day; the world ends the day before start + years
+    seed: int
+    prospect_share: float  # customers who arrive as prospects (Aware), not as borrowers
+    initial_share: float  # customers arriving in the first `ramp_months`: the initial book
+    ramp_months: int
+    churn_logit: float  # logit of the monthly drift-away hazard at loyalty 0, no risk signal
+    drift_months: float  # mean extra months a drifting customer shows signals before leaving
+    prepay_share: float  # churners who refinance their open loans elsewhere (early close)
+    winback_rate: float  # monthly chance that a churned customer comes back
+    survey_response: float  # response probability to the yearly survey at loyalty 0
+    item_nonresponse: float  # share of survey answers left blank
+    noise_share: float  # random interactions (any channel, any kind) per real one
 
 
 @dataclass(frozen=True)

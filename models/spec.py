@@ -1,12 +1,13 @@
 """Typed settings that models/ receives from the edge (pipelines/config.py builds them).
 
-Every number here has its default and comes from params.yaml at run time; docs/models.md explains
-each one. Kept free of heavy imports so that parsing params never loads LightGBM.
+No defaults here: every number comes from params.yaml (pipelines/config.py; tests and benchmarks
+use ``pipelines.config.load_defaults()``); docs/models.md explains each one. Kept free of heavy
+imports so that parsing params never loads LightGBM.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 CALIBRATION_METHODS = ("auto", "isotonic", "platt")
 
@@ -15,8 +16,8 @@ CALIBRATION_METHODS = ("auto", "isotonic", "platt")
 class SplitSpec:
     """Out-of-time split: the last ``test_snapshots`` labelled snapshots are the test set."""
 
-    test_snapshots: int = 6
-    validation_snapshots: int = 3  # latest training snapshots: early stopping and calibration
+    test_snapshots: int
+    validation_snapshots: int  # latest training snapshots: early stopping and calibration
 
     def __post_init__(self) -> None:
         if self.test_snapshots < 1 or self.validation_snapshots < 1:
@@ -27,17 +28,17 @@ class SplitSpec:
 class BoosterParams:
     """LightGBM settings shared by the churn (binary) and tier (multiclass) models."""
 
-    num_leaves: int = 31
-    learning_rate: float = 0.05
-    n_estimators: int = 2000  # upper bound; early stopping picks the number of trees
-    early_stopping_rounds: int = 100
-    min_child_samples: int = 100
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 1.0
-    max_depth: int = -1
-    num_threads: int = 2
+    num_leaves: int
+    learning_rate: float
+    n_estimators: int  # upper bound; early stopping picks the number of trees
+    early_stopping_rounds: int
+    min_child_samples: int
+    feature_fraction: float
+    bagging_fraction: float
+    bagging_freq: int
+    lambda_l2: float
+    max_depth: int
+    num_threads: int
 
     def __post_init__(self) -> None:
         if self.num_leaves < 2 or self.n_estimators < 1 or self.num_threads < 1:
@@ -50,13 +51,13 @@ class BoosterParams:
 
 @dataclass(frozen=True)
 class LogisticParams:
-    C: float = 1.0  # inverse L2 strength of the logistic-regression baseline (sklearn's C)
-    max_iter: int = 2000
+    C: float  # inverse L2 strength of the logistic-regression baseline (sklearn's C)
+    max_iter: int
 
 
 @dataclass(frozen=True)
 class MarkovParams:
-    alpha: float = 1.0  # additive smoothing of the transition counts
+    alpha: float  # additive smoothing of the transition counts
 
     def __post_init__(self) -> None:
         if self.alpha < 0:
@@ -65,13 +66,13 @@ class MarkovParams:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    seed: int = 42
-    calibration: str = "auto"  # auto: isotonic or platt, whichever validates better
-    calibration_folds: int = 5  # customer-grouped folds of the validation slice for "auto"
-    churn: BoosterParams = field(default_factory=BoosterParams)
-    tier: BoosterParams = field(default_factory=BoosterParams)
-    logistic: LogisticParams = field(default_factory=LogisticParams)
-    markov: MarkovParams = field(default_factory=MarkovParams)
+    seed: int
+    calibration: str  # auto: isotonic or platt, whichever validates better
+    calibration_folds: int  # customer-grouped folds of the validation slice for "auto"
+    churn: BoosterParams
+    tier: BoosterParams
+    logistic: LogisticParams
+    markov: MarkovParams
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATION_METHODS:
@@ -82,13 +83,11 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class EvaluateSpec:
-    bins: int = 10  # calibration bins (ECE, calibration curve)
-    top_fraction: float = 0.10  # lift and capture rate in the top decile
-    transition_threshold: float = 0.5  # P(upgrade) or P(downgrade) at or above: predicted move
-    promotion_tolerance: float = (
-        0.0  # how much worse a metric may be and still count as "not worse"
-    )
-    replace_broken_champion: bool = False  # a champion that cannot score: error, or replace it
+    bins: int  # calibration bins (ECE, calibration curve)
+    top_fraction: float  # lift and capture rate in the top decile
+    transition_threshold: float  # P(upgrade) or P(downgrade) at or above: predicted move
+    promotion_tolerance: float  # how much worse a metric may be and still count as "not worse"
+    replace_broken_champion: bool  # a champion that cannot score: error, or replace it
 
     def __post_init__(self) -> None:
         if self.bins < 2 or not 0 < self.top_fraction <= 1:
@@ -101,29 +100,33 @@ class EvaluateSpec:
 class KpiSpec:
     """Document 004's evaluation methods: retention, CLV, NPS, CSI."""
 
-    clv_horizon_days: int = 1080  # CLV sums expected margin over this many days (whole horizons)
-    discount_rate: float = 0.08  # yearly
-    margin_share: float = 1.0  # share of interest income (loan_value_365) counted as margin
-    survey_window_days: int = 365  # NPS and CSI read each customer's latest answer in this window
+    clv_horizon_days: int  # CLV sums expected margin over this many days (whole horizons)
+    discount_rate: float  # yearly
+    margin_share: float  # share of the value-window interest income counted as margin
+    survey_window_days: int  # NPS and CSI read each customer's latest answer in this window
+    # The trailing window of the value feature (loan_value_<days>): pipelines/config.py fills it
+    # from definitions.value_window_days, not from a key of its own.
+    value_window_days: int
 
     def __post_init__(self) -> None:
         if self.clv_horizon_days <= 0 or self.survey_window_days <= 0:
             raise ValueError("clv_horizon_days and survey_window_days must be positive")
         if self.discount_rate < 0 or self.margin_share < 0:
             raise ValueError("discount_rate and margin_share must be >= 0")
+        if self.value_window_days <= 0:
+            raise ValueError("value_window_days must be positive")
 
 
 @dataclass(frozen=True)
 class ExplainSpec:
     """The explain stage (docs/explanations.md)."""
 
-    k: int = 3  # reasons and strategies per customer
-    at_risk_threshold: float = 0.30  # churn probability from which a customer counts as at risk
-    watch_threshold: float = 0.15  # from here to at_risk: on the watch list (report risk bands)
-    beeswarm_rows: int = 5000  # rows sampled for the SHAP beeswarm plot
+    k: int  # reasons and strategies per customer
+    at_risk_threshold: float  # churn probability from which a customer counts as at risk
+    watch_threshold: float  # from here to at_risk: on the watch list (report risk bands)
+    beeswarm_rows: int  # rows sampled for the SHAP beeswarm plot
 
 
-RISK_BANDS = {"low": 0.0, "medium": 0.15, "high": 0.30}
 EXPLAIN_POLICIES = ("all", "at_risk", "none")
 
 
@@ -136,9 +139,9 @@ class ScoreSpec:
     a new registration (the evaluate stage).
     """
 
-    risk_bands: dict[str, float] = field(default_factory=lambda: dict(RISK_BANDS))
-    at_risk_bands: tuple[str, ...] = ("high",)  # --explain at_risk: exact reasons for these
-    explain: str = "at_risk"  # default of `tierwise score --explain`: all | at_risk | none
+    risk_bands: dict[str, float]
+    at_risk_bands: tuple[str, ...]  # --explain at_risk: exact reasons for these
+    explain: str  # default of `tierwise score --explain`: all | at_risk | none
 
     def __post_init__(self) -> None:
         if not isinstance(self.risk_bands, dict) or not self.risk_bands:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,11 @@ from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec
 from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, ScoreSpec, SplitSpec, TrainSpec
 
-DEFAULT_PARAMS = Path("params.yaml")
+DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the repository's own
+# Keys that are not written in params.yaml: each follows definitions.<same name> (load_config
+# fills them; one written by hand must agree).
+DERIVED_KEYS = ("features.value_window_days", "kpis.value_window_days")
 
 
 class ConfigError(ValueError):
@@ -31,94 +35,96 @@ class ConfigError(ValueError):
 class Paths:
     """Every file a stage reads or writes, relative to the project root (dvc.yaml uses them)."""
 
-    world: Path = Path("data/world")
-    validated: Path = Path("data/validated")
-    validation_report: Path = Path("reports/validation.json")
-    features: Path = Path("data/features/feature_table.parquet")
-    features_summary: Path = Path("reports/features_summary.json")
-    models: Path = Path("data/models/fitted.pkl")  # the fitted models of the train stage
-    predictions: Path = Path("reports/predictions.parquet")
-    train_summary: Path = Path("reports/train.json")
-    metrics: Path = Path("reports/metrics.json")
-    metrics_by_snapshot: Path = Path("reports/metrics_by_snapshot.json")
-    evaluation: Path = Path("reports/evaluation.json")
-    kpis: Path = Path("reports/kpis.csv")
-    plots: Path = Path("reports/plots")
-    registry: Path = Path("reports/registry.json")
-    explanations: Path = Path("reports/explanations.parquet")
-    explain: Path = Path("reports/explain")  # global SHAP views, coverage, plots
-    report: Path = Path("reports/report.html")
+    world: Path
+    validated: Path
+    validation_report: Path
+    features: Path
+    features_summary: Path
+    models: Path  # the fitted models of the train stage
+    predictions: Path
+    train_summary: Path
+    metrics: Path
+    metrics_by_snapshot: Path
+    evaluation: Path
+    kpis: Path
+    plots: Path
+    registry: Path
+    explanations: Path
+    explain: Path  # global SHAP views, coverage, plots
+    report: Path
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dir: Path = Path("data/world")  # any directory that follows the input contract
-    end: pd.Timestamp | None = None  # empty: the latest date in any table
+    dir: Path  # any directory that follows the input contract
+    end: pd.Timestamp | None  # empty: the latest date in any table
 
 
 @dataclass(frozen=True)
 class SnapshotConfig:
-    start: pd.Timestamp | None = None  # empty: one active window after the data starts
-    end: pd.Timestamp | None = None  # empty: the data's last month-end
+    start: pd.Timestamp | None  # empty: one active window after the data starts
+    end: pd.Timestamp | None  # empty: the data's last month-end
 
 
 @dataclass(frozen=True)
 class LabelConfig:
-    horizon_days: int = 180
-    active_window_days: int = 365
+    horizon_days: int
+    active_window_days: int
 
 
 @dataclass(frozen=True)
 class DefinitionConfig:
     """Tier, lifecycle, loyalty and stage thresholds (docs/definitions.md)."""
 
-    new_days: int = 90
-    core_min_loans: int = 2
-    core_window_days: int = 730
-    core_min_tenure_days: int = 365
-    vip_top_fraction: float = 0.10
-    value_window_days: int = 365
-    loyalty_high_on_time: float = 0.95
-    loyalty_high_satisfaction: float = 4.0
-    loyalty_low_on_time: float = 0.80
-    loyalty_low_satisfaction: float = 2.0
-    advocate_window_days: int = 365
-    missed_after_days: int = 30
+    new_days: int
+    core_min_loans: int
+    core_window_days: int
+    core_min_tenure_days: int
+    vip_top_fraction: float
+    value_window_days: int
+    loyalty_high_on_time: float
+    loyalty_high_satisfaction: float
+    loyalty_low_on_time: float
+    loyalty_low_satisfaction: float
+    advocate_window_days: int
+    missed_after_days: int
 
 
 @dataclass(frozen=True)
 class MlflowConfig:
     """Tracking URI: MLFLOW_TRACKING_URI, else sqlite:///mlruns.db in the root (docs/models.md)."""
 
-    experiment: str = "tierwise"
+    experiment: str
 
 
 @dataclass(frozen=True)
 class Config:
     root: Path
-    paths: Paths = field(default_factory=Paths)
-    data: DataConfig = field(default_factory=DataConfig)
-    generate: WorldSpec = field(default_factory=WorldSpec)
-    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
-    labels: LabelConfig = field(default_factory=LabelConfig)
-    definitions: DefinitionConfig = field(default_factory=DefinitionConfig)
-    features: FeatureSpec = field(default_factory=FeatureSpec)
-    split: SplitSpec = field(default_factory=SplitSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
-    evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
-    kpis: KpiSpec = field(default_factory=KpiSpec)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    explain: ExplainSpec = field(default_factory=ExplainSpec)
-    score: ScoreSpec = field(default_factory=ScoreSpec)
+    paths: Paths
+    data: DataConfig
+    generate: WorldSpec
+    snapshots: SnapshotConfig
+    labels: LabelConfig
+    definitions: DefinitionConfig
+    features: FeatureSpec
+    split: SplitSpec
+    train: TrainSpec
+    evaluate: EvaluateSpec
+    kpis: KpiSpec
+    mlflow: MlflowConfig
+    explain: ExplainSpec
+    score: ScoreSpec
 
     def __post_init__(self) -> None:
-        # "At risk" names the same customers in a score file, the explain stage and the report.
-        at_risk = min(self.score.risk_bands[band] for band in self.score.at_risk_bands)
-        if at_risk != self.explain.at_risk_threshold:
-            raise ConfigError(
-                f"params: score.at_risk_bands start at {at_risk} but explain.at_risk_threshold is "
-                f"{self.explain.at_risk_threshold}: set them to the same probability"
-            )
+        _check_risk_thresholds(self.score, self.explain)
+        for key in DERIVED_KEYS:  # dataclasses.replace can bypass load_config's derivation
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) != getattr(self.definitions, name):
+                raise ConfigError(
+                    f"params: {key} = {getattr(getattr(self, section), name)} but "
+                    f"definitions.{name} = {getattr(self.definitions, name)}: {key} follows "
+                    f"definitions.{name}; set that one only"
+                )
 
     def path(self, relative: Path) -> Path:
         """A configured path resolved against the project root."""
@@ -135,6 +141,45 @@ class Config:
             active_window_days=self.labels.active_window_days,
             **dataclasses.asdict(self.definitions),
         )
+
+
+def _check_risk_thresholds(score: ScoreSpec, explain: ExplainSpec) -> None:
+    """ "At risk" and "watch" name the same customers in a score file, the explain stage and the
+    report: the at-risk bands start at explain.at_risk_threshold and the band just below them
+    starts at explain.watch_threshold."""
+    at_risk = min(score.risk_bands[band] for band in score.at_risk_bands)
+    if at_risk != explain.at_risk_threshold:
+        raise ConfigError(
+            f"params: score.at_risk_bands start at {at_risk} but explain.at_risk_threshold is "
+            f"{explain.at_risk_threshold}: set them to the same probability"
+        )
+    below = [bound for bound in score.risk_bands.values() if bound < at_risk]
+    watch = max(below, default=at_risk)  # no band below the at-risk ones: an empty watch list
+    if watch != explain.watch_threshold:
+        raise ConfigError(
+            f"params: the band below score.at_risk_bands (score.risk_bands) starts at {watch} but "
+            f"explain.watch_threshold is {explain.watch_threshold}: set them to the same value"
+        )
+
+
+def _derive(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill the keys that follow another key (DERIVED_KEYS); a user-written one must agree."""
+    raw = dict(raw)
+    for key in DERIVED_KEYS:
+        section, name = key.split(".")
+        definitions, values = raw.get("definitions"), raw.get(section) or {}
+        if not isinstance(definitions, dict) or name not in definitions:
+            continue  # _build reports the missing or malformed key
+        if not isinstance(values, dict):
+            continue
+        source, values = definitions[name], dict(values)
+        if name in values and values[name] != source:
+            raise ConfigError(
+                f"params: {key} = {values[name]!r} differs from definitions.{name} = {source!r}: "
+                f"{key} follows definitions.{name}; remove {key} or make them equal"
+            )
+        raw[section] = {**values, name: source}
+    return raw
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -183,6 +228,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in raw.items()}
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"params: {where or 'top level'}: {err}") from err
 
@@ -191,8 +238,26 @@ def load_config(params: Path | str = DEFAULT_PARAMS, root: Path | str | None = N
     """Parse params.yaml; paths are relative to ``root`` (default: the params file's folder)."""
     params = Path(params)
     raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params: {params} must be a mapping of sections")
     raw["root"] = Path(root) if root is not None else params.resolve().parent
-    return _build(Config, raw, "")
+    return _build(Config, _derive(raw), "")
+
+
+def load_defaults(root: Path | str | None = None) -> Config:
+    """The project's own params.yaml (PROJECT_PARAMS), e.g. for tests, benchmarks and notebooks.
+
+    The file is looked up next to the packages: ``pipelines/`` sits at the repository root, where
+    params.yaml lives, because the package is installed editable (``pip install -e .``, what
+    ``make setup`` does). A non-editable install ships no params.yaml: pass a file to
+    ``load_config`` instead. Paths are relative to ``root`` (default: the repository root).
+    """
+    if not PROJECT_PARAMS.is_file():
+        raise ConfigError(
+            f"params: {PROJECT_PARAMS} not found: load_defaults reads the repository's "
+            "params.yaml and needs an editable install (pip install -e .)"
+        )
+    return load_config(PROJECT_PARAMS, root=root)
 
 
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -205,10 +270,19 @@ def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 
 def config_with(cfg: Config, **sections: dict[str, Any]) -> Config:
-    """A copy of ``cfg`` with some keys of some sections replaced (tests, CLI overrides)."""
-    changes = {}
-    for name, values in sections.items():
-        current = getattr(cfg, name)
-        merged = _deep_merge(dataclasses.asdict(current), values)
-        changes[name] = _build(type(current), merged, name)
-    return dataclasses.replace(cfg, **changes)
+    """A copy of ``cfg`` with some keys of some sections replaced (tests, CLI overrides).
+
+    The whole config is parsed again, so the checks of load_config hold for the copy too.
+    """
+    raw: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        if f.name != "root":
+            raw[f.name] = dataclasses.asdict(getattr(cfg, f.name))
+    for key in DERIVED_KEYS:  # derived again from the (possibly changed) definitions
+        section, name = key.split(".")
+        raw[section].pop(name)
+    unknown = sorted(set(sections) - set(raw))
+    if unknown:
+        raise ConfigError(f"params: unknown section(s) {', '.join(unknown)}")
+    raw = _deep_merge(raw, sections)
+    return _build(Config, {**_derive(raw), "root": cfg.root}, "")

@@ -34,7 +34,7 @@ def run(cfg: Config) -> ExplainSummary:
     as_of = fitted.split.test.max()
     rows = explanation_rows(table, as_of)
     log.info("explaining %d active customers at %s", len(rows), as_of.date())
-    value = value_feature(cfg.defs.value_window_days)
+    value = value_feature(cfg.features.value_window_days)
     ex = explain_customers(rows, fitted.churn, fitted.tier, catalog, cfg.explain.k, value)
     views = global_views(ex, fitted.churn, catalog, cfg.explain.at_risk_threshold)
     folder = cfg.path(cfg.paths.explain)

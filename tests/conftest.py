@@ -1,8 +1,12 @@
-"""Tiny hand-made loan histories shared by the tests, and a small synthetic world."""
+"""The project's params (the one source of defaults) and tiny hand-made loan histories shared by
+the tests. Every setting a test uses comes from ``params_cfg``; a variant is a
+``dataclasses.replace`` (or ``config_with``) of it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import replace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any lightgbm import (STACK-NOTES)
 
@@ -12,6 +16,8 @@ import pytest
 
 from features.contract import Tables
 from features.spec import Definitions, FeatureSpec
+from features.synthetic import generate_world
+from pipelines.config import Config, load_defaults
 
 D = pd.Timestamp
 
@@ -43,14 +49,41 @@ def make_loans():
     return loans_frame
 
 
-@pytest.fixture
-def defs() -> Definitions:
-    return Definitions()
+@pytest.fixture(scope="session")
+def params_cfg() -> Config:
+    """params.yaml of the repository (``load_defaults``), paths relative to the repository."""
+    return load_defaults()
 
 
-@pytest.fixture
-def spec() -> FeatureSpec:
-    return FeatureSpec()
+@pytest.fixture(scope="session")
+def defs(params_cfg: Config) -> Definitions:
+    return params_cfg.defs
+
+
+@pytest.fixture(scope="session")
+def spec(params_cfg: Config) -> FeatureSpec:
+    return params_cfg.features
+
+
+@pytest.fixture(scope="session")
+def small_world(params_cfg: Config) -> Tables:
+    """The synthetic world the tests share (500 customers over 3 years): generated once."""
+    return generate_world(replace(params_cfg.generate, customers=500, years=3, seed=11))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole run (a JVM start costs ~8 s): tests/pipelines/
+    test_spark.py and the score stage's Spark engine share it (spark_session returns the running
+    session). Stopped when the test session ends."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ on PATH")
+    from pipelines.spark_session import spark_session
+
+    session = spark_session("local[2]", app_name="tierwise-tests")
+    yield session
+    session.stop()
 
 
 @pytest.fixture

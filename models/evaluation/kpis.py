@@ -5,7 +5,8 @@ Grain of the KPI table: one row per (as_of, dimension, level), dimension in {all
 - retention_rate / churn_rate: among customers active at t with a label, the share that did
   (not) churn in (t, t+H]; predicted_churn_rate is the mean calibrated churn probability.
 - CLV (expected margin over ``kpis.clv_horizon_days``): with p the churn probability over one
-  horizon H, V the customer's yearly interest income (loan_value_365), m = margin_share, d the
+  horizon H, V the customer's yearly interest income (the value feature loan_value_<W> over the
+  value window W = definitions.value_window_days, times 365 / W), m = margin_share, d the
   yearly discount rate and N = clv_horizon_days // H whole horizons,
       CLV = Σ_{k=1..N} m · V · (H / 365) · (1 - p)^k / (1 + d)^(k · H / 365),
   i.e. a constant-hazard survival from the churn model; a period's margin counts only if the
@@ -22,11 +23,10 @@ import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID, NPS, SATISFACTION, SEGMENT, SURVEY_DATE
 from features.labels import CHURNED
-from features.registry import TIER
+from features.registry import TIER, value_feature
 from models.columns import CHURN_PROBABILITY
 from models.spec import KpiSpec
 
-VALUE = "loan_value_365"
 CLV = "clv"
 UNKNOWN = "unknown"
 DIMENSIONS = ("all", TIER, SEGMENT)
@@ -79,14 +79,16 @@ def kpi_rows(
     horizon_days: int,
 ) -> pd.DataFrame:
     """Test rows with segment, CLV (active customers) and their latest survey answers."""
-    value = feature_table[[CUSTOMER_ID, AS_OF, VALUE]]
+    value_column = value_feature(spec.value_window_days)
+    value = feature_table[[CUSTOMER_ID, AS_OF, value_column]]
     rows = predictions.merge(value, on=[CUSTOMER_ID, AS_OF], how="left", validate="one_to_one")
     segment = pd.Series(UNKNOWN, index=rows.index)
     if customers is not None and SEGMENT in customers.columns:
         by_id = customers.set_index(CUSTOMER_ID)[SEGMENT]
         segment = rows[CUSTOMER_ID].map(by_id).fillna(UNKNOWN)
-    p, value = rows[CHURN_PROBABILITY].fillna(1.0), rows[VALUE].fillna(0.0)
-    clv = compute_clv(p.to_numpy(), value.to_numpy(), spec, horizon_days)
+    p, value = rows[CHURN_PROBABILITY].fillna(1.0), rows[value_column].fillna(0.0)
+    yearly = value.to_numpy() * (365.0 / spec.value_window_days)  # exactly 1.0 for 365 days
+    clv = compute_clv(p.to_numpy(), yearly, spec, horizon_days)
     rows = rows.assign(
         **{SEGMENT: segment.astype(str), CLV: np.where(rows[CHURNED].notna(), clv, np.nan)}
     )

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.registry import feature_registry
-from features.spec import FeatureSpec
+from features.registry import registry_for
 from models.explain.templates import TEMPLATES, ReasonTemplate
 
 BASE_VALUE = "base_value"  # the contributions' base column (models/explain/frame.py re-exports it)
@@ -228,8 +227,19 @@ def _top_feature_by_group(values: np.ndarray, group_of: np.ndarray, n_groups: in
 
 
 @cache
-def _registry_descriptions() -> dict[str, str]:
-    return {f.name: f.description for f in feature_registry(FeatureSpec())}
+def _descriptions_for(windows: tuple[int, ...], value_window: int) -> dict[str, str]:
+    return {f.name: f.description for f in registry_for(windows, value_window)}
+
+
+def _registry_descriptions(feature_names: Sequence[str]) -> dict[str, str]:
+    """The registry's descriptions for the windows the feature names carry (none: no windows)."""
+    windows = sorted(
+        {int(m.group(1)) for f in feature_names if (m := re.fullmatch(r"loan_n_(\d+)", f))}
+    )
+    values = [int(m.group(1)) for f in feature_names if (m := re.fullmatch(r"loan_value_(\d+)", f))]
+    if not windows or not values:
+        return {}
+    return _descriptions_for(tuple(windows), values[0])
 
 
 def _short_window(feature_names: Sequence[str]) -> int:
@@ -243,7 +253,7 @@ def feature_templates(
     descriptions: Mapping[str, str] | None = None,
 ) -> list[ReasonTemplate]:
     """One filled-in template per feature (descriptions default to the feature registry's)."""
-    descriptions = _registry_descriptions() if descriptions is None else descriptions
+    descriptions = _registry_descriptions(feature_names) if descriptions is None else descriptions
     short = _short_window(feature_names)
     return [template_for(f, templates, descriptions, short) for f in feature_names]
 

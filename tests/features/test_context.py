@@ -10,12 +10,11 @@ from features.build import build_feature_table, iter_feature_table
 from features.context import build_book_context
 from features.contract import CustomerSlices
 from features.snapshots import build_universe
-from features.synthetic import WorldSpec, generate_world
 from features.windows import day_numbers
 
 
-def test_slices_with_the_book_context_equal_the_whole(defs, spec):
-    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+def test_slices_with_the_book_context_equal_the_whole(small_world, defs, spec):
+    tables = small_world
     dates = pd.DatetimeIndex(["2021-06-30", "2022-03-31"])
     end = pd.Timestamp("2022-12-31")
     whole = build_feature_table(tables, dates, defs, spec, data_end=end)
@@ -31,9 +30,9 @@ def test_slices_with_the_book_context_equal_the_whole(defs, spec):
     assert (whole["tier"] == "vip").any()  # the VIP bar matters in this world
 
 
-def test_slices_without_rows_in_some_tables_equal_the_whole(defs, spec):
+def test_slices_without_rows_in_some_tables_equal_the_whole(small_world, defs, spec):
     """A slice may hold no loans (prospects only) or no survey answers at all."""
-    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+    tables = small_world
     dates = pd.DatetimeIndex(["2022-03-31"])
     context = build_book_context(tables.loans, day_numbers(dates), defs, spec)
     whole = build_feature_table(tables, dates, defs, spec).set_index("customer_id")
@@ -52,8 +51,8 @@ def test_slices_without_rows_in_some_tables_equal_the_whole(defs, spec):
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
 
 
-def test_customer_slices_are_for_customers_of_consecutive_ids():
-    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+def test_customer_slices_are_for_customers_of_consecutive_ids(small_world):
+    tables = small_world
     ids = build_universe(tables).ids
     slices = CustomerSlices(tables, ids)
     for start, stop in ((0, 80), (80, 81), (81, 240), (0, 240), (5, 5)):
@@ -62,8 +61,8 @@ def test_customer_slices_are_for_customers_of_consecutive_ids():
             pd.testing.assert_frame_equal(fast.get(name), df, check_exact=True)
 
 
-def test_iter_feature_table_in_chunks_equals_one_piece(defs, spec):
-    tables = generate_world(WorldSpec(customers=240, years=3, seed=11))
+def test_iter_feature_table_in_chunks_equals_one_piece(small_world, defs, spec):
+    tables = small_world
     dates = pd.DatetimeIndex(["2022-03-31"])
     one = next(iter_feature_table(tables, dates, defs, spec))
     chunked = pd.concat(iter_feature_table(tables, dates, defs, spec, chunk_customers=70))

@@ -10,7 +10,7 @@ import pytest
 
 from features.build import build_feature_table
 from features.contract import Tables
-from features.registry import GROUPS, STATE_COLUMNS, feature_registry
+from features.registry import GROUPS, STATE_COLUMNS, feature_names, feature_registry, value_feature
 
 D = pd.Timestamp
 
@@ -50,6 +50,17 @@ def test_value_is_interest_income_over_the_trailing_window(tiny_tables, defs, sp
     row = at(tiny_tables, "2022-06-30", defs, spec).loc["A"]
     days_open = (D("2022-06-30") - D("2022-01-15")).days + 1  # both ends inside the window
     assert row["loan_value_365"] == pytest.approx(100_000 * 0.06 * days_open / 365)
+
+
+def test_the_value_feature_follows_the_value_window(tiny_tables, defs, spec):
+    """definitions.value_window_days names and sizes the value feature (FeatureSpec carries it)."""
+    short = dataclasses.replace(spec, value_window_days=180)
+    row = at(
+        tiny_tables, "2022-12-31", dataclasses.replace(defs, value_window_days=180), short
+    ).loc["A"]
+    assert "loan_value_365" not in row.index
+    assert row["loan_value_180"] == pytest.approx(100_000 * 0.06 * 180 / 365)
+    assert value_feature(short.value_window_days) in feature_names(short)
 
 
 def test_tiers_core_vip_ordinary_potential(tiny_tables, defs, spec):

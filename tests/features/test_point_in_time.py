@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 
 from features.build import build_feature_table
 from features.contract import Tables
-from features.spec import Definitions, FeatureSpec
+from pipelines.config import load_defaults
+
+# Module level, not a fixture: hypothesis's @given tests do not take function-scoped fixtures
+# well, and the params never change during a run.
+PARAMS = load_defaults()
 
 START = pd.Timestamp("2020-01-01")
 DAYS = 4 * 365
@@ -142,7 +146,7 @@ def _features_at(tables: Tables, cut: pd.Timestamp, defs, spec) -> pd.DataFrame:
     cut_month=st.integers(6, 40),
 )
 def test_features_ignore_everything_after_the_snapshot(seed, n_customers, cut_month):
-    defs, spec = Definitions(), FeatureSpec()
+    defs, spec = PARAMS.defs, PARAMS.features
     tables = random_tables(seed, n_customers)
     cut = (START + pd.offsets.MonthEnd(cut_month)).normalize()
     before = _features_at(tables, cut, defs, spec)
@@ -152,7 +156,7 @@ def test_features_ignore_everything_after_the_snapshot(seed, n_customers, cut_mo
 
 def test_perturbation_does_change_features_when_the_cut_is_later():
     """The property above is not vacuous: the same perturbation seen from later moves features."""
-    defs, spec = Definitions(), FeatureSpec()
+    defs, spec = PARAMS.defs, PARAMS.features
     tables = random_tables(3, 8)
     cut = pd.Timestamp("2021-06-30")
     later = pd.Timestamp("2023-06-30")
@@ -167,7 +171,7 @@ def test_perturbation_does_change_features_when_the_cut_is_later():
 
 
 def _labels(tables: Tables, cut, end, defs) -> pd.DataFrame:
-    out = build_feature_table(tables, pd.DatetimeIndex([cut]), defs, FeatureSpec(), data_end=end)
+    out = build_feature_table(tables, pd.DatetimeIndex([cut]), defs, PARAMS.features, data_end=end)
     cols = ["customer_id", "active", "label_available", "churned", "next_tier"]
     return out[cols].sort_values("customer_id").reset_index(drop=True)
 
@@ -177,7 +181,7 @@ def _labels(tables: Tables, cut, end, defs) -> pd.DataFrame:
     seed=st.integers(0, 2**31 - 1), n_customers=st.integers(2, 10), cut_month=st.integers(12, 30)
 )
 def test_labels_ignore_everything_after_the_horizon(seed, n_customers, cut_month):
-    defs = Definitions()
+    defs = PARAMS.defs
     tables = random_tables(seed, n_customers)
     cut = (START + pd.offsets.MonthEnd(cut_month)).normalize()
     horizon_end = cut + pd.Timedelta(days=defs.horizon_days)
@@ -203,7 +207,7 @@ def _brute_force_churn(loans: pd.DataFrame, customer: str, t: pd.Timestamp, defs
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), cut_month=st.integers(12, 30))
 def test_churn_label_matches_the_definition(seed, cut_month):
-    defs = Definitions()
+    defs = PARAMS.defs
     tables = random_tables(seed, 8)
     cut = (START + pd.offsets.MonthEnd(cut_month)).normalize()
     labels = _labels(tables, cut, pd.Timestamp("2030-01-01"), defs)

@@ -15,12 +15,13 @@ from features.synthetic import (
     REGIONS,
     SEGMENTS,
     World,
-    WorldSpec,
     generate_world,
     simulate_world,
 )
+from pipelines.config import load_defaults
 
-SPEC = WorldSpec(customers=600, years=3, start="2021-01-01", seed=11)
+BASE = load_defaults().generate  # params.yaml's world; the tests' worlds are variants of it
+SPEC = dataclasses.replace(BASE, customers=600, years=3, start="2021-01-01", seed=11)
 START = pd.Timestamp(SPEC.start)
 END = START + pd.DateOffset(years=SPEC.years) - pd.Timedelta(days=1)
 KINDS = {"str": "object", "date": "datetime64[ns]", "timestamp": "datetime64[ns]",
@@ -106,8 +107,10 @@ def test_tables_follow_the_contract(tables):
     assert (tables.interactions[fc.TIMESTAMP].dt.hour > 0).all()  # a time of day, not midnight
 
 
-ODD_WORLDS = [WorldSpec(customers=1, years=1, seed=3),
-              WorldSpec(customers=40, years=1, start="2023-03-15", seed=5)]  # fmt: skip
+ODD_WORLDS = [
+    dataclasses.replace(BASE, customers=1, years=1, seed=3),
+    dataclasses.replace(BASE, customers=40, years=1, start="2023-03-15", seed=5),
+]
 
 
 @pytest.mark.parametrize("spec", ODD_WORLDS)

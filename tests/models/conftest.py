@@ -1,10 +1,12 @@
-"""A small synthetic world, its feature table and one training run, built once per session."""
+"""The small world's feature table and one training run, built once per session (the world
+itself is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,40 +17,39 @@ from features.contract import Tables, data_end
 from features.registry import feature_groups
 from features.snapshots import snapshot_dates
 from features.spec import Definitions, FeatureSpec
-from features.synthetic import WorldSpec, generate_world
 from models.spec import BoosterParams, SplitSpec, TrainSpec
 from models.training.train import TrainResult, train_models
+from pipelines.config import Config
 
-FAST_BOOSTER = BoosterParams(
-    n_estimators=300, learning_rate=0.1, early_stopping_rounds=30, min_child_samples=20
-)
+
+def fast_booster(params: BoosterParams) -> BoosterParams:
+    """The params' booster with fewer, faster trees: enough signal for the tests."""
+    return replace(
+        params, n_estimators=300, learning_rate=0.1, early_stopping_rounds=30, min_child_samples=20
+    )
 
 
 @pytest.fixture(scope="session")
-def small_world() -> Tables:
-    return generate_world(WorldSpec(customers=500, years=3, seed=11))
-
-
-@pytest.fixture(scope="session")
-def small_table(small_world: Tables) -> pd.DataFrame:
-    defs, end = Definitions(), data_end(small_world)
+def small_table(small_world: Tables, defs: Definitions, spec: FeatureSpec) -> pd.DataFrame:
+    end = data_end(small_world)
     dates = snapshot_dates(small_world, None, None, defs.active_window_days, end)
-    return build_feature_table(small_world, dates, defs, FeatureSpec(), data_end=end)
+    return build_feature_table(small_world, dates, defs, spec, data_end=end)
 
 
 @pytest.fixture(scope="session")
-def split_spec() -> SplitSpec:
-    return SplitSpec(test_snapshots=3, validation_snapshots=2)
+def split_spec(params_cfg: Config) -> SplitSpec:
+    return replace(params_cfg.split, test_snapshots=3, validation_snapshots=2)
 
 
 @pytest.fixture(scope="session")
-def train_spec() -> TrainSpec:
-    return TrainSpec(seed=3, churn=FAST_BOOSTER, tier=FAST_BOOSTER)
+def train_spec(params_cfg: Config) -> TrainSpec:
+    train = params_cfg.train
+    return replace(train, seed=3, churn=fast_booster(train.churn), tier=fast_booster(train.tier))
 
 
 @pytest.fixture(scope="session")
-def model_features() -> dict[str, str]:
-    return feature_groups(FeatureSpec())
+def model_features(spec: FeatureSpec) -> dict[str, str]:
+    return feature_groups(spec)
 
 
 @pytest.fixture(scope="session")
@@ -140,11 +141,10 @@ def score_rows(small_table: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def scoring_model(trained):
-    """The trained churn model with the outputs the registry logs (default ScoreSpec, k = 3)."""
+def scoring_model(trained, params_cfg):
+    """The trained churn model with the outputs the registry logs (the params' score and k)."""
     from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel
-    from models.spec import ScoreSpec
     from models.strategies.catalog import load_catalog
 
-    outputs = ChurnOutputs.from_spec(ScoreSpec(), load_catalog(), 3)
+    outputs = ChurnOutputs.from_spec(params_cfg.score, load_catalog(), params_cfg.explain.k)
     return RegisteredChurnModel(trained.models.churn, outputs)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from features.registry import value_feature
-from features.spec import Definitions
 from models.evaluation.evaluation import compute_evaluation
 from models.evaluation.records import (
     Conversion,
@@ -25,7 +24,6 @@ from models.explain.customers import (
     global_views,
 )
 from models.records import RecordError
-from models.spec import EvaluateSpec, KpiSpec
 from models.strategies.catalog import load_catalog
 from models.training.summary import TrainSummary
 from pipelines.io import save_json
@@ -52,20 +50,21 @@ def key_tree(value):
 
 
 @pytest.fixture(scope="module")
-def evaluation(trained, small_table, small_world):
+def evaluation(trained, small_table, small_world, params_cfg):
     return compute_evaluation(
         trained.predictions, small_table, small_world.customers, small_world.surveys,
-        EvaluateSpec(), KpiSpec(), 180,
+        params_cfg.evaluate, params_cfg.kpis, params_cfg.labels.horizon_days,
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def explain_summary(trained, small_table) -> ExplainSummary:
+def explain_summary(trained, small_table, params_cfg) -> ExplainSummary:
     rows = explanation_rows(small_table, trained.models.split.test.max())
     models, catalog = trained.models, load_catalog()
-    value = value_feature(Definitions().value_window_days)
-    explained = explain_customers(rows, models.churn, models.tier, catalog, 3, value)
-    return global_views(explained, models.churn, catalog, 0.3).headline
+    value = value_feature(params_cfg.features.value_window_days)
+    k, at_risk = params_cfg.explain.k, params_cfg.explain.at_risk_threshold
+    explained = explain_customers(rows, models.churn, models.tier, catalog, k, value)
+    return global_views(explained, models.churn, catalog, at_risk).headline
 
 
 @pytest.mark.parametrize("name", sorted(COMMITTED))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from models.spec import BoosterParams, LogisticParams
 from models.training.estimators import (
     make_calibrator,
     make_churn_classifier,
@@ -15,14 +16,17 @@ from models.training.estimators import (
     make_tier_classifier,
     tier_codes,
 )
+from pipelines.config import load_defaults
+
+TRAIN = load_defaults().train  # module level: the parametrised lambdas below need it
 
 
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: make_churn_classifier(BoosterParams(num_leaves=7), seed=1),
-        lambda: make_tier_classifier(BoosterParams(), seed=1),
-        lambda: make_logistic_baseline(LogisticParams(C=0.5), seed=1),
+        lambda: make_churn_classifier(replace(TRAIN.churn, num_leaves=7), seed=1),
+        lambda: make_tier_classifier(TRAIN.tier, seed=1),
+        lambda: make_logistic_baseline(replace(TRAIN.logistic, C=0.5), seed=1),
         lambda: make_calibrator("isotonic"),
         lambda: make_markov_baseline(0.5),
     ],
@@ -34,7 +38,7 @@ def test_make_functions_return_unfitted_clonable_estimators(make):
 
 
 def test_booster_params_reach_lightgbm():
-    model = make_churn_classifier(BoosterParams(num_leaves=63, num_threads=1), seed=9)
+    model = make_churn_classifier(replace(TRAIN.churn, num_leaves=63, num_threads=1), seed=9)
     params = model.get_params()
     assert params["num_leaves"] == 63 and params["n_jobs"] == 1 and params["random_state"] == 9
     assert params["deterministic"] is True
@@ -43,7 +47,7 @@ def test_booster_params_reach_lightgbm():
 def test_logistic_baseline_imputes_and_standardises():
     X = np.array([[1.0, np.nan], [2.0, 1.0], [3.0, np.nan], [4.0, 0.0]] * 5)
     y = np.array([0, 1, 0, 1] * 5)
-    model = make_logistic_baseline(LogisticParams(), seed=0).fit(X, y)
+    model = make_logistic_baseline(TRAIN.logistic, seed=0).fit(X, y)
     p = model.predict_proba(X)[:, 1]
     assert np.isfinite(p).all()
     assert p[1] > p[0]  # the missing-value indicator carries the signal

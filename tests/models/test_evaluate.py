@@ -21,7 +21,6 @@ from models.evaluation.metrics import (
     top_fraction_lift,
     transition_matrices,
 )
-from models.spec import EvaluateSpec
 
 
 def test_ece_weights_each_bin_gap_by_its_share_of_rows():
@@ -45,8 +44,8 @@ def test_top_decile_lift_and_capture():
     assert lift == pytest.approx((1 / 3) / 0.2) and capture == pytest.approx(0.5)
 
 
-def test_binary_metrics_of_a_perfect_ranking_and_of_a_single_class():
-    spec = EvaluateSpec()
+def test_binary_metrics_of_a_perfect_ranking_and_of_a_single_class(params_cfg):
+    spec = params_cfg.evaluate
     y = np.array([0, 0, 1, 1])
     metrics = compute_binary_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]), spec)
     assert metrics["roc_auc"] == 1.0 and metrics["pr_auc"] == 1.0
@@ -137,8 +136,8 @@ def test_tier_rule_prefers_lower_log_loss():
     )
 
 
-def test_evaluation_of_a_training_run(trained):
-    evaluation = evaluate_predictions(trained.predictions, EvaluateSpec())
+def test_evaluation_of_a_training_run(trained, params_cfg):
+    evaluation = evaluate_predictions(trained.predictions, params_cfg.evaluate)
     churn, tier = evaluation.churn, evaluation.tier
     assert set(churn.overall) == {"lightgbm", "logistic", "btyd"}
     assert len(churn.by_snapshot) == 3 and len(tier.by_snapshot) == 3

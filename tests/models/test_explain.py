@@ -9,13 +9,10 @@ import pandas as pd
 import pytest
 from scipy.special import expit, logsumexp
 
-from features.build import build_feature_table
-from features.contract import AS_OF, CUSTOMER_ID, data_end
+from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import CHURNED, LABEL_AVAILABLE, NEXT_TIER
 from features.registry import GROUPS, STATE_COLUMNS, feature_groups, feature_names
-from features.snapshots import snapshot_dates
-from features.spec import TIERS, Definitions, FeatureSpec
-from features.synthetic import WorldSpec, generate_world
+from features.spec import TIERS
 from models.explain.frame import (
     BASE_VALUE,
     class_set_contributions,
@@ -45,8 +42,9 @@ from models.explain.views import (
     strategy_coverage,
 )
 from models.strategies.catalog import load_catalog, recommend
+from pipelines.config import load_defaults
 
-SPEC = FeatureSpec()
+SPEC = load_defaults().features  # module level: NAMES parametrises tests below
 NAMES = feature_names(SPEC)
 GROUP_OF = feature_groups(SPEC)
 PLAIN = {"tier": "ordinary", "lifecycle_state": "active", "loyalty_level": "medium"}
@@ -62,11 +60,9 @@ def _booster(objective: str, X: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
 
 
 @pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    tables = generate_world(WorldSpec(customers=300, years=3))
-    end = data_end(tables)
-    dates = snapshot_dates(tables, None, None, Definitions().active_window_days, end)
-    return build_feature_table(tables, dates, Definitions(), SPEC, data_end=end)
+def table(small_table) -> pd.DataFrame:
+    """The session's small world feature table (tests/models/conftest.py)."""
+    return small_table
 
 
 @pytest.fixture(scope="module")

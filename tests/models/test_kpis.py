@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,16 +21,21 @@ from models.spec import KpiSpec
 D = pd.Timestamp
 
 
-def test_clv_sums_discounted_survival_weighted_margin():
-    spec = KpiSpec(clv_horizon_days=360, discount_rate=0.0, margin_share=0.5)
+@pytest.fixture(scope="module")
+def kpi_spec(params_cfg) -> KpiSpec:
+    return params_cfg.kpis
+
+
+def test_clv_sums_discounted_survival_weighted_margin(kpi_spec):
+    spec = replace(kpi_spec, clv_horizon_days=360, discount_rate=0.0, margin_share=0.5)
     # two horizons of 180 days, p = 0.5: 0.5 * 365 * 180/365 * (0.5 + 0.25)
     assert compute_clv(np.array([0.5]), np.array([365.0]), spec, 180)[0] == pytest.approx(67.5)
     assert compute_clv(np.array([1.0]), np.array([365.0]), spec, 180)[0] == 0.0
     assert compute_clv(np.array([0.0]), np.array([365.0]), spec, 180)[0] == pytest.approx(180.0)
 
 
-def test_clv_discounts_by_elapsed_years():
-    spec = KpiSpec(clv_horizon_days=365, discount_rate=0.1, margin_share=1.0)
+def test_clv_discounts_by_elapsed_years(kpi_spec):
+    spec = replace(kpi_spec, clv_horizon_days=365, discount_rate=0.1, margin_share=1.0)
     value = compute_clv(np.array([0.0]), np.array([1000.0]), spec, 365)[0]
     assert value == pytest.approx(1000.0 / 1.1)
 
@@ -58,7 +65,7 @@ def feature_rows() -> pd.DataFrame:
     )
 
 
-def test_kpi_rows_read_the_latest_answer_in_the_window():
+def test_kpi_rows_read_the_latest_answer_in_the_window(kpi_spec):
     surveys = pd.DataFrame(
         {
             "customer_id": ["A", "A", "A", "B", "C"],
@@ -74,7 +81,7 @@ def test_kpi_rows_read_the_latest_answer_in_the_window():
         }
     )
     customers = pd.DataFrame({"customer_id": ["A", "B"], "segment": ["sme", "corporate"]})
-    rows = kpi_rows(predictions_frame(), feature_rows(), customers, surveys, KpiSpec(), 180)
+    rows = kpi_rows(predictions_frame(), feature_rows(), customers, surveys, kpi_spec, 180)
     # A at 2024-01-31: the 2023-06-01 answer (the 2024-02-15 one is in the future)
     assert rows["nps"].tolist()[:3] == [9.0, pytest.approx(np.nan, nan_ok=True), 7.0]
     assert rows["satisfaction"].iloc[0] == 4.0
@@ -85,8 +92,8 @@ def test_kpi_rows_read_the_latest_answer_in_the_window():
     assert rows["clv"].iloc[0] > rows["clv"].iloc[1]
 
 
-def test_kpi_table_grain_and_values():
-    rows = kpi_rows(predictions_frame(), feature_rows(), None, None, KpiSpec(), 180)
+def test_kpi_table_grain_and_values(kpi_spec):
+    rows = kpi_rows(predictions_frame(), feature_rows(), None, None, kpi_spec, 180)
     kpis = compute_kpis(rows)
     assert not kpis.duplicated(["as_of", "dimension", "level"]).any()
     first = kpis[(kpis.as_of == D("2024-01-31")) & (kpis.dimension == "all")].iloc[0]
@@ -98,3 +105,16 @@ def test_kpi_table_grain_and_values():
     headline = kpi_headline(rows)
     assert headline["active"] == 3 and headline["churn_rate"] == pytest.approx(1 / 3)
     assert headline["nps"] is None
+
+
+def test_clv_reads_the_value_window_feature_and_annualises_it(kpi_spec):
+    """The value feature follows definitions.value_window_days; CLV uses its yearly rate."""
+    assert kpi_spec.value_window_days == 365  # the params: the factor is exactly 1
+    yearly = kpi_rows(predictions_frame(), feature_rows(), None, None, kpi_spec, 180)
+    half = replace(kpi_spec, value_window_days=180)
+    features = feature_rows().rename(columns={"loan_value_365": "loan_value_180"})
+    halved = features.assign(loan_value_180=features["loan_value_180"] * 180 / 365)
+    rows = kpi_rows(predictions_frame(), halved, None, None, half, 180)
+    np.testing.assert_allclose(rows["clv"], yearly["clv"], rtol=1e-12)
+    with pytest.raises(KeyError, match="loan_value_180"):
+        kpi_rows(predictions_frame(), feature_rows(), None, None, half, 180)

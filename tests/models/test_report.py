@@ -17,13 +17,12 @@ import pytest
 
 from features.contract import AS_OF, CUSTOMER_ID, NPS, SATISFACTION, SEGMENT
 from features.labels import CHURNED, NEXT_TIER
-from features.registry import GROUPS, LIFECYCLE_STATE, TIER
+from features.registry import GROUPS, LIFECYCLE_STATE, TIER, value_feature
 from features.spec import TIERS
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
-from models.evaluation.kpis import CLV, VALUE, compute_kpis, kpi_rows
+from models.evaluation.kpis import CLV, compute_kpis, kpi_rows
 from models.explain.frame import explain_frame, feature_contributions
 from models.explain.views import group_importance, strategy_coverage
-from models.spec import KpiSpec
 from models.strategies.catalog import load_catalog
 from pipelines.reporting.report import (
     ReportInputs,
@@ -316,6 +315,7 @@ def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(chromium, report, tmp_path) -> None:
     probe = tmp_path / "probe.html"
     probe.write_text(report.replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
@@ -343,7 +343,9 @@ def test_report_renders_in_headless_chromium(chromium, report, tmp_path) -> None
     assert pixels.shape[:2] == (3000, 1280) and pixels[..., :3].std() > 0.05
 
 
-def test_report_from_a_training_run(trained, small_table, small_world, model_features, catalog):
+def test_report_from_a_training_run(
+    trained, small_table, small_world, model_features, catalog, params_cfg
+):
     """The colleagues' real frames (predictions, explain_frame, strategy_coverage,
     group_importance, compute_kpis) fit report_inputs_from as they are."""
     predictions = trained.predictions
@@ -364,10 +366,11 @@ def test_report_from_a_training_run(trained, small_table, small_world, model_fea
         contributions=contribs,
         link=churn.calibrator.predict,
     )
+    value = value_feature(params_cfg.features.value_window_days)
     explained = explained.assign(
         **{
             CHURN_PROBABILITY: rows[CHURN_PROBABILITY],
-            "value_at_risk": rows[CHURN_PROBABILITY] * rows[VALUE].fillna(0.0),
+            "value_at_risk": rows[CHURN_PROBABILITY] * rows[value].fillna(0.0),
         }
     )
     threshold = float(explained[CHURN_PROBABILITY].quantile(0.8))  # some at-risk customers
@@ -376,7 +379,12 @@ def test_report_from_a_training_run(trained, small_table, small_world, model_fea
     )
     kpis = compute_kpis(
         kpi_rows(
-            predictions, small_table, small_world.customers, small_world.surveys, KpiSpec(), 180
+            predictions,
+            small_table,
+            small_world.customers,
+            small_world.surveys,
+            params_cfg.kpis,
+            180,
         )
     )
     run = run_info_from(

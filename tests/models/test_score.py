@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -39,7 +40,6 @@ from models.serving.score import (
     score_columns,
     score_features,
 )
-from models.spec import ScoreSpec
 from models.strategies.catalog import load_catalog, strategy_columns
 
 BANDS = (("low", 0.0), ("medium", 0.15), ("high", 0.30))
@@ -66,16 +66,17 @@ def test_risk_bands_start_at_their_lower_bound():
     assert risk_band(p, BANDS).tolist() == ["low", "low", "medium", "medium", "high", "high", ""]
 
 
-def test_score_spec_sorts_bands_and_rejects_bad_ones():
-    spec = ScoreSpec(risk_bands={"high": 0.3, "low": 0, "medium": 0.15})
+def test_score_spec_sorts_bands_and_rejects_bad_ones(params_cfg):
+    score = params_cfg.score
+    spec = replace(score, risk_bands={"high": 0.3, "low": 0, "medium": 0.15})
     assert list(spec.risk_bands.items()) == [("low", 0.0), ("medium", 0.15), ("high", 0.3)]
     for bad in ({"low": 0.1, "high": 0.3}, {"low": 0.0, "high": 0.0}, {"low": 0.0, "high": 1.5}):
         with pytest.raises(ValueError, match="risk_bands"):
-            ScoreSpec(risk_bands=bad)
+            replace(score, risk_bands=bad)
     with pytest.raises(ValueError, match="at_risk_bands"):
-        ScoreSpec(at_risk_bands=("severe",))
+        replace(score, at_risk_bands=("severe",))
     with pytest.raises(ValueError, match="explain"):
-        ScoreSpec(explain="some")
+        replace(score, explain="some")
 
 
 def test_explained_rows_follow_the_policy():

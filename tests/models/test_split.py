@@ -91,4 +91,4 @@ def test_too_short_a_history_fails_with_a_clear_error(first, spec, message):
 
 def test_split_spec_rejects_non_positive_counts():
     with pytest.raises(ValueError):
-        SplitSpec(test_snapshots=0)
+        SplitSpec(test_snapshots=0, validation_snapshots=3)

@@ -4,7 +4,9 @@ rule."""
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +87,24 @@ def test_for_group_lists_triggered_strategies_in_catalog_order(catalog: Catalog)
 
 # --- the catalog against the documents -----------------------------------------------------------
 def _documents() -> dict[str, str]:
+    """The domain documents. Missing: a developer's clone may lack them (skip), CI may not (fail:
+    with CI set, a skipped source check would pass unseen)."""
     if not DOCS.is_dir():
-        pytest.skip(f"the domain documents are not at {DOCS}; source checks need them")
+        why = f"the domain documents are not at {DOCS}; source checks need them"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI is set: they must be there)")
+        pytest.skip(why)
     return {p.name: p.read_text(encoding="utf-8") for p in DOCS.glob("*.txt")}
+
+
+def test_missing_documents_fail_on_ci_and_skip_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "DOCS", tmp_path / "no-documents")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        _documents()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no-documents"):
+        _documents()
 
 
 def _citations(catalog: Catalog) -> list[tuple[str, str, str, str, str]]:

@@ -10,7 +10,6 @@ import pytest
 
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.evaluation.metrics import evaluate_predictions
-from models.spec import EvaluateSpec
 from models.training.split import split_snapshots, tier_rows
 from models.training.train import (
     BTYD_PROBABILITY,
@@ -54,11 +53,11 @@ def test_fingerprint_changes_with_the_data(small_table):
 
 
 def test_same_data_and_seed_give_identical_metrics(
-    trained, small_table, split_spec, train_spec, model_features
+    trained, small_table, split_spec, train_spec, model_features, params_cfg
 ):
     again = train_models(small_table, split_spec, train_spec, 180, model_features)
     pd.testing.assert_frame_equal(again.predictions, trained.predictions)
-    spec = EvaluateSpec()
+    spec = params_cfg.evaluate
     assert evaluate_predictions(again.predictions, spec) == evaluate_predictions(
         trained.predictions, spec
     )

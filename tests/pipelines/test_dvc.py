@@ -1,5 +1,8 @@
 """DVC runs for real: repro is idempotent, a param change re-runs only what is downstream, and
-`dvc exp run -S` works. The pipeline up to `features` runs on a small world in a scratch repo."""
+`dvc exp run -S` works. The pipeline up to `features` runs on a small world in a scratch repo.
+
+One module fixture reproduces the pipeline once and commits the lock; a test that changes params
+works on its own copy of that repo, so every test passes alone and in any order."""
 
 from __future__ import annotations
 
@@ -25,9 +28,16 @@ def _sh(cwd: Path, *args: str) -> str:
     return done.stdout + done.stderr
 
 
+def _set_param(repo: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("dvcrepo")
+    repo = tmp_path_factory.mktemp("dvcrepo") / "repo"
+    repo.mkdir()
     for name in COPY:
         src = ROOT / name
         if src.is_dir():
@@ -48,27 +58,40 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
-def test_repro_twice_does_nothing_the_second_time(repo):
-    first = _sh(repo, "dvc", "repro", "features")
-    assert "Running stage 'generate'" in first and "Running stage 'features'" in first
+@pytest.fixture(scope="module")
+def first_repro(repo) -> str:
+    """`dvc repro features` once, on the fresh repo; the lock is committed. Its output."""
+    out = _sh(repo, "dvc", "repro", "features")
+    _sh(repo, "git", "add", "-A")
+    _sh(repo, "git", "commit", "-qm", "lock")
+    return out
+
+
+@pytest.fixture
+def own_copy(repo, first_repro, tmp_path) -> Path:
+    """A copy of the reproduced repo (workspace, lock, DVC cache) for a test that changes it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    return copy
+
+
+def test_repro_twice_does_nothing_the_second_time(repo, first_repro):
+    assert "Running stage 'generate'" in first_repro and "Running stage 'features'" in first_repro
     second = _sh(repo, "dvc", "repro", "features")
     assert "Running stage" not in second
 
 
-def test_a_param_change_reruns_only_downstream_stages(repo):
-    _sh(repo, "dvc", "repro", "features")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["labels"]["horizon_days"] = 120
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _sh(repo, "dvc", "repro", "features")
+def test_a_param_change_reruns_only_downstream_stages(own_copy):
+    assert "Running stage" not in _sh(own_copy, "dvc", "repro", "features")  # the copy is current
+    _set_param(own_copy, "labels", "horizon_days", 120)
+    out = _sh(own_copy, "dvc", "repro", "features")
     assert "Running stage 'features'" in out
     assert "Running stage 'generate'" not in out and "Running stage 'validate'" not in out
 
 
-def test_dvc_exp_run_with_a_param(repo):
-    _sh(repo, "git", "add", "-A")
-    _sh(repo, "git", "commit", "-qm", "lock")
-    out = _sh(repo, "dvc", "exp", "run", "features", "-S", "labels.horizon_days=90")
+def test_dvc_exp_run_with_a_param(own_copy):
+    out = _sh(own_copy, "dvc", "exp", "run", "features", "-S", "labels.horizon_days=90")
     assert "Running stage 'features'" in out
-    shown = _sh(repo, "dvc", "exp", "show", "--no-pager", "--csv")
+    assert "Running stage 'generate'" not in out
+    shown = _sh(own_copy, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "labels.horizon_days" in shown and ",90," in shown

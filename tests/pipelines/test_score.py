@@ -207,6 +207,7 @@ def test_a_failure_midway_leaves_the_previous_file_and_no_debris(cli, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
 
 
+@pytest.mark.usefixtures("spark")  # the session's SparkSession (tests/conftest.py): no new JVM
 def test_spark_engine_gives_the_pandas_rows(cli, tmp_path):
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:

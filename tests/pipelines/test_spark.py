@@ -1,4 +1,5 @@
-"""The Spark engine equals the pandas engine row for row (real Spark, local[2], no mocks)."""
+"""The Spark engine equals the pandas engine row for row (real Spark, local[2], no mocks; the
+session is tests/conftest.py's, shared with the score stage's tests)."""
 
 from __future__ import annotations
 
@@ -17,25 +18,17 @@ from pyspark.sql import types as T
 from features.build import build_feature_table
 from features.contract import AS_OF, CUSTOMER_ID, Tables
 from features.spark import feature_schema, spark_features_as_of
-from features.synthetic import WorldSpec, generate_world
 from features.validation import validate_tables
 from pipelines.io import OutputExistsError, write_parquet_atomic
-from pipelines.spark_session import _local_cores, spark_session
+from pipelines.spark_session import _local_cores
 
 pytestmark = pytest.mark.slow
 AS_OF_DATE = pd.Timestamp("2022-06-30")
 
 
 @pytest.fixture(scope="module")
-def spark():
-    session = spark_session("local[2]", app_name="tierwise-tests")
-    yield session
-    session.stop()
-
-
-@pytest.fixture(scope="module")
-def world() -> Tables:
-    tables, _ = validate_tables(generate_world(WorldSpec(customers=300, years=3)).present())
+def world(small_world) -> Tables:
+    tables, _ = validate_tables(small_world.present())
     return tables
 
 
