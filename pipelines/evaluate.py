@@ -21,6 +21,7 @@ from models.evaluation.champion import ChampionAnswer, decide_promotion
 from models.evaluation.evaluation import Evaluation, compute_evaluation, metric_series
 from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
+from models.serving.records import RegistryRecord
 from models.strategies.catalog import load_catalog
 from models.training.split import churn_rows, tier_rows
 from models.training.summary import TrainSummary
@@ -111,7 +112,7 @@ def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
     return load_frame(path) if path.exists() else None
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config) -> RegistryRecord:
     summary = TrainSummary.from_json(load_json(cfg.path(cfg.paths.train_summary)))
     table = load_frame(cfg.path(cfg.paths.features))
     predictions = load_frame(cfg.path(cfg.paths.predictions))
@@ -124,5 +125,5 @@ def run(cfg: Config) -> dict:
     artifacts = save_evaluation(cfg, ev)
     record = _record(cfg, ev, summary, artifacts)
     logged = registry.log_run(cfg.root, record, _entries(cfg, fitted, table, ev))
-    save_json(logged, cfg.path(cfg.paths.registry))
+    save_json(logged.to_json(), cfg.path(cfg.paths.registry))
     return logged

@@ -20,6 +20,7 @@ from models.explain.customers import (
 )
 from models.explain.views import plot_beeswarm, plot_group_importance
 from models.serving import registry
+from models.serving.records import RegistryRecord
 from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import atomic_path, load_frame, load_json, load_pickle, save_frame, save_json
@@ -48,8 +49,8 @@ def run(cfg: Config) -> ExplainSummary:
         plot_beeswarm(ex.contributions, ex.matrix, tmp, max_rows=cfg.explain.beeswarm_rows)
     headline = views.headline.to_json()
     save_json(headline, folder / "summary.json")
-    logged = load_json(cfg.path(cfg.paths.registry))
+    logged = RegistryRecord.from_json(load_json(cfg.path(cfg.paths.registry)))
     outputs: list[Path] = [cfg.path(cfg.paths.explanations), folder]
     metrics = {f"explain.{k}": v for k, v in headline.items()}
-    registry.log_to_run(cfg.root, logged["run_id"], outputs, metrics)
+    registry.log_to_run(cfg.root, logged.run_id, outputs, metrics)
     return views.headline

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.serving import registry
+from models.serving.records import RegistryRecord
 from models.strategies.catalog import load_catalog
 from models.training.summary import TrainSummary
 from pipelines.config import Config
@@ -26,7 +27,7 @@ IMAGES = {
 
 def run(cfg: Config) -> Path:
     p, explain_dir = cfg.paths, cfg.path(cfg.paths.explain)
-    logged = load_json(cfg.path(p.registry))
+    logged = RegistryRecord.from_json(load_json(cfg.path(p.registry)))
     summary = TrainSummary.from_json(load_json(cfg.path(p.train_summary)))
     created = f"{pd.Timestamp.now():%Y-%m-%d %H:%M}"
     run_info = run_info_from(logged, summary.data_fingerprint, created)
@@ -43,5 +44,5 @@ def run(cfg: Config) -> Path:
         watch=cfg.explain.watch_threshold,
     )
     out = save_text(render_report(inputs), cfg.path(p.report))
-    registry.log_to_run(cfg.root, logged["run_id"], [out], {})
+    registry.log_to_run(cfg.root, logged.run_id, [out], {})
     return out

@@ -30,6 +30,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.serving.artifacts import MODEL_CODE
+from models.serving.records import RegistryRecord, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={dist_version(name)}" for name in RUNTIME_DISTRIBUTIONS]
 
 
-def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> dict:
+def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> VersionRecord:
     """Log the model from code (model_code.py and its files, no pickle) and register it."""
     name = MODEL_NAMES[entry.kind]
     with tempfile.TemporaryDirectory(prefix="tierwise-model-") as tmp:
@@ -173,7 +174,7 @@ def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str])
     if entry.promote:
         client.set_registered_model_alias(name, CHAMPION, version)
     log.info("%s version %s: %s", name, version, entry.reason)
-    return {"name": name, "version": version, "champion": entry.promote, "reason": entry.reason}
+    return VersionRecord(name, version, entry.promote, entry.reason)
 
 
 def _log_values(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -201,14 +202,14 @@ def _log_artifacts(paths: Sequence[Path]) -> None:
             mlflow.log_artifact(str(path))
 
 
-def log_run(root: Path, record: RunRecord, entries: list[ModelEntry]) -> dict:
+def log_run(root: Path, record: RunRecord, entries: list[ModelEntry]) -> RegistryRecord:
     """One MLflow run: params, tags, metrics, artefacts, and each model logged and registered."""
     client = _connect(root)
     experiment_id = _experiment_id(client, record.experiment, root)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         _log_values(client, run.info.run_id, record)
         versions = {e.kind: _log_model(client, e, record.tags) for e in entries}
-    return {"run_id": run.info.run_id, "tracking_uri": tracking_uri(root), "models": versions}
+    return RegistryRecord(run.info.run_id, tracking_uri(root), versions)
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

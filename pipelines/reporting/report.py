@@ -32,6 +32,7 @@ from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import TIERS
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.explain.views import STRATEGY, strategy_citations
+from models.serving.records import RegistryRecord
 from models.strategies.catalog import Catalog
 from pipelines.reporting import sections
 from pipelines.reporting.html import page
@@ -48,11 +49,11 @@ from pipelines.reporting.inputs import (
 _STRATEGY_SLOT = re.compile(r"strategy_(\d+)")
 
 
-def run_info_from(registry: Mapping, data_fingerprint: str, created: str) -> RunInfo:
-    """RunInfo from reports/registry.json (run_id, models) and the feature table's fingerprint
-    (``TrainSummary.data_fingerprint``, reports/train.json)."""
-    versions = {kind: str(entry["version"]) for kind, entry in registry.get("models", {}).items()}
-    return RunInfo(str(registry.get("run_id", "")), versions, data_fingerprint, created)
+def run_info_from(registry: RegistryRecord, data_fingerprint: str, created: str) -> RunInfo:
+    """RunInfo from the registry record (reports/registry.json: run id, versions) and the feature
+    table's fingerprint (``TrainSummary.data_fingerprint``, reports/train.json)."""
+    versions = {kind: entry.version for kind, entry in registry.models.items()}
+    return RunInfo(registry.run_id, versions, data_fingerprint, created)
 
 
 def _date(value) -> str:

@@ -24,6 +24,7 @@ from models.explain.customers import (
     global_views,
 )
 from models.records import RecordError
+from models.serving.records import RegistryRecord
 from models.strategies.catalog import load_catalog
 from models.training.summary import TrainSummary
 from pipelines.io import save_json
@@ -34,6 +35,7 @@ COMMITTED = {
     "evaluation.json": EvaluationDetails,
     "metrics.json": HeadlineMetrics,
     "metrics_by_snapshot.json": SnapshotMetrics,
+    "registry.json": RegistryRecord,
 }
 
 

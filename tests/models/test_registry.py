@@ -56,7 +56,7 @@ def record(tmp: Path) -> registry.RunRecord:
 
 def test_log_register_alias_and_load(store, trained, rows):
     logged = registry.log_run(store, record(store), entries(trained, rows, promote=True))
-    assert logged["models"]["churn"] == {
+    assert logged.models["churn"].to_json() == {
         "name": "tierwise-churn", "version": "1", "champion": True, "reason": "test: promoted"
     }  # fmt: skip
     assert (store / "mlruns.db").exists()
@@ -82,7 +82,7 @@ def test_run_contents(store, trained, rows):
 
     logged = registry.log_run(store, record(store), entries(trained, rows, promote=True))
     client = MlflowClient(tracking_uri=registry.tracking_uri(store))
-    run = client.get_run(logged["run_id"])
+    run = client.get_run(logged.run_id)
     assert run.data.params["train.churn.num_leaves"] == "31"
     assert run.data.tags["data_fingerprint"] == "f00"
     assert run.data.metrics["churn.lightgbm.roc_auc"] == 0.8

@@ -23,6 +23,7 @@ from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.evaluation.kpis import CLV, compute_kpis, kpi_rows
 from models.explain.frame import explain_frame, feature_contributions
 from models.explain.views import group_importance, strategy_coverage
+from models.serving.records import RegistryRecord, VersionRecord
 from models.strategies.catalog import load_catalog
 from pipelines.reporting.report import (
     ReportInputs,
@@ -114,6 +115,7 @@ def catalog():
     return load_catalog()
 
 
+VERSIONS = {"churn": "3", "tier": "2"}
 AT_RISK, WATCH = 0.5, 0.2  # this module's hand-made book is riskier than the default world
 
 
@@ -133,10 +135,11 @@ def inputs(catalog) -> ReportInputs:
             "share_up": rng.uniform(0.1, 0.9, len(GROUPS)),
         }
     )
-    registry = {
-        "run_id": "0123abcd<run>",
-        "models": {"churn": {"version": 3}, "tier": {"version": 2}},
-    }
+    registry = RegistryRecord(
+        "0123abcd<run>",
+        "sqlite:///mlruns.db",
+        {kind: VersionRecord(f"tierwise-{kind}", v, True, "test") for kind, v in VERSIONS.items()},
+    )
     run = run_info_from(registry, "f" * 64, "2024-07-02")
     images = {"SHAP summary (beeswarm)": TINY_PNG}
     return report_inputs_from(
@@ -278,8 +281,13 @@ def test_render_is_deterministic(inputs, report) -> None:
     assert render_report(inputs) == report
 
 
-def test_run_info_from_tolerates_missing_entries() -> None:
-    assert run_info_from({}, "", "2024-01-01") == RunInfo("", {}, "", "2024-01-01")
+def test_run_info_from_reads_the_registry_record() -> None:
+    record = RegistryRecord(
+        "r9", "sqlite:///x.db", {"tier": VersionRecord("tierwise-tier", "7", False, "kept")}
+    )
+    assert run_info_from(record, "fp", "2024-01-01") == RunInfo(
+        "r9", {"tier": "7"}, "fp", "2024-01-01"
+    )
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
@@ -388,7 +396,7 @@ def test_report_from_a_training_run(
         )
     )
     run = run_info_from(
-        {"run_id": "r1", "models": {}}, trained.summary.data_fingerprint, "2024-01-01"
+        RegistryRecord("r1", "sqlite:///x.db", {}), trained.summary.data_fingerprint, "2024-01-01"
     )
     inputs = report_inputs_from(
         predictions,

@@ -67,8 +67,8 @@ def test_train_evaluate_register_and_load_by_alias(cfg):
     assert set(metrics["churn"]) == {"lightgbm", "logistic", "btyd"}
     assert set(metrics["tier"]) == {"lightgbm", "markov"}
     assert {"nps", "csi", "clv_mean", "retention_rate"} <= set(metrics["kpis"])
-    assert read_json(cfg, p.registry) == logged
-    assert logged["models"]["churn"]["version"] == "1" and logged["models"]["churn"]["champion"]
+    assert read_json(cfg, p.registry) == logged.to_json()
+    assert logged.models["churn"].version == "1" and logged.models["churn"].champion
 
     # a consumer loads the champion by alias and gets the pipeline's answers
     predictions = pd.read_parquet(cfg.path(p.predictions))
@@ -90,9 +90,9 @@ def test_train_evaluate_register_and_load_by_alias(cfg):
     train.run(cfg)
     again = evaluate.run(cfg)
     assert cfg.path(p.metrics).read_text() == first
-    assert again["models"]["churn"]["version"] == "2"
-    assert not again["models"]["churn"]["champion"]
-    assert again["models"]["churn"]["reason"].startswith("does not beat champion v1")
+    assert again.models["churn"].version == "2"
+    assert not again.models["churn"].champion
+    assert again.models["churn"].reason.startswith("does not beat champion v1")
     assert registry.load_alias(cfg.root, "tierwise-churn", registry.CHAMPION)[0] == "1"
     assert registry.load_alias(cfg.root, "tierwise-churn", registry.CHALLENGER)[0] == "2"
 
@@ -103,7 +103,7 @@ def test_a_weaker_model_is_not_promoted_and_promote_sets_the_champion_by_hand(cf
     weak = config_with(cfg, train={"churn": {**FAST, "n_estimators": 1, "num_leaves": 2}})
     train.run(weak)
     logged = evaluate.run(weak)
-    assert not logged["models"]["churn"]["champion"]
+    assert not logged.models["churn"].champion
     assert registry.load_alias(cfg.root, "tierwise-churn", registry.CHAMPION)[0] == "1"
 
     runner = CliRunner()
