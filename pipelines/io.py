@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import CONTRACT, LOANS, TABLE_NAMES, Tables
-from features.validation import validate_tables
 
 if TYPE_CHECKING:  # an external package: pyspark is optional
     from pyspark.sql import DataFrame as SparkFrame
@@ -223,6 +222,8 @@ def read_contract(data_dir: Path | str, end: pd.Timestamp | None = None) -> tupl
 
     Raises ``ContractError`` (features.validation) before anything is written.
     """
+    from features.validation import validate_tables  # pandera: ~1.7 s to import, validation only
+
     tables, report = validate_tables(load_raw_tables(data_dir), end=end)
     return tables, report.to_dict()
 

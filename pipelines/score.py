@@ -97,8 +97,10 @@ def _lineage(models: tuple[registry.LoadedModel, registry.LoadedModel]) -> Linea
     return Lineage(churn.name, churn.version, tier.name, tier.version)
 
 
-def _score_pandas(cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str):
-    total = slice_count(count_known(tables, request.as_of)[1], cfg.features.chunk_customers)
+def _score_pandas(
+    cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str, in_data: int
+):
+    total = slice_count(in_data, cfg.features.chunk_customers)
     slices = iter_feature_table(
         tables, pd.DatetimeIndex([request.as_of]), cfg.defs, cfg.features,
         chunk_customers=cfg.features.chunk_customers,
@@ -110,7 +112,9 @@ def _score_pandas(cfg: Config, tables: Tables, request: ScoreRequest, models, ex
     save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
 
 
-def _score_spark(cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str):
+def _score_spark(
+    cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str, in_data: int
+):
     """Features on Spark, both models through ``spark_udf``, the Parquet directory written."""
     from features.spark import spark_features_as_of
     from models.serving.spark import output_struct, score_frame
@@ -140,7 +144,7 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
     # a wrong model URI fails before the data is read
     models = tuple(registry.load_model(cfg.root, uri) for uri in uris)
     tables, _ = read_contract(request.data_dir, end=cfg.data.end)
-    customers, _ = count_known(tables, request.as_of)
+    customers, in_data = count_known(tables, request.as_of)
     if customers == 0:
         raise ScoreError(f"no customer is known at {request.as_of:%Y-%m-%d} in {request.data_dir}")
     if request.as_of > data_end(tables):
@@ -148,7 +152,7 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
                     request.as_of.date(), data_end(tables).date())  # fmt: skip
     log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
     engine = _score_spark if request.engine == "spark" else _score_pandas
-    engine(cfg, tables, request, models, explain)
+    engine(cfg, tables, request, models, explain, in_data)
     seconds = round(time.perf_counter() - start, 2)
     log.info("%d customers scored into %s in %.1f s", customers, request.out, seconds)
     lineage = {m.name: m.version for m in models}
