@@ -5,7 +5,8 @@ snapshots for the split, an unknown registered model version, a champion that ca
 or cannot score the test set) or invalid params, and for `score`
 a request that cannot be served (unknown model, alias or version; a model registered without the
 scoring outputs; no customer known at --as-of; a format the engine cannot write); 3 the output
-exists and --overwrite was not given.
+exists and --overwrite was not given; 4 `monitor` (and `score --monitor`) gave the verdict
+retrain (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -238,3 +239,54 @@ def score(
     except (RegistryError, IncompatibleModelError, stage.ScoreError) as err:
         err_console.print(f"[bold red]cannot score[/] {err}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
+
+
+# --- `tierwise monitor` (issue 13; docs/monitoring.md) -------------------------------------------
+EXIT_RETRAIN = 4  # the monitor's verdict is retrain (ok and warn exit 0)
+
+
+@app.command()
+def monitor(
+    data: Annotated[Path, typer.Option(help="contract directory with the portfolio's tables")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: monitor the book then")],
+    out: Annotated[Path, typer.Option(help="the report, a .json file")],
+    reference: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: compare with the book then (default: the model's profile)"),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="churn model URI (default: models:/tierwise-churn@champion)")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML page")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace existing outputs")] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Drift, data quality, label-free performance estimates, the realised backtest and a verdict.
+
+    Exit codes: 0 ok or warn; 4 retrain; 2 invalid data, params, model or request; 3 an output
+    exists without --overwrite.
+    """
+    from models.serving.registry import RegistryError
+    from pipelines import monitor as stage
+
+    cfg = _config(params)
+    request = stage.MonitorRequest(
+        data_dir=data,
+        as_of=_as_of_date(as_of),
+        out=out,
+        reference=_as_of_date(reference) if reference else None,
+        **({"model": model} if model else {}),
+        html=html,
+        overwrite=overwrite,
+    )
+    found: dict = {}
+    try:
+        _run(lambda: found.setdefault("report", stage.run(cfg, request)))
+    except (RegistryError, stage.MonitorError) as err:
+        err_console.print(f"[bold red]cannot monitor[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
+    report = found["report"]
+    err_console.print(f"verdict {report['verdict']}: " + "; ".join(report["reasons"]),
+                      highlight=False)  # fmt: skip
+    if stage.is_retrain(report):
+        raise typer.Exit(EXIT_RETRAIN)

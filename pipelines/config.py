@@ -18,6 +18,7 @@ import yaml
 
 from features.spec import Definitions, FeatureSpec
 from features.synthetic import WorldSpec
+from models.monitoring.spec import MonitorSpec
 from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, ScoreSpec, SplitSpec, TrainSpec
 
 DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
@@ -114,6 +115,7 @@ class Config:
     mlflow: MlflowConfig
     explain: ExplainSpec
     score: ScoreSpec
+    monitor: MonitorSpec
 
     def __post_init__(self) -> None:
         _check_risk_thresholds(self.score, self.explain)

@@ -16,9 +16,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from features.contract import CUSTOMERS, SURVEYS
-from features.registry import feature_registry
+from features.registry import STATE_COLUMNS, feature_groups, feature_registry
 from models.evaluation.champion import ChampionAnswer, decide_promotion
 from models.evaluation.evaluation import Evaluation, compute_evaluation, metric_series
+from models.monitoring.reference import reference_profile
 from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
 from models.serving.records import RegistryRecord
@@ -27,7 +28,15 @@ from models.training.split import churn_rows, tier_rows
 from models.training.summary import TrainSummary
 from models.training.train import FittedModels
 from pipelines.config import Config
-from pipelines.io import atomic_path, load_frame, load_json, load_pickle, save_frame, save_json
+from pipelines.io import (
+    atomic_path,
+    load_frame,
+    load_json,
+    load_pickle,
+    load_tables,
+    save_frame,
+    save_json,
+)
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
@@ -63,13 +72,36 @@ def _champion(cfg: Config, kind: str, rows: pd.DataFrame) -> ChampionAnswer | No
     return None if scored is None else ChampionAnswer(scored.version, scored.output, scored.error)
 
 
+def _monitor_profile(
+    cfg: Config, model: RegisteredChurnModel, fitted: FittedModels, table: pd.DataFrame
+) -> dict:
+    """The monitoring reference stored with the churn model (docs/monitoring.md): the book at
+    the training window's latest snapshots, the validation snapshots (the trees never fitted
+    them, so their scores look like new data's; the book's age is the one the model last saw)."""
+    split = fitted.split
+    rows = split.rows(table, "validation")
+    scores = model.predict_frame(rows, explain="none")
+    folder = cfg.path(cfg.paths.validated)
+    tables = load_tables(folder) if folder.is_dir() else None
+    reference = {"kind": "training window, validation snapshots",
+                 "start": str(split.validation.min().date()),
+                 "end": str(split.validation.max().date()), "snapshots": len(split.validation),
+                 "training_start": str(split.fit.min().date())}  # fmt: skip
+    return reference_profile(
+        rows, scores, rows, feature_groups(cfg.features), STATE_COLUMNS, tables,
+        cfg.monitor, cfg.evaluate.bins, reference,
+    )  # fmt: skip
+
+
 def _entries(
     cfg: Config, fitted: FittedModels, table: pd.DataFrame, ev: Evaluation
 ) -> list[registry.ModelEntry]:
     outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
     test = fitted.split.rows(table, "test")
+    churn_model = RegisteredChurnModel(fitted.churn, outputs)
+    churn_model.profile = _monitor_profile(cfg, churn_model, fitted, table)
     models = {
-        "churn": (RegisteredChurnModel(fitted.churn, outputs), churn_rows(test)),
+        "churn": (churn_model, churn_rows(test)),
         "tier": (RegisteredTierModel(fitted.tier), tier_rows(test)),
     }
     entries = []

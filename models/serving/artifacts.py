@@ -21,6 +21,7 @@ from models.strategies.catalog import Catalog, Source, Strategy
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # stored with every version
 BOOSTER, SPEC = "booster", "spec"  # the artifact names model_code.py reads
 FILES = {BOOSTER: "booster.txt", SPEC: "model.json"}
+PROFILE, PROFILE_FILE = "profile", "profile.json"  # the churn model's monitoring reference
 
 
 def _source(source: Source) -> dict[str, str]:
@@ -71,3 +72,11 @@ def write_artifacts(model_text: str, spec: dict[str, Any], folder: Path) -> dict
     text = json.dumps(spec, ensure_ascii=False, allow_nan=False, indent=1)
     paths[SPEC].write_text(text, encoding="utf-8")
     return {name: str(path) for name, path in paths.items()}
+
+
+def write_profile(profile: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Write the monitoring reference profile (models/monitoring/profile.py) as an artifact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PROFILE_FILE
+    path.write_text(json.dumps(profile, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    return {PROFILE: str(path)}

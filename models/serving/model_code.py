@@ -39,6 +39,9 @@ class TierwiseModel(mlflow.pyfunc.PythonModel):
                 f"format {FORMAT_VERSION}: register the model again"
             )
         self.spec = spec
+        # the monitoring reference (docs/monitoring.md); None for versions registered before it
+        profile = context.artifacts.get("profile")
+        self.profile = json.loads(Path(profile).read_text(encoding="utf-8")) if profile else None
         self.booster = lgb.Booster(model_str=Path(context.artifacts["booster"]).read_text())
         if spec["kind"] == "churn":
             outputs = spec.get("outputs")

@@ -106,13 +106,22 @@ class RegisteredChurnModel(_Registered):
 
     kind = "churn"
 
-    def __init__(self, model: ChurnModel, outputs: ChurnOutputs | None = None) -> None:
+    def __init__(
+        self, model: ChurnModel, outputs: ChurnOutputs | None = None, profile: dict | None = None
+    ) -> None:
         self.model = model
         self.outputs = outputs
+        self.profile = profile  # the monitoring reference stored with the version, if any
 
     def spec(self) -> dict[str, Any]:
         outputs = None if self.outputs is None else self.outputs.to_dict()
         return artifacts.spec_document(self.kind, self.model.to_dict(), outputs)
+
+    def write_artifacts(self, folder: Path) -> dict[str, str]:
+        files = super().write_artifacts(folder)
+        if self.profile is not None:
+            files |= artifacts.write_profile(self.profile, folder)
+        return files
 
     def predict_params(self) -> dict[str, str]:
         """The predict params (name -> default) that the registry logs as the params schema."""

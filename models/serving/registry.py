@@ -354,3 +354,13 @@ def spark_udf(root: Path, spark: Any, loaded: LoadedModel, result_type: Any, par
     return mlflow.pyfunc.spark_udf(
         spark, loaded.pinned_uri, result_type=result_type, env_manager="local", params=params
     )
+
+
+def model_profile(loaded: LoadedModel) -> dict | None:
+    """The monitoring reference profile stored with a loaded churn version (``profile.json``,
+    read by model_code.py); None for a version registered without one."""
+    try:
+        python_model = loaded.model.unwrap_python_model()
+    except Exception:  # not a python-function model (a flavour loaded from a path)
+        return None
+    return getattr(python_model, "profile", None)

@@ -1,0 +1,60 @@
+"""The reference profile of a book, complete: feature and score counts (profile.py), the raw
+tables' categories and volumes (quality.py) and the performance on the reference rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Tables
+from features.labels import CHURNED
+from models.columns import CHURN_PROBABILITY
+from models.monitoring.estimate import estimate_metrics, realised_metrics
+from models.monitoring.profile import build_profile
+from models.monitoring.quality import table_profile
+from models.monitoring.spec import MonitorSpec
+
+
+def performance(
+    scores: pd.DataFrame, labels: pd.Series | None, spec: MonitorSpec, ece_bins: int
+) -> dict[str, Any]:
+    """CBPE estimates on ``scores``; realised metrics too where ``labels`` (churned) are known."""
+    p = scores[CHURN_PROBABILITY].to_numpy(dtype=float)
+    out: dict[str, Any] = {
+        "estimated": estimate_metrics(p, ece_bins, spec.draws, spec.interval, spec.seed)
+    }
+    if labels is not None:
+        y = labels.to_numpy(dtype=float)
+        known = ~np.isnan(y) & ~np.isnan(p)
+        out["realised"] = realised_metrics(p[known], y[known], ece_bins) if known.any() else None
+    return out
+
+
+def reference_profile(
+    rows: pd.DataFrame,
+    scores: pd.DataFrame,
+    scored_rows: pd.DataFrame,
+    groups: Mapping[str, str],
+    states: Sequence[str],
+    tables: Tables | None,
+    spec: MonitorSpec,
+    ece_bins: int,
+    reference: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The profile stored with a model or built by ``--reference``.
+
+    ``rows``: feature rows of the reference (all customers known at its dates); ``scores``: the
+    churn model's output (churn_probability, risk_band) on ``scored_rows``, the rows whose score
+    distribution and performance are the reference (the evaluate stage passes the validation
+    snapshots: the trees never fitted them, so their scores look like new data's); ``tables``:
+    the raw tables, profiled over ``spec.window_days`` up to ``reference["end"]``.
+    """
+    profile = build_profile(rows, groups, states, scores, spec.bins, reference)
+    labels = scored_rows.get(CHURNED)
+    profile["performance"] = performance(scores, labels, spec, ece_bins)
+    end = pd.Timestamp(reference["end"])
+    profile["tables"] = {} if tables is None else table_profile(tables, end, spec.window_days)
+    return profile
