@@ -13,7 +13,7 @@ inside a month everything is vectorised over customers and loans. The simulator'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,34 @@ _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64)
 
 
 @dataclass(frozen=True)
+class DriftSpec:
+    """Drift scenarios switched on from a date, for monitoring (docs/monitoring.md). Off when
+    ``start`` is empty; each switch is applied by one function (``_apply_*``) and leaves the
+    world before ``start`` exactly as it was."""
+
+    start: str  # YYYY-MM-DD from which the switches act; "" = no drift
+    rate_shock: float  # added to the market rate from `start` (-0.02: price gaps widen by 2 pts)
+    segment_mix: tuple[float, ...]  # SEGMENTS shares of customers arriving from `start`; () = as is
+    principal_thousands: bool  # data fault: principal of loans from `start` recorded in thousands
+    channel_rename: tuple[str, ...]  # data fault: ("call", "phone"): "call" recorded as "phone"
+
+    def __post_init__(self) -> None:
+        if self.segment_mix and (
+            len(self.segment_mix) != len(SEGMENTS) or abs(sum(self.segment_mix) - 1) > 1e-9
+            or min(self.segment_mix) < 0
+        ):  # fmt: skip
+            raise ValueError(f"drift.segment_mix: {len(SEGMENTS)} shares summing to 1 {SEGMENTS}")
+        if self.channel_rename and len(self.channel_rename) != 2:
+            raise ValueError("drift.channel_rename: [old, new] or []")
+        if self.start:
+            pd.Timestamp(self.start)  # a bad date fails here
+
+    @property
+    def on(self) -> bool:
+        return bool(self.start)
+
+
+@dataclass(frozen=True)
 class WorldSpec:
     """What to simulate. No defaults: params.yaml's ``generate:`` gives the world in the docs."""
 
@@ -80,6 +108,7 @@ class WorldSpec:
     survey_response: float  # response probability to the yearly survey at loyalty 0
     item_nonresponse: float  # share of survey answers left blank
     noise_share: float  # random interactions (any channel, any kind) per real one
+    drift: DriftSpec  # drift scenarios from a date (off by default)
 
 
 @dataclass(frozen=True)
@@ -111,7 +140,8 @@ def simulate_world(spec: WorldSpec, keep_monthly: bool = False) -> World:
     for t in range(sim.months):
         _step(sim, t)
     cid = _ids("C", _rank(sim.c["arrive"], sim.c["onboard_day"]) + 1, 7)
-    return World(tables=_tables(sim, cid), latent=_latent(sim, cid))
+    tables = _apply_data_faults(_tables(sim, cid), spec.drift)
+    return World(tables=tables, latent=_latent(sim, cid))
 
 
 def _check_spec(spec: WorldSpec) -> None:
@@ -160,9 +190,14 @@ def _new_sim(spec: WorldSpec, keep_monthly: bool) -> _Sim:
     rng = np.random.default_rng(spec.seed)
     months = 12 * spec.years
     start = pd.Timestamp(spec.start).normalize()
-    month_ns = [(start + pd.DateOffset(months=k)).value for k in range(months + 1)]
-    return _Sim(spec, rng, months, np.array(month_ns, np.int64), _market_path(rng, months),
-                _industry_stress(rng, months), _draw_customers(spec, rng, months),
+    month_ns = np.array([(start + pd.DateOffset(months=k)).value for k in range(months + 1)])
+    market, stress = _market_path(rng, months), _industry_stress(rng, months)
+    customers = _draw_customers(spec, rng, months)
+    if spec.drift.on:
+        first = int(np.searchsorted(month_ns, pd.Timestamp(spec.drift.start).value))
+        market = _apply_rate_shock(market, spec.drift, first)
+        _apply_segment_mix(customers, spec, first)
+    return _Sim(spec, rng, months, month_ns.astype(np.int64), market, stress, customers,
                 monthly=[] if keep_monthly else None)  # fmt: skip
 
 
@@ -174,6 +209,47 @@ def _market_path(rng: np.random.Generator, months: int) -> np.ndarray:
         level = 0.95 * level + velocity
         path[t] = 0.05 + 0.02 * np.tanh(level)
     return path
+
+
+def _apply_rate_shock(market: np.ndarray, drift: DriftSpec, first: int) -> np.ndarray:
+    """Drift: the market rate moves by ``rate_shock`` from month ``first`` on (a cut widens the
+    gap between what existing borrowers pay and what the market offers)."""
+    shocked = market.copy()
+    shocked[first:] = np.maximum(shocked[first:] + drift.rate_shock, 0.005)
+    return shocked
+
+
+def _apply_segment_mix(c: dict, spec: WorldSpec, first: int) -> None:
+    """Drift: customers arriving from month ``first`` on come in ``segment_mix`` (their industry
+    and loyalty follow the new segment). Own random stream: the main one is untouched."""
+    if not spec.drift.segment_mix:
+        return
+    rng = np.random.default_rng([spec.seed, 13])
+    late = np.flatnonzero(c["arrive"] >= first)
+    seg = rng.choice(len(SEGMENTS), size=len(late), p=np.asarray(spec.drift.segment_mix))
+    shift = _SEG_LOYALTY[seg] - _SEG_LOYALTY[c["seg"][late]]
+    c["seg"][late], c["ind"][late] = seg, _choice_rows(rng, _SEG_INDUSTRY_P[seg])
+    c["mu"][late] += shift
+    c["L"][late] += shift
+
+
+def _apply_data_faults(tables: ct.Tables, drift: DriftSpec) -> ct.Tables:
+    """Drift at export: from ``start`` the principal is recorded in thousands and a channel is
+    recorded under another name; the simulated world behind the tables is unchanged."""
+    if not drift.on or not (drift.principal_thousands or drift.channel_rename):
+        return tables
+    start = pd.Timestamp(drift.start)
+    loans, inter = tables.loans, tables.interactions
+    if drift.principal_thousands:
+        late = loans[ct.ORIGINATION_DATE] >= start
+        loans = loans.assign(
+            **{ct.PRINCIPAL: loans[ct.PRINCIPAL].where(~late, loans[ct.PRINCIPAL] / 1000)}
+        )
+    if drift.channel_rename and inter is not None:
+        old, new = drift.channel_rename
+        hit = (inter[ct.TIMESTAMP] >= start) & (inter[ct.CHANNEL] == old)
+        inter = inter.assign(**{ct.CHANNEL: inter[ct.CHANNEL].where(~hit, new)})
+    return replace(tables, loans=loans, interactions=inter)
 
 
 def _industry_stress(rng: np.random.Generator, months: int) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""The monitor's pure core (models/monitoring/): metrics from group counts equal scikit-learn's,
+CBPE intervals cover the realised metric when the model is calibrated and miss it when it is
+not, PSI and its noise level, drift flags on the features that moved, chunked counts equal
+one-piece counts, and the verdict rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from models.evaluation.metrics import expected_calibration_error
+from models.monitoring.book import BookMonitor
+from models.monitoring.drift import current_counts, feature_drift, noise_psi, psi
+from models.monitoring.estimate import estimate_metrics, realised_metrics
+from models.monitoring.profile import build_profile
+from models.monitoring.report import OK, RETRAIN, WARN, decide
+
+
+@pytest.fixture(scope="module")
+def mspec(params_cfg):
+    return params_cfg.monitor
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.05, 0.1, 0.2, 0.5, 0.7, 0.93]), st.booleans()),
+             min_size=4, max_size=60)  # fmt: skip
+)
+def test_realised_metrics_equal_scikit_learn_with_ties(rows) -> None:
+    p = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows], dtype=float)
+    got = realised_metrics(p, y, 10)
+    if len(np.unique(y)) < 2:
+        assert got["roc_auc"] is None
+        return
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-6)
+    assert got["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-6)
+    assert got["ece"] == pytest.approx(expected_calibration_error(y, p, 10), abs=1e-6)
+
+
+def _book(n: int, seed: int, calibrated: bool = True):
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.beta(1.2, 5.0, n), 3)  # few distinct values, like isotonic calibration
+    truth = p if calibrated else np.clip(p * 0.4 + 0.1, 0, 1)  # a flatter truth than the model
+    return p, (rng.random(n) < truth).astype(float)
+
+
+def test_cbpe_interval_covers_the_realised_auc_when_calibrated(mspec) -> None:
+    covered = []
+    for seed in range(40):
+        p, y = _book(2000, seed)
+        est = estimate_metrics(p, 10, 200, 0.9, seed)
+        real = realised_metrics(p, y, 10)
+        covered.append(est["roc_auc"]["low"] <= real["roc_auc"] <= est["roc_auc"]["high"])
+    assert 0.75 <= np.mean(covered) <= 1.0
+
+
+def test_cbpe_does_not_cover_a_model_that_is_not_calibrated() -> None:
+    p, y = _book(20000, 1, calibrated=False)
+    est, real = estimate_metrics(p, 10, 200, 0.9, 0), realised_metrics(p, y, 10)
+    assert real["roc_auc"] < est["roc_auc"]["low"]  # the estimate is optimistic: honest failure
+    assert real["ece"] > est["ece"]["high"]  # and the realised ECE says why
+
+
+def test_psi_and_its_noise_level() -> None:
+    assert psi([10, 20, 30], [10, 20, 30]) == 0.0
+    assert psi([50, 50], [90, 10]) == pytest.approx(0.4 * np.log(0.5 / 0.1) - 0.4 * np.log(0.5 / 0.9))
+    rng = np.random.default_rng(0)
+    over = 0
+    for _ in range(200):
+        a, b = rng.multinomial(500, [0.1] * 10), rng.multinomial(800, [0.1] * 10)
+        over += psi(a, b) > noise_psi(10, 500, 800, 0.01)
+    assert over <= 8  # about 1 % of 200 by construction
+    assert noise_psi(10, 1000, 1000, 0.01) > noise_psi(10, 100_000, 100_000, 0.01) * 50
+
+
+def _frame(n: int, seed: int, shift: float = 0.0, missing: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    moved = rng.normal(shift, 1.0, n)
+    moved[rng.random(n) < missing] = np.nan
+    return pd.DataFrame({
+        "a_moved": moved, "b_still": rng.exponential(1.0, n),
+        "tier": rng.choice(["potential", "ordinary", "core"], n),
+    })  # fmt: skip
+
+
+def _scores(n: int, seed: int) -> pd.DataFrame:
+    p = np.random.default_rng(seed).beta(1.2, 5.0, n)
+    return pd.DataFrame({"churn_probability": p, "risk_band": np.where(p > 0.3, "high", "low")})
+
+
+GROUPS = {"a_moved": "value", "b_still": "pricing"}
+
+
+def _profile(bins: int = 10) -> dict:
+    return build_profile(_frame(5000, 1), GROUPS, ["tier"], _scores(5000, 1), bins,
+                         {"kind": "test", "start": "2022-01-31", "end": "2022-01-31"})  # fmt: skip
+
+
+def test_drift_flags_the_feature_that_moved_only(mspec) -> None:
+    now = _frame(4000, 2, shift=0.8)
+    counts = current_counts(_profile(), now, _scores(4000, 2)["churn_probability"].to_numpy(),
+                            _scores(4000, 2)["risk_band"])  # fmt: skip
+    flags = {f["name"]: f for f in feature_drift(_profile(), counts, mspec)}
+    assert flags["a_moved"]["drifted"] and flags["a_moved"]["psi"] > 0.25
+    assert not flags["b_still"]["drifted"] and flags["b_still"]["psi"] < 0.02
+
+
+def test_missing_values_are_a_bin_of_their_own(mspec) -> None:
+    now = _frame(4000, 3, missing=0.3)
+    s = _scores(4000, 3)
+    counts = current_counts(_profile(), now, s["churn_probability"].to_numpy(), s["risk_band"])
+    a = next(f for f in feature_drift(_profile(), counts, mspec) if f["name"] == "a_moved")
+    assert a["missing"] == pytest.approx(0.3, abs=0.03) and a["drifted"]
+
+
+def test_chunked_counts_equal_one_piece(mspec) -> None:
+    now, s = _frame(3000, 4), _scores(3000, 4)
+    whole, parts = BookMonitor(_profile()), BookMonitor(_profile())
+    whole.add(now, s)
+    for idx in np.array_split(np.arange(3000), 4):
+        parts.add(now.iloc[idx].reset_index(drop=True), s.iloc[idx].reset_index(drop=True))
+    a = whole.report({}, mspec, pd.Timestamp("2022-06-30"), 10)
+    b = parts.report({}, mspec, pd.Timestamp("2022-06-30"), 10)
+    assert a == b
+
+
+def test_size_aware_psi_silences_noise_at_small_sizes(mspec) -> None:
+    profile = build_profile(_frame(150, 5), GROUPS, ["tier"], _scores(150, 5), 10,
+                            {"kind": "test", "start": "x", "end": "x"})  # fmt: skip
+    now, s = _frame(150, 6), _scores(150, 6)
+    counts = current_counts(profile, now, s["churn_probability"].to_numpy(), s["risk_band"])
+    raw = feature_drift(profile, counts, replace(mspec, size_aware=False, psi_warn=0.05,
+                                                 psi_drift=0.05))  # fmt: skip
+    aware = feature_drift(profile, counts, replace(mspec, psi_warn=0.05, psi_drift=0.05))
+    assert any(f["drifted"] for f in raw)  # 150 vs 150 rows: noise alone passes 0.05
+    assert not any(f["drifted"] for f in aware)
+
+
+QUIET = {"categories": [], "volumes": [], "out_of_range": [], "missing_changed": []}
+CALM = {"psi": 0.01, "shifting": False, "drifted": False}
+
+
+@pytest.mark.parametrize(
+    ("share", "est", "real", "score", "quality", "verdict"),
+    [
+        (0.0, 0.0, None, CALM, QUIET, OK),
+        (0.12, 0.0, None, CALM, QUIET, WARN),
+        (0.35, 0.0, None, CALM, QUIET, RETRAIN),
+        (0.0, 0.03, None, CALM, QUIET, WARN),
+        (0.0, 0.06, None, CALM, QUIET, RETRAIN),
+        (0.0, 0.0, 0.06, CALM, QUIET, RETRAIN),
+        (0.0, -0.1, -0.1, CALM, QUIET, OK),  # better than the reference is no reason
+        (0.0, 0.0, None, {"psi": 0.3, "shifting": True, "drifted": True}, QUIET, WARN),
+        (0.0, 0.0, None, CALM, QUIET | {"volumes": [{"table": "loans", "flagged": True}]}, WARN),
+        (0.0, 0.0, None, CALM,
+         QUIET | {"categories": [{"name": "interactions.channel", "flagged": True}]}, WARN),
+    ],
+)  # fmt: skip
+def test_verdict_rules(mspec, share, est, real, score, quality, verdict) -> None:
+    got, reasons = decide(share, est, real, score, quality, mspec)
+    assert got == verdict
+    assert bool(reasons) == (verdict != OK)
