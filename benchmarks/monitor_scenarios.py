@@ -75,6 +75,9 @@ def monitor_scenario(cfg, root: Path, name: str, dates: list[str]) -> list[dict]
         groups = sorted(report["groups"], key=lambda g: -g["psi_max"])[:2]
         rows.append({"scenario": name, "as_of": as_of, "verdict": report["verdict"],
                      "drift_share": report["drift_share"],
+                     "weighted": report["weighted_drift_share"],
+                     "ref_auc": (report["estimated"]["reference_roc_auc"],
+                                 report["reference_realised_roc_auc"]),
                      "top_groups": ", ".join(f"{g['group']} {g['psi_max']:.2f}" for g in groups),
                      "est_auc": report["estimated"]["roc_auc"]["value"],
                      "est_drop": report["estimated"]["roc_auc_drop"],

@@ -19,7 +19,7 @@ from features.contract import CUSTOMERS, SURVEYS
 from features.registry import STATE_COLUMNS, feature_groups, feature_registry
 from models.evaluation.champion import ChampionAnswer, decide_promotion
 from models.evaluation.evaluation import Evaluation, compute_evaluation, metric_series
-from models.monitoring.reference import reference_profile
+from models.monitoring.reference import reference_profile, with_importance
 from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
 from models.serving.records import RegistryRecord
@@ -87,10 +87,13 @@ def _monitor_profile(
                  "start": str(split.validation.min().date()),
                  "end": str(split.validation.max().date()), "snapshots": len(split.validation),
                  "training_start": str(split.fit.min().date())}  # fmt: skip
-    return reference_profile(
+    profile = reference_profile(
         rows, scores, rows, feature_groups(cfg.features), STATE_COLUMNS, tables,
         cfg.monitor, cfg.evaluate.bins, reference,
     )  # fmt: skip
+    churn = fitted.churn
+    gain = churn.booster.feature_importance("gain", iteration=churn.num_iteration)
+    return with_importance(profile, dict(zip(churn.features, gain, strict=True)))
 
 
 def _entries(

@@ -125,7 +125,8 @@ def feature_drift(
     for name, entry in profile["features"].items():
         ref, cur = np.asarray(entry["counts"]), np.asarray(current["features"][name])
         n = max(int(cur.sum()), 1)
-        row = {"name": name, "group": entry["group"]} | compare(ref, cur, spec, tests)
+        row = {"name": name, "group": entry["group"], "importance": entry.get("importance")}
+        row |= compare(ref, cur, spec, tests)
         row |= {
             "missing_reference": round(ref[-1] / max(ref.sum(), 1), 6),
             "missing": round(cur[-1] / n, 6),

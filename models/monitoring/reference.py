@@ -58,3 +58,12 @@ def reference_profile(
     end = pd.Timestamp(reference["end"])
     profile["tables"] = {} if tables is None else table_profile(tables, end, spec.window_days)
     return profile
+
+
+def with_importance(profile: dict[str, Any], gain: Mapping[str, float]) -> dict[str, Any]:
+    """The profile with each feature's share of the churn model's total gain (``importance``):
+    the weights of the importance-weighted drift share."""
+    total = float(sum(gain.values())) or 1.0
+    features = {name: entry | {"importance": round(float(gain.get(name, 0.0)) / total, 6)}
+                for name, entry in profile["features"].items()}  # fmt: skip
+    return {**profile, "features": features}

@@ -19,6 +19,21 @@ VERDICTS = (OK, WARN, RETRAIN)
 SCHEMA_VERSION = 1
 
 
+def weighted_drift_share(features: list[dict[str, Any]]) -> float | None:
+    """The churn model's gain share of the drifted features (None: no importances stored)."""
+    weights = [f.get("importance") for f in features]
+    if not features or any(w is None for w in weights):
+        return None
+    total = sum(weights) or 1.0
+    return round(sum(w for w, f in zip(weights, features, strict=True) if f["drifted"]) / total, 6)
+
+
+def _half_width(interval: Mapping[str, Any] | None) -> float:
+    if not interval or interval.get("low") is None or interval.get("high") is None:
+        return 0.0
+    return (interval["high"] - interval["low"]) / 2
+
+
 def _drop(reference: float | None, now: float | None) -> float | None:
     return None if reference is None or now is None else round(reference - now, 6)
 
@@ -69,15 +84,21 @@ def decide(
     score: Mapping[str, Any],
     quality: Mapping[str, Any],
     spec: MonitorSpec,
+    noise: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[str, list[str]]:
-    """The verdict and the rules that fired (docs/monitoring.md, "The verdict")."""
+    """The verdict and the rules that fired (docs/monitoring.md, "The verdict").
+
+    ``drift_share``: the larger of the count and importance-weighted shares. ``noise``: the
+    half-widths of the estimated and the backtest's intervals; with ``size_aware`` an AUC drop
+    counts only beyond it (a drop that sampling noise explains at this size is no signal)."""
     retrain, warn = [], []
     if drift_share >= spec.drift_share_retrain:
         retrain.append(f"drift share {drift_share:.2f} >= {spec.drift_share_retrain}")
     elif drift_share >= spec.drift_share_warn:
         warn.append(f"drift share {drift_share:.2f} >= {spec.drift_share_warn}")
-    for what, drop in (("estimated", estimated_drop), ("realised", realised_drop)):
-        if drop is None:
+    pairs = (("estimated", estimated_drop, noise[0]), ("realised", realised_drop, noise[1]))
+    for what, drop, floor in pairs:
+        if drop is None or (spec.size_aware and drop <= floor):
             continue
         if drop >= spec.auc_drop_retrain:
             retrain.append(f"{what} ROC AUC drop {drop:.3f} >= {spec.auc_drop_retrain}")
@@ -88,6 +109,9 @@ def decide(
     new = [c["name"] for c in quality["categories"] if c["flagged"]]
     if new:
         warn.append(f"new categories in {', '.join(new)}")
+    moved = [c["name"] for c in quality["categories"] if c.get("drifted")]
+    if moved:
+        warn.append(f"category mix drifted: {', '.join(moved)}")
     volumes = [v["table"] for v in quality["volumes"] if v["flagged"]]
     if volumes:
         warn.append(f"volume off the reference: {', '.join(volumes)}")
@@ -110,6 +134,7 @@ def monitor_report(
     """The report for the book at ``as_of``; ``realised``: the backtest rows, oldest first."""
     features = feature_drift(profile, counts, spec)
     drift_share = float(np.mean([f["drifted"] for f in features])) if features else 0.0
+    weighted = weighted_drift_share(features)
     score_ref = profile["score"]
     score = {"name": "churn_probability"} | compare(score_ref["counts"], counts["score"], spec, 1)
     bands = category_drift("risk_band", score_ref["bands"], counts["bands"], spec)
@@ -122,7 +147,10 @@ def monitor_report(
     real_drop = _drop(ref_real if ref_real is not None else ref_est,
                       matured[-1]["realised"]["roc_auc"] if matured else None)  # fmt: skip
     quality = quality_section(profile, features, tables_now, spec)
-    verdict, reasons = decide(drift_share, est_drop, real_drop, score, quality, spec)
+    noise = _half_width(estimated["roc_auc"]), _half_width(matured[-1]["estimated"]["roc_auc"]
+                                                           if matured else None)  # fmt: skip
+    verdict, reasons = decide(max(drift_share, weighted or 0.0), est_drop, real_drop, score,
+                              quality, spec, noise)  # fmt: skip
     return {
         "schema_version": SCHEMA_VERSION,
         "verdict": verdict,
@@ -131,6 +159,7 @@ def monitor_report(
         "reference": profile["reference"],
         "rows": int(counts["rows"]),
         "drift_share": round(drift_share, 6),
+        "weighted_drift_share": weighted,
         "estimated": estimated | {"reference_roc_auc": ref_est, "roc_auc_drop": est_drop},
         "realised": list(realised),
         "realised_roc_auc_drop": real_drop,

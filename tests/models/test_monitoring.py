@@ -151,8 +151,8 @@ CALM = {"psi": 0.01, "shifting": False, "drifted": False}
     ("share", "est", "real", "score", "quality", "verdict"),
     [
         (0.0, 0.0, None, CALM, QUIET, OK),
-        (0.12, 0.0, None, CALM, QUIET, WARN),
-        (0.35, 0.0, None, CALM, QUIET, RETRAIN),
+        (0.25, 0.0, None, CALM, QUIET, WARN),
+        (0.45, 0.0, None, CALM, QUIET, RETRAIN),
         (0.0, 0.03, None, CALM, QUIET, WARN),
         (0.0, 0.06, None, CALM, QUIET, RETRAIN),
         (0.0, 0.0, 0.06, CALM, QUIET, RETRAIN),
