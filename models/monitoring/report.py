@@ -104,7 +104,7 @@ def decide(
             retrain.append(f"{what} ROC AUC drop {drop:.3f} >= {spec.auc_drop_retrain}")
         elif drop >= spec.auc_drop_warn:
             warn.append(f"{what} ROC AUC drop {drop:.3f} >= {spec.auc_drop_warn}")
-    if score.get("drifted") or score.get("shifting"):
+    if score.get("drifted"):
         warn.append(f"churn score PSI {score['psi']:.3f}")
     new = [c["name"] for c in quality["categories"] if c["flagged"]]
     if new:

@@ -29,8 +29,11 @@ def mspec(params_cfg):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from([0.05, 0.1, 0.2, 0.5, 0.7, 0.93]), st.booleans()),
-             min_size=4, max_size=60)  # fmt: skip
+    st.lists(
+        st.tuples(st.sampled_from([0.05, 0.1, 0.2, 0.5, 0.7, 0.93]), st.booleans()),
+        min_size=4,
+        max_size=60,
+    )  # fmt: skip
 )
 def test_realised_metrics_equal_scikit_learn_with_ties(rows) -> None:
     p = np.array([r[0] for r in rows])
@@ -70,7 +73,9 @@ def test_cbpe_does_not_cover_a_model_that_is_not_calibrated() -> None:
 
 def test_psi_and_its_noise_level() -> None:
     assert psi([10, 20, 30], [10, 20, 30]) == 0.0
-    assert psi([50, 50], [90, 10]) == pytest.approx(0.4 * np.log(0.5 / 0.1) - 0.4 * np.log(0.5 / 0.9))
+    assert psi([50, 50], [90, 10]) == pytest.approx(
+        0.4 * np.log(0.5 / 0.1) - 0.4 * np.log(0.5 / 0.9)
+    )
     rng = np.random.default_rng(0)
     over = 0
     for _ in range(200):
