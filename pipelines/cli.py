@@ -210,6 +210,9 @@ def score(
         typer.Option(help="who gets TreeSHAP reasons (default: params score.explain)"),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    monitor: Annotated[
+        bool, typer.Option("--monitor", help="also write the monitor JSON beside --out")
+    ] = False,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Score every customer known at --as-of with the registered churn and tier models.
@@ -233,6 +236,7 @@ def score(
         master=master,
         explain=explain.value if explain else None,
         overwrite=overwrite,
+        monitor=monitor,
     )
     try:
         _run(lambda: stage.run(cfg, request))

@@ -55,6 +55,7 @@ class ScoreRequest:
     master: str = "local[*]"
     explain: str | None = None
     overwrite: bool = False
+    monitor: bool = False  # also write the full monitor JSON beside --out (docs/monitoring.md)
 
 
 def _is_uri(out: str | Path) -> bool:
@@ -106,10 +107,47 @@ def _score_pandas(
         chunk_customers=cfg.features.chunk_customers,
     )  # fmt: skip
     churn, tier = models
+    book = _book_monitor(churn)
+    if book is not None:
+        slices = book.watch_features(slices)
     chunks = iter_scores(
         _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain
     )
-    save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
+    save_frame_chunks(
+        chunks if book is None else book.watch_scores(chunks), Path(request.out),
+        overwrite=request.overwrite,
+    )  # fmt: skip
+    return book
+
+
+def _book_monitor(churn: registry.LoadedModel):
+    """A BookMonitor on the churn model's stored profile; None for a version without one."""
+    from models.monitoring.book import BookMonitor
+
+    profile = registry.model_profile(churn)
+    return None if profile is None else BookMonitor(profile)
+
+
+def _monitor_summary(cfg: Config, tables: Tables, request: ScoreRequest, book) -> str:
+    """The one-line monitor summary for the log and the lineage; with ``request.monitor`` the
+    full report (no backtest: `tierwise monitor` runs that) beside the output."""
+    from models.monitoring.quality import table_profile
+    from models.monitoring.report import summary_line
+    from pipelines.io import save_json
+
+    if book is None:
+        return "monitor: the churn model carries no reference profile"
+    now = table_profile(tables, request.as_of, cfg.monitor.window_days)
+    report = book.report(now, cfg.monitor, request.as_of, cfg.evaluate.bins)
+    if request.monitor:
+        save_json(report, monitor_path(request.out))
+    return summary_line(report)
+
+
+def monitor_path(out: Path | str) -> Path:
+    """Where `score --monitor` writes the monitor JSON: beside --out."""
+    out = Path(out)
+    return out.with_name(out.stem + ".monitor.json")
 
 
 def _score_spark(
@@ -152,8 +190,13 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
                     request.as_of.date(), data_end(tables).date())  # fmt: skip
     log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
     engine = _score_spark if request.engine == "spark" else _score_pandas
-    engine(cfg, tables, request, models, explain, in_data)
+    book = engine(cfg, tables, request, models, explain, in_data)
     seconds = round(time.perf_counter() - start, 2)
     log.info("%d customers scored into %s in %.1f s", customers, request.out, seconds)
+    monitor = "monitor: the Spark engine does not count; run `tierwise monitor`"
+    if request.engine == "pandas":
+        monitor = _monitor_summary(cfg, tables, request, book)
+    log.info("%s", monitor)
     lineage = {m.name: m.version for m in models}
-    return {"customers": customers, "out": str(request.out), "models": lineage, "seconds": seconds}
+    return {"customers": customers, "out": str(request.out), "models": lineage, "seconds": seconds,
+            "monitor": monitor}  # fmt: skip

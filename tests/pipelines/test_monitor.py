@@ -202,3 +202,18 @@ def test_retrain_exits_with_its_own_code(project, cli, tmp_path) -> None:
     assert report["reference"]["kind"] == "book as of --reference"
     assert (code == EXIT_RETRAIN) == (report["verdict"] == "retrain")
     assert report["verdict"] == "retrain", report["reasons"]
+
+
+def test_score_writes_the_monitor_summary_and_json(project, tmp_path, monkeypatch) -> None:
+    from pipelines import score as score_stage
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project.root / 'mlruns.db'}")
+    cfg = config_with(project, data={"end": ""})
+    out = tmp_path / "scores.parquet"
+    request = score_stage.ScoreRequest(project.root / "data/world", pd.Timestamp(AS_OF), out,
+                                       explain="none", monitor=True)  # fmt: skip
+    summary = score_stage.run(cfg, request)
+    report = json.loads(score_stage.monitor_path(out).read_text())
+    assert summary["monitor"].startswith(f"monitor {report['verdict']}: drift share")
+    assert report["rows"] == len(pd.read_parquet(out))  # every scored customer was counted
+    assert report["realised"] == []  # the backtest is `tierwise monitor`'s
