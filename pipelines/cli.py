@@ -251,9 +251,11 @@ EXIT_RETRAIN = 4  # the monitor's verdict is retrain (ok and warn exit 0)
 
 @app.command()
 def monitor(
-    data: Annotated[Path, typer.Option(help="contract directory with the portfolio's tables")],
-    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: monitor the book then")],
-    out: Annotated[Path, typer.Option(help="the report, a .json file")],
+    data: Annotated[Path | None, typer.Option(help="contract directory (one-date mode)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD: monitor the book then")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="the report, a .json file")] = None,
     reference: Annotated[
         str | None,
         typer.Option(help="YYYY-MM-DD: compare with the book then (default: the model's profile)"),
@@ -267,6 +269,9 @@ def monitor(
 ) -> None:
     """Drift, data quality, label-free performance estimates, the realised backtest and a verdict.
 
+    Without --data/--as-of/--out: the DVC stage `monitor` (the test snapshots against the
+    training window, as DVC metrics in paths.monitor).
+
     Exit codes: 0 ok or warn; 4 retrain; 2 invalid data, params, model or request; 3 an output
     exists without --overwrite.
     """
@@ -274,6 +279,11 @@ def monitor(
     from pipelines import monitor as stage
 
     cfg = _config(params)
+    if data is None and as_of is None and out is None:
+        _run(lambda: stage.run_stage(cfg))
+        return
+    if data is None or as_of is None or out is None:
+        raise typer.BadParameter("monitoring one date needs --data, --as-of and --out together")
     request = stage.MonitorRequest(
         data_dir=data,
         as_of=_as_of_date(as_of),

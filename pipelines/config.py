@@ -53,6 +53,7 @@ class Paths:
     explanations: Path
     explain: Path  # global SHAP views, coverage, plots
     report: Path
+    monitor: Path  # the monitor stage's DVC metrics: test snapshots against the training window
 
 
 @dataclass(frozen=True)

@@ -185,8 +185,64 @@ def run(cfg: Config, request: MonitorRequest) -> dict:
     return report
 
 
+def _scores(cfg: Config, churn_model, rows: pd.DataFrame) -> pd.DataFrame:
+    """The registered churn model's probability and risk band on feature rows, in process."""
+    from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel
+    from models.strategies.catalog import load_catalog
+
+    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
+    scored = RegisteredChurnModel(churn_model, outputs).predict_frame(rows, explain="none")
+    return scored.reset_index(drop=True)
+
+
+def run_stage(cfg: Config) -> dict:
+    """The DVC stage `monitor`: each test snapshot (and all of them) against the training
+    window's reference, the one the evaluate stage stores with the model; DVC metrics."""
+    from features.labels import CHURNED
+    from pipelines.io import load_frame, load_pickle
+
+    table = load_frame(cfg.path(cfg.paths.features))
+    fitted = load_pickle(cfg.path(cfg.paths.models), "train")
+    validation = fitted.split.rows(table, "validation").reset_index(drop=True)
+    reference = {"kind": "training window, validation snapshots",
+                 "start": str(fitted.split.validation.min().date()),
+                 "end": str(fitted.split.validation.max().date()),
+                 "snapshots": len(fitted.split.validation)}  # fmt: skip
+    profile = reference_profile(
+        validation, _scores(cfg, fitted.churn, validation), validation,
+        feature_groups(cfg.features), STATE_COLUMNS, None, cfg.monitor, cfg.evaluate.bins,
+        reference,
+    )  # fmt: skip
+    test = fitted.split.rows(table, "test").reset_index(drop=True)
+    scores = _scores(cfg, fitted.churn, test)
+    by_snapshot, pooled = {}, BookMonitor(profile)
+    for date, index in test.groupby(AS_OF).groups.items():
+        book = BookMonitor(profile)
+        book.add(test.loc[index].reset_index(drop=True), scores.loc[index].reset_index(drop=True))
+        pooled.add(test.loc[index].reset_index(drop=True), scores.loc[index].reset_index(drop=True))
+        real = performance(scores.loc[index], test.loc[index, CHURNED], cfg.monitor,
+                           cfg.evaluate.bins)["realised"]  # fmt: skip
+        by_snapshot[str(pd.Timestamp(date).date())] = _stage_metrics(
+            book.report({}, cfg.monitor, date, cfg.evaluate.bins)) | {
+            "realised_roc_auc": (real or {}).get("roc_auc")}  # fmt: skip
+    last = max(by_snapshot)
+    pooled_report = pooled.report({}, cfg.monitor, pd.Timestamp(last), cfg.evaluate.bins)
+    metrics = {"test": _stage_metrics(pooled_report), "by_snapshot": by_snapshot}
+    save_json(metrics, cfg.path(cfg.paths.monitor))
+    log.info("monitor: test snapshots %s", summary_line(pooled_report))
+    return metrics
+
+
+def _stage_metrics(report: dict) -> dict:
+    est = report["estimated"]
+    return {"verdict": report["verdict"], "drift_share": report["drift_share"],
+            "drifted_features": sum(f["drifted"] for f in report["features"]),
+            "score_psi": report["score"]["psi"], "estimated_roc_auc": est["roc_auc"]["value"],
+            "estimated_roc_auc_drop": est["roc_auc_drop"]}  # fmt: skip
+
+
 def is_retrain(report: dict) -> bool:
     return report["verdict"] == RETRAIN
 
 
-__all__ = ["MonitorError", "MonitorRequest", "backtest_dates", "is_retrain", "run"]
+__all__ = ["MonitorError", "MonitorRequest", "backtest_dates", "is_retrain", "run", "run_stage"]

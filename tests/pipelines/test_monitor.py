@@ -217,3 +217,10 @@ def test_score_writes_the_monitor_summary_and_json(project, tmp_path, monkeypatc
     assert summary["monitor"].startswith(f"monitor {report['verdict']}: drift share")
     assert report["rows"] == len(pd.read_parquet(out))  # every scored customer was counted
     assert report["realised"] == []  # the backtest is `tierwise monitor`'s
+
+
+def test_dvc_stage_metrics_of_the_test_snapshots(project) -> None:
+    metrics = monitor_stage.run_stage(project)
+    saved = json.loads(project.path(project.paths.monitor).read_text())
+    assert saved == metrics and len(metrics["by_snapshot"]) == project.split.test_snapshots
+    assert 0 <= metrics["test"]["drift_share"] <= 1 and metrics["test"]["verdict"] == "ok"
