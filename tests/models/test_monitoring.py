@@ -5,6 +5,8 @@ one-piece counts, and the verdict rules."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -172,3 +174,64 @@ def test_verdict_rules(mspec, share, est, real, score, quality, verdict) -> None
     got, reasons = decide(share, est, real, score, quality, mspec)
     assert got == verdict
     assert bool(reasons) == (verdict != OK)
+
+
+# --- the HTML page in headless Chromium -----------------------------------------------------------
+PROBE = """<script>window.addEventListener('load', () => {
+  const boxes = [...document.querySelectorAll('section[id], table, svg')].map(e => {
+    const r = e.getBoundingClientRect(); return {tag: e.tagName, id: e.id, w: r.width, h: r.height};
+  });
+  const out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify(boxes); document.body.appendChild(out);
+});</script>"""
+
+
+def _page_report(mspec) -> dict:
+    now, s = _frame(4000, 7, shift=0.8), _scores(4000, 7)
+    book = BookMonitor(_profile() | {"tables": {}})
+    book.add(now, s)
+    est = estimate_metrics(s["churn_probability"], 10, 50, 0.9, 0)
+    back = {"as_of": "2022-01-31", "estimated": est,
+            "realised": {"roc_auc": 0.71, "pr_auc": 0.3, "ece": 0.02}}  # fmt: skip
+    return book.report({}, mspec, pd.Timestamp("2022-06-30"), 10, realised=[back])
+
+
+def test_monitor_page_escapes_and_needs_no_network(mspec) -> None:
+    from pipelines.reporting.monitor_page import monitor_page
+
+    report = _page_report(mspec)
+    report["reasons"].append("<script>alert(1)</script>")
+    page = monitor_page(report)
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "http://" not in page and "https://" not in page and "<link" not in page
+
+
+@pytest.mark.slow
+def test_monitor_page_renders_in_headless_chromium(chromium, mspec, tmp_path) -> None:
+    import json
+    import re
+    import subprocess
+
+    from pipelines.reporting.monitor_page import SECTIONS, monitor_page
+
+    page = tmp_path / "monitor.html"
+    page.write_text(monitor_page(_page_report(mspec)).replace("</body>", PROBE + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=90, check=True).stdout  # fmt: skip
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert match, "the page did not finish loading"
+    boxes = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    sections = {b["id"]: b for b in boxes if b["tag"] == "SECTION"}
+    assert set(sections) == set(SECTIONS)
+    assert all(b["w"] > 300 and b["h"] > 80 for b in sections.values())
+    bars = [b for b in boxes if b["tag"] == "svg"]
+    assert any(b["w"] > 100 for b in bars)  # the PSI bars are drawn
+    shot = tmp_path / "monitor.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,2400",
+                    page.as_uri()], capture_output=True, timeout=90, check=True)  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("TIERWISE_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["TIERWISE_KEEP_SCREENSHOT"])
