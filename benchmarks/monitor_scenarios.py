@@ -73,17 +73,25 @@ def monitor_scenario(cfg, root: Path, name: str, dates: list[str]) -> list[dict]
         start = time.perf_counter()
         report = monitor.run(world, request)
         groups = sorted(report["groups"], key=lambda g: -g["psi_max"])[:2]
-        rows.append({"scenario": name, "as_of": as_of, "verdict": report["verdict"],
-                     "drift_share": report["drift_share"],
-                     "weighted": report["weighted_drift_share"],
-                     "ref_auc": (report["estimated"]["reference_roc_auc"],
-                                 report["reference_realised_roc_auc"]),
-                     "top_groups": ", ".join(f"{g['group']} {g['psi_max']:.2f}" for g in groups),
-                     "est_auc": report["estimated"]["roc_auc"]["value"],
-                     "est_drop": report["estimated"]["roc_auc_drop"],
-                     "realised": [(r["as_of"], r["realised"]["roc_auc"]) for r in
-                                  report["realised"]],
-                     "reasons": report["reasons"], "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "scenario": name,
+                "as_of": as_of,
+                "verdict": report["verdict"],
+                "drift_share": report["drift_share"],
+                "weighted": report["weighted_drift_share"],
+                "ref_auc": (
+                    report["estimated"]["reference_roc_auc"],
+                    report["reference_realised_roc_auc"],
+                ),
+                "top_groups": ", ".join(f"{g['group']} {g['psi_max']:.2f}" for g in groups),
+                "est_auc": report["estimated"]["roc_auc"]["value"],
+                "est_drop": report["estimated"]["roc_auc_drop"],
+                "realised": [(r["as_of"], r["realised"]["roc_auc"]) for r in report["realised"]],
+                "reasons": report["reasons"],
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
