@@ -123,11 +123,11 @@ def false_alarms(cfg, model, last, groups, sizes, resamples: int) -> None:
                 warn.append(r["verdict"] == "warn")
                 retrain.append(r["verdict"] == "retrain")
                 top.append(max(f["psi"] for f in r["features"] if f["psi"] is not None))
-            table.add_row(f"{n:,}", str(aware), str(resamples), f"{np.mean(any_drift):.0%}",
-                          f"{np.mean(shares):.3f}", f"{np.mean(score):.0%}",
-                          f"{np.mean(warn):.0%}", f"{np.mean(retrain):.0%}",
-                          f"{np.median(top):.3f}")  # fmt: skip
-            console.print(f"done n={n} size_aware={aware}")
+            row = (f"{n:,}", str(aware), str(resamples), f"{np.mean(any_drift):.0%}",
+                   f"{np.mean(shares):.3f}", f"{np.mean(score):.0%}", f"{np.mean(warn):.0%}",
+                   f"{np.mean(retrain):.0%}", f"{np.median(top):.3f}")  # fmt: skip
+            table.add_row(*row)
+            console.print("| " + " | ".join(row) + " |", highlight=False)  # as it goes
     console.print(table)
 
 
