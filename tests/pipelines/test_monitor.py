@@ -224,3 +224,29 @@ def test_dvc_stage_metrics_of_the_test_snapshots(project) -> None:
     saved = json.loads(project.path(project.paths.monitor).read_text())
     assert saved == metrics and len(metrics["by_snapshot"]) == project.split.test_snapshots
     assert 0 <= metrics["test"]["drift_share"] <= 1 and metrics["test"]["verdict"] == "ok"
+
+
+def test_a_version_without_profile_needs_a_reference(project, cli, tmp_path) -> None:
+    """A version registered before monitoring (no profile.json): exit 2 saying what to do;
+    with --reference it is monitored against the book at that date."""
+    from models.serving import registry
+    from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel
+    from models.strategies.catalog import load_catalog
+    from models.training.split import churn_rows
+    from pipelines.io import load_frame, load_pickle
+
+    fitted = load_pickle(project.path(project.paths.models), "train")
+    outputs = ChurnOutputs.from_spec(project.score, load_catalog(), project.explain.k)
+    model = RegisteredChurnModel(fitted.churn, outputs)  # profile None: the old registration
+    rows = churn_rows(fitted.split.rows(load_frame(project.path(project.paths.features)), "test"))
+    example = rows[model.input_columns()].head(5).reset_index(drop=True)
+    entry = registry.ModelEntry("churn", model, example, tuple(model.features), False, "old")
+    record = registry.RunRecord("old", {}, {}, {})
+    version = registry.log_run(project.root, record, [entry]).models["churn"].version
+    uri = f"models:/tierwise-churn/{version}"
+    code, output = cli("--out", str(tmp_path / "a.json"), "--model", uri)
+    assert code == EXIT_INVALID and "no reference profile" in output.replace("\n", " ")
+    assert not (tmp_path / "a.json").exists()
+    code, output = cli("--out", str(tmp_path / "b.json"), "--model", uri, "--reference",
+                       "2022-12-31")  # fmt: skip
+    assert code == 0, output
