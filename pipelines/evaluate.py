@@ -35,7 +35,7 @@ from models.serving.task import (
     TEST_SET_FINGERPRINT,
     Task,
     feature_spec_hash,
-    test_set_fingerprint,
+    fingerprint_test_set,
 )
 from models.strategies.catalog import load_catalog
 from models.training.split import churn_rows, tier_rows
@@ -121,7 +121,7 @@ def _entries(
         required = tuple(model.features)
         tags = task.to_tags() | {
             FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, model.features),
-            TEST_SET_FINGERPRINT: test_set_fingerprint(rows),
+            TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
         }
         entries.append(
             registry.ModelEntry(

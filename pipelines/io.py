@@ -300,11 +300,19 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
 
 
 def load_raw_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
-    """Read every contract table found in ``data_dir`` as it is on disk (no coercion)."""
+    """Read every contract table found in ``data_dir`` as it is on disk (no coercion).
+
+    An optional table whose file has a header and no rows is read as absent, with a warning
+    (its absence is a shape the pipeline handles; an empty frame would only fail the keys of
+    the other tables)."""
     raw = {}
     for name, path in find_table_files(data_dir).items():
         log.info("reading %s", path)
-        raw[name] = read_table_file(path, name)
+        df = read_table_file(path, name)
+        if df.empty:
+            log.warning("%s has no data rows: table %s read as absent", path, name)
+            continue
+        raw[name] = df
     return raw
 
 

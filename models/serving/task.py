@@ -98,7 +98,7 @@ def feature_spec_hash(spec: FeatureSpec, features: list[str]) -> str:
     return digest({"spec": dataclasses.asdict(spec), "features": list(features)})
 
 
-def test_set_fingerprint(rows: pd.DataFrame) -> str:
+def fingerprint_test_set(rows: pd.DataFrame) -> str:
     """The test rows' (customer_id, as_of) keys, in a stable order, hashed."""
     keys = rows[[CUSTOMER_ID, AS_OF]].astype(str).sort_values([CUSTOMER_ID, AS_OF])
     hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy()

@@ -279,3 +279,13 @@ def test_writing_into_a_missing_directory_says_so(tmp_path, caplog):
     caplog.set_level("INFO", logger="pipelines.io")
     save_frame(FRAME, tmp_path / "new" / "sub" / "x.csv")
     assert f"creating directory {tmp_path / 'new' / 'sub'}" in caplog.text
+
+
+def test_a_header_only_optional_table_is_read_as_absent(tmp_path, tiny_tables, caplog):
+    """Not the knock-on "customer_id known in customers" failures of every loan."""
+    world = _csv_world(tmp_path / "w", tiny_tables)
+    tiny_tables.customers.head(0).to_csv(world / "customers.csv", index=False)
+    tables, report = read_contract(world)
+    assert tables.customers is None and len(tables.loans) == len(tiny_tables.loans)
+    assert "customers" not in report["tables"]
+    assert "customers.csv has no data rows: table customers read as absent" in caplog.text
