@@ -271,11 +271,11 @@ def _temp_files(folder: Path, pid: int) -> list[Path]:
     return [p for p in folder.iterdir() if p.name.startswith(f".scores.parquet.tierwise-{pid}-")]
 
 
-def _start_score(project: Config, out: Path) -> subprocess.Popen:
-    """A real `tierwise score` process, slowed by small slices and reasons for everyone."""
+def _start_score(project: Config, out: Path, slow: bool = True) -> subprocess.Popen:
+    """A real `tierwise score` process; ``slow``: small slices and reasons for everyone."""
     _write_params(project.root, "slices.yaml", features={"chunk_customers": 25})
-    args = ["tierwise", "score", "--data", "data/world", "--as-of", AS_OF, "--out", str(out),
-            "--explain", "all", "-p", "slices.yaml"]  # fmt: skip
+    args = ["tierwise", "score", "--data", "data/world", "--as-of", AS_OF, "--out", str(out)]
+    args += ["--explain", "all", "-p", "slices.yaml"] if slow else ["--explain", "none"]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {
         **os.environ,
@@ -315,7 +315,7 @@ def test_sigterm_mid_stream_leaves_nothing_and_a_killed_run_is_cleaned_next_time
     killed.kill()
     killed.communicate(timeout=60)
     assert leftover.exists()
-    done = _start_score(project, out)
+    done = _start_score(project, out, slow=False)
     _, stderr = done.communicate(timeout=600)
     assert done.returncode == 0, stderr
     assert not leftover.exists() and "left by an interrupted run" in " ".join(stderr.split())
