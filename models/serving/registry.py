@@ -309,6 +309,9 @@ def promote(root: Path, name: str, version: str) -> None:
     except MlflowException as err:
         raise RegistryError(f"no version {version} of registered model {name!r}") from err
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    task = Task.from_tags(version_tags(root, name, str(version)))
+    if task is not None:  # the champion of its task too
+        client.set_registered_model_alias(name, task_alias(CHAMPION, task.id), str(version))
     client.set_model_version_tag(name, str(version), "promotion", "promoted by hand")
     log.info("%s version %s is now the champion", name, version)
 

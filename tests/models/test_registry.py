@@ -228,3 +228,6 @@ def test_a_version_of_another_task_takes_only_its_tasks_aliases(store, trained, 
     assert loaded.version == "2" and loaded.task == task
     run_uri = registry.load_model(store, f"runs:/{second.run_id}/churn-model")
     assert run_uri.version == "" and run_uri.task == task  # from model_config, no registry
+    registry.promote(store, "tierwise-churn", "2")  # by hand: champion, and its task's champion
+    assert registry.alias_task(store, "tierwise-churn", registry.CHAMPION) == ("2", task.id)
+    assert registry.alias_task(store, "tierwise-churn", f"champion-{task.id}") == ("2", task.id)
