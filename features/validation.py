@@ -105,10 +105,14 @@ class ValidationReport:
     tables: dict[str, dict[str, Any]]
     warnings: list[Problem] = field(default_factory=list)
     end: pd.Timestamp | None = None
+    # The data's end as the later stages use it: ``end`` when set, else the latest date that is
+    # not future-dated (validate_tables' ``cutoff``); None for tables without dates.
+    data_end: pd.Timestamp | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (counts, per-table rows, warnings)."""
         return {
+            "data_end": None if self.data_end is None else self.data_end.strftime("%Y-%m-%d"),
             "end": None if self.end is None else self.end.strftime("%Y-%m-%d"),
             "n_tables": len(self.tables),
             "n_warnings": len(self.warnings),
@@ -133,10 +137,18 @@ def table_schema(name: str) -> pa.DataFrameSchema:
 
 
 def validate_tables(
-    raw: Mapping[str, pd.DataFrame], end: pd.Timestamp | None = None
+    raw: Mapping[str, pd.DataFrame],
+    end: pd.Timestamp | None = None,
+    cutoff: pd.Timestamp | None = None,
 ) -> tuple[Tables, ValidationReport]:
-    """Check, coerce and clean raw tables; raise one ContractError listing every hard failure."""
+    """Check, coerce and clean raw tables; raise one ContractError listing every hard failure.
+
+    Records dated after ``end`` (when set) or else after ``cutoff`` (the run's day plus
+    ``data.future_tolerance_days``: future-dated) are kept and reported as warnings; they do not
+    count in the report's ``data_end``.
+    """
     end = None if end is None else pd.Timestamp(end).normalize()
+    cutoff = None if cutoff is None else pd.Timestamp(cutoff).normalize()
     failures = [
         Problem(n, ANY_COLUMN, "required table present", 1, _NO_ROWS, "table is missing")
         for n, spec in CONTRACT.items()
@@ -152,14 +164,17 @@ def validate_tables(
     if failures:
         raise ContractError(failures)
     if end is not None:
-        warnings += _late_warnings(frames, end)
+        warnings += _late_warnings(frames, end, f"dated after end {end:%Y-%m-%d}")
+    elif cutoff is not None:
+        rule = f"future-dated: after {cutoff:%Y-%m-%d} (kept; not counted in the data's end)"
+        warnings += _late_warnings(frames, cutoff, rule)
     for w in warnings:
         log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
     counts = {
         n: {"rows_in": len(raw[n]), "rows_out": len(f), "ignored_columns": _extra(raw[n], f)}
         for n, f in frames.items()
     }
-    report = ValidationReport(counts, warnings, end)
+    report = ValidationReport(counts, warnings, end, end or _latest_date(frames, cutoff))
     return Tables(**{n: f.reset_index(drop=True) for n, f in frames.items()}), report
 
 
@@ -374,15 +389,36 @@ def _before_origination(table: str, df: pd.DataFrame, column: str, of: str) -> P
     return _problem(table, column, f"{column} >= {fc.ORIGINATION_DATE}{of}", values)
 
 
-def _late_warnings(frames: Mapping[str, pd.DataFrame], end: pd.Timestamp) -> list[Problem]:
+def _late_warnings(
+    frames: Mapping[str, pd.DataFrame], end: pd.Timestamp, rule: str
+) -> list[Problem]:
     """Records whose calendar day is after ``end``: kept, counted per table and column."""
     warnings = []
     for name, df in frames.items():
         for column in (c for c in date_columns(name) if c in df.columns):
             late = df[column].dt.normalize() > end
             values = df.loc[late, column].dt.strftime("%Y-%m-%d")
-            warnings.append(_problem(name, column, f"dated after end {end:%Y-%m-%d}", values))
+            warnings.append(_problem(name, column, rule, values))
     return [w for w in warnings if w is not None]
+
+
+def _latest_date(
+    frames: Mapping[str, pd.DataFrame], cutoff: pd.Timestamp | None
+) -> pd.Timestamp | None:
+    """The latest calendar day in any date column, ignoring days after ``cutoff``."""
+    latest = []
+    for name, df in frames.items():
+        for column in (c for c in date_columns(name) if c in df.columns):
+            days = df[column].dt.normalize()
+            days = days if cutoff is None else days[days <= cutoff]
+            if days.notna().any():
+                latest.append(days.max())
+    return max(latest) if latest else None
+
+
+def file_problem(table: str, rule: str, detail: str) -> Problem:
+    """A problem with a table's file as a whole (two files, empty, unreadable, no rows)."""
+    return Problem(table, ANY_COLUMN, rule, 1, _NO_ROWS, detail)
 
 
 def _examples(bad: pd.Series) -> pd.DataFrame:

@@ -88,6 +88,7 @@ class EvaluateSpec:
     transition_threshold: float  # P(upgrade) or P(downgrade) at or above: predicted move
     promotion_tolerance: float  # how much worse a metric may be and still count as "not worse"
     replace_broken_champion: bool  # a champion that cannot score: error, or replace it
+    promote_in_experiments: bool  # `dvc exp run` may move champion aliases (else: challengers)
 
     def __post_init__(self) -> None:
         if self.bins < 2 or not 0 < self.top_fraction <= 1:

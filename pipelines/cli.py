@@ -6,7 +6,7 @@ or cannot score the test set) or invalid params, and for `score`
 a request that cannot be served (unknown model, alias or version; a model registered without the
 scoring outputs; no customer known at --as-of; a format the engine cannot write); 3 the output
 exists and --overwrite was not given; 4 `monitor` (and `score --monitor`) gave the verdict
-retrain (docs/monitoring.md).
+retrain (docs/monitoring.md); 130 (SIGINT) or 143 (SIGTERM) interrupted, nothing written.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import importlib
 import logging
+import signal
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -34,9 +35,10 @@ from models.evaluation.champion import ChampionError
 from models.records import RecordError
 from models.training.split import SplitError
 from pipelines.config import DEFAULT_PARAMS, Config, ConfigError, load_config
-from pipelines.io import OutputExistsError
+from pipelines.io import BadRequestError, OutputExistsError
 
 EXIT_ERROR, EXIT_INVALID, EXIT_EXISTS = 1, 2, 3
+EXIT_SIGNAL_BASE = 128  # interrupted by signal N: exit 128 + N, as a shell reports it
 
 app = typer.Typer(
     name="tierwise",
@@ -60,12 +62,40 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
         handlers=[RichHandler(console=err_console, show_path=False)],
         force=True,
     )
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, raised in the main thread like SIGINT's KeyboardInterrupt: every ``finally``
+    runs, so atomic writes remove their temporary files (a BaseException: ``except Exception``
+    does not swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _interrupted(signum: int) -> typer.Exit:
+    name = signal.Signals(signum).name
+    err_console.print(f"[bold red]interrupted[/] by {name}: nothing was written", highlight=False)
+    return typer.Exit(EXIT_SIGNAL_BASE + signum)
 
 
 def _run(step: Callable[[], object]) -> None:
     """Run a step, turning the errors users cause into a clear message and an exit code."""
     try:
         step()
+    except KeyboardInterrupt as err:
+        raise _interrupted(signal.SIGINT) from err
+    except Interrupted as err:
+        raise _interrupted(err.signum) from err
+    except BadRequestError as err:
+        err_console.print(f"[bold red]cannot run[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
     except ContractError as err:
         err_console.print(f"[bold red]invalid input data[/]\n{err}", markup=True, highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
@@ -106,8 +136,6 @@ def _as_of_date(value: str) -> pd.Timestamp:
 
 STAGES = {
     "generate": "Stage `generate`: write the built-in synthetic world to paths.world.",
-    "validate": "Stage `validate`: check data.dir against the contract; write typed tables and a "
-    "report.",
     "train": "Stage `train`: churn and tier models with their baselines, on an out-of-time split.",
     "evaluate": "Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models.",
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
@@ -129,6 +157,31 @@ def _stage_command(name: str, help_text: str) -> None:
 
 for _name, _help in STAGES.items():
     _stage_command(_name, _help)
+
+
+@app.command()
+def validate(
+    params: ParamsOption = DEFAULT_PARAMS,
+    data: Annotated[
+        Path | None, typer.Option(help="check this contract directory instead (writes no tables)")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="with --data: write the validation report (JSON) here")
+    ] = None,
+) -> None:
+    """Stage `validate`: check data.dir against the contract; write typed tables and a report.
+
+    With --data DIR: check DIR by params' rules, write only the report (--report FILE).
+    """
+    from pipelines import validate as stage
+
+    if report is not None and data is None:
+        raise typer.BadParameter("--report goes with --data (the stage writes its own report)")
+    cfg = _config(params)
+    if data is None:
+        _run(lambda: stage.run(cfg))
+    else:
+        _run(lambda: stage.run_dir(cfg, data, report))
 
 
 @app.command()
@@ -213,6 +266,9 @@ def score(
     monitor: Annotated[
         bool, typer.Option("--monitor", help="also write the monitor JSON beside --out")
     ] = False,
+    ignore_task: Annotated[
+        bool, typer.Option(help="score with models of another task than params' (a warning)")
+    ] = False,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Score every customer known at --as-of with the registered churn and tier models.
@@ -223,6 +279,7 @@ def score(
     """
     from models.serving.registry import RegistryError
     from models.serving.score import IncompatibleModelError
+    from models.serving.task import TaskMismatchError
     from pipelines import score as stage
 
     cfg = _config(params)
@@ -237,10 +294,11 @@ def score(
         explain=explain.value if explain else None,
         overwrite=overwrite,
         monitor=monitor,
+        ignore_task=ignore_task,
     )
     try:
         _run(lambda: stage.run(cfg, request))
-    except (RegistryError, IncompatibleModelError, stage.ScoreError) as err:
+    except (RegistryError, IncompatibleModelError, stage.ScoreError, TaskMismatchError) as err:
         err_console.print(f"[bold red]cannot score[/] {err}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
 

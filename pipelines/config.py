@@ -59,7 +59,19 @@ class Paths:
 @dataclass(frozen=True)
 class DataConfig:
     dir: Path  # any directory that follows the input contract
-    end: pd.Timestamp | None  # empty: the latest date in any table
+    end: pd.Timestamp | None  # empty: the latest date in any table that is not future-dated
+    # With end empty, records dated more than this many days after the day of the run are
+    # future-dated: a validation warning, not counted in the data's end (docs/data-contract.md).
+    future_tolerance_days: int
+
+    def __post_init__(self) -> None:
+        if self.future_tolerance_days < 0:
+            raise ValueError("data.future_tolerance_days must be >= 0")
+
+    def future_cutoff(self, today: pd.Timestamp | None = None) -> pd.Timestamp:
+        """The last day that is not future-dated: the run's day (UTC) plus the tolerance."""
+        day = pd.Timestamp.now(tz="UTC").tz_localize(None) if today is None else today
+        return pd.Timestamp(day).normalize() + pd.Timedelta(days=self.future_tolerance_days)
 
 
 @dataclass(frozen=True)

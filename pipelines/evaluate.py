@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +18,26 @@ from matplotlib.figure import Figure
 
 from features.contract import CUSTOMERS, SURVEYS
 from features.registry import STATE_COLUMNS, feature_groups, feature_registry
-from models.evaluation.champion import ChampionAnswer, decide_promotion
+from models.evaluation.champion import (
+    ChampionAnswer,
+    Decision,
+    Holder,
+    decide_for_task,
+    decide_promotion,
+    without_promotion,
+)
 from models.evaluation.evaluation import Evaluation, compute_evaluation, metric_series
 from models.monitoring.reference import reference_profile, with_importance
 from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
 from models.serving.records import RegistryRecord
+from models.serving.task import (
+    FEATURE_SPEC_HASH,
+    TEST_SET_FINGERPRINT,
+    Task,
+    feature_spec_hash,
+    fingerprint_test_set,
+)
 from models.strategies.catalog import load_catalog
 from models.training.split import churn_rows, tier_rows
 from models.training.summary import TrainSummary
@@ -40,6 +55,13 @@ from pipelines.io import (
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
+# What `dvc exp run` sets in the environment of the stages it runs (and `dvc repro` does not).
+DVC_EXPERIMENT_ENV = ("DVC_EXP_BASELINE_REV", "DVC_EXP_NAME")
+
+
+def in_experiment() -> bool:
+    """True inside a `dvc exp run` (docs/models.md, "Experiments")."""
+    return any(os.environ.get(k) for k in DVC_EXPERIMENT_ENV)
 
 
 def _save_figure(figure: Figure, path: Path) -> Path:
@@ -63,12 +85,12 @@ def save_evaluation(cfg: Config, ev: Evaluation) -> list[Path]:
     return [plots, *(cfg.path(x) for x in reports)]
 
 
-def _champion(cfg: Config, kind: str, rows: pd.DataFrame) -> ChampionAnswer | None:
-    """The current champion's answer on the test rows, through pyfunc as a consumer calls it."""
+def _champion(cfg: Config, kind: str, rows: pd.DataFrame, alias: str) -> ChampionAnswer | None:
+    """A champion's answer on the test rows, through pyfunc as a consumer calls it."""
     name = registry.MODEL_NAMES[kind]
     # Only the probabilities are compared: the champion's reasons would cost TreeSHAP for nothing.
     params = {"explain": "none"} if kind == "churn" else None
-    scored = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows, params)
+    scored = registry.score_with_alias(cfg.root, name, alias, rows, params)
     return None if scored is None else ChampionAnswer(scored.version, scored.output, scored.error)
 
 
@@ -96,6 +118,26 @@ def _monitor_profile(
     return with_importance(profile, dict(zip(churn.features, gain, strict=True)))
 
 
+def _decide(cfg: Config, kind: str, rows: pd.DataFrame, metrics: dict, task: Task) -> Decision:
+    """The champion rule, like with like: only a champion of ``task`` is scored and compared."""
+    name = registry.MODEL_NAMES[kind]
+    held = registry.alias_task(cfg.root, name, registry.CHAMPION)
+    holder = None if held is None else Holder(*held)
+    alias = registry.CHAMPION
+    if holder is not None and holder.task != task.id:
+        alias = registry.task_alias(registry.CHAMPION, task.id)
+    answer = None if holder is None else _champion(cfg, kind, rows, alias)
+
+    def decide(champion: ChampionAnswer | None) -> Decision:
+        return decide_promotion(kind, rows, metrics, champion, cfg.evaluate)
+
+    decision = decide_for_task(task.id, holder, answer, decide)
+    if in_experiment() and not cfg.evaluate.promote_in_experiments:
+        why = "a dvc exp run experiment (evaluate.promote_in_experiments is false)"
+        decision = without_promotion(decision, why)
+    return decision
+
+
 def _entries(
     cfg: Config, fitted: FittedModels, table: pd.DataFrame, ev: Evaluation
 ) -> list[registry.ModelEntry]:
@@ -107,16 +149,26 @@ def _entries(
         "churn": (churn_model, churn_rows(test)),
         "tier": (RegisteredTierModel(fitted.tier), tier_rows(test)),
     }
-    entries = []
+    task, entries = Task.of(cfg.defs), []
     for kind, (model, rows) in models.items():
-        champion = _champion(cfg, kind, rows)
-        decision = decide_promotion(
-            kind, rows, ev.metrics.of(kind)["lightgbm"], champion, cfg.evaluate
-        )
+        decision = _decide(cfg, kind, rows, ev.metrics.of(kind)["lightgbm"], task)
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
         required = tuple(model.features)
+        tags = task.to_tags() | {
+            FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, model.features),
+            TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
+        }
         entries.append(
-            registry.ModelEntry(kind, model, example, required, decision.promote, decision.reason)
+            registry.ModelEntry(
+                kind,
+                model,
+                example,
+                required,
+                decision.promote,
+                decision.reason,
+                tags,
+                decision.takes_task_alias,
+            )  # fmt: skip
         )
     return entries
 

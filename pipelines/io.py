@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import uuid
@@ -40,14 +41,91 @@ class OutputExistsError(FileExistsError):
     """The output exists and the caller did not ask to overwrite it."""
 
 
+class BadRequestError(ValueError):
+    """A request refused before any work (exit 2): an output format that is not written, a date
+    before any data."""
+
+
+# Temporary outputs are named ``.NAME.tierwise-PID-RANDOM.tmp`` (a file, or a folder for
+# save_tables): the PID says which process owns it, so the next run into the same directory
+# removes the leftovers of a killed run (a PID that no longer runs) and never a live run's.
+TEMP_MARK = "tierwise"
+_TEMP_NAME = re.compile(rf"^\..+\.{TEMP_MARK}-(?P<pid>\d+)-[^.]+\.tmp$")
+OUTPUT_SUFFIXES = (".parquet", ".csv")
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{TEMP_MARK}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_leftovers(folder: Path | str) -> list[Path]:
+    """Remove the temporary outputs of killed tierwise runs in ``folder``; the removed paths."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        found = _TEMP_NAME.match(path.name)
+        if found is None or _pid_alive(int(found["pid"])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    for path in removed:
+        log.warning("removed %s, left by an interrupted run", path)
+    return removed
+
+
+def _prepare_folder(folder: Path) -> None:
+    """Create ``folder`` if needed (saying so), and clean the leftovers of killed runs in it."""
+    if not folder.exists():
+        log.info("creating directory %s", folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(folder)
+
+
+def check_output(
+    path: Path | str, overwrite: bool, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES
+) -> Path:
+    """Refuse an output before any work: an extension not written (BadRequestError), or an
+    existing file without ``overwrite`` (OutputExistsError)."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise BadRequestError(
+            f"--out {path}: unsupported extension {path.suffix!r} (use {' or '.join(suffixes)})"
+        )
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
 @contextmanager
 def atomic_path(target: Path | str, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it onto ``target`` on success only."""
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success only.
+
+    The temporary file goes whenever the block fails, SIGINT and SIGTERM included (the CLI turns
+    SIGTERM into an exception); one left by a killed process is removed by the next write into
+    the same directory (``clean_leftovers``).
+    """
     target = Path(target)
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _prepare_folder(target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
@@ -72,7 +150,7 @@ def save_frame(df: pd.DataFrame, path: Path | str, overwrite: bool = True) -> Pa
         return _write_atomic(path, lambda p: df.to_parquet(p, index=False), overwrite)
     if suffix == ".csv":
         return _write_atomic(path, lambda p: df.to_csv(p, index=False), overwrite)
-    raise ValueError(f"{path}: unsupported extension {suffix!r} (use .parquet or .csv)")
+    raise BadRequestError(f"{path}: unsupported extension {suffix!r} (use .parquet or .csv)")
 
 
 def save_frame_chunks(
@@ -89,7 +167,9 @@ def save_frame_chunks(
     writers = {".parquet": _write_parquet_chunks, ".csv": _write_csv_chunks}
     writer = writers.get(path.suffix.lower())
     if writer is None:
-        raise ValueError(f"{path}: unsupported extension {path.suffix!r} (use .parquet or .csv)")
+        raise BadRequestError(
+            f"{path}: unsupported extension {path.suffix!r} (use .parquet or .csv)"
+        )
     return _write_atomic(path, lambda tmp: writer(chunks, tmp), overwrite)
 
 
@@ -145,11 +225,63 @@ def load_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _table_file(data_dir: Path, name: str) -> Path | None:
-    found = [data_dir / f"{name}{s}" for s in TABLE_SUFFIXES if (data_dir / f"{name}{s}").exists()]
-    if len(found) > 1:
-        raise ValueError(f"{data_dir}: both {found[0].name} and {found[1].name} exist; keep one")
-    return found[0] if found else None
+def _file_problem(table: str, rule: str, detail: str):
+    from features.validation import file_problem  # pandera: ~1.7 s to import, validation only
+
+    return file_problem(table, rule, detail)
+
+
+def _contract_error(problems: list):
+    from features.validation import ContractError
+
+    return ContractError(problems)
+
+
+def find_table_files(data_dir: Path | str) -> dict[str, Path]:
+    """One file per contract table found in ``data_dir`` (table name -> path).
+
+    Raises ``ContractError`` (exit 2) when the directory is missing, a table has two files
+    (``loans.csv`` and ``loans.parquet``) or a file is empty (0 bytes): every such problem at
+    once, before any table is read. A sliced reader calls this, then ``read_table_file``.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    found, problems = {}, []
+    for name in TABLE_NAMES:
+        paths = [
+            data_dir / f"{name}{s}" for s in TABLE_SUFFIXES if (data_dir / f"{name}{s}").is_file()
+        ]
+        if len(paths) > 1:
+            names = " and ".join(p.name for p in paths)
+            problems.append(
+                _file_problem(name, "one file per table", f"both {names} in {data_dir}; keep one")
+            )
+        elif paths and paths[0].stat().st_size == 0:
+            problems.append(
+                _file_problem(name, "file not empty", f"{paths[0]} is empty (0 bytes, no header)")
+            )
+        elif paths:
+            found[name] = paths[0]
+    if problems:
+        raise _contract_error(problems)
+    return found
+
+
+def read_table_file(path: Path, name: str) -> pd.DataFrame:
+    """Read one table's file as it is on disk; a file that cannot be read, or a required table
+    with a header and no rows, is a ``ContractError`` that says so (not the knock-on failures
+    of the other tables' keys)."""
+    try:
+        df = _read_table(path, name)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowException, OSError) as err:
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        detail = f"{path} cannot be read as {kind}: {str(err).splitlines()[0][:200]}"
+        raise _contract_error([_file_problem(name, f"readable {kind}", detail)]) from err
+    if df.empty and CONTRACT[name].required:
+        detail = f"{path} has no data rows (header only: {', '.join(map(str, df.columns))})"
+        raise _contract_error([_file_problem(name, "required table has rows", detail)])
+    return df
 
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:
@@ -168,16 +300,19 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
 
 
 def load_raw_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
-    """Read every contract table found in ``data_dir`` as it is on disk (no coercion)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    """Read every contract table found in ``data_dir`` as it is on disk (no coercion).
+
+    An optional table whose file has a header and no rows is read as absent, with a warning
+    (its absence is a shape the pipeline handles; an empty frame would only fail the keys of
+    the other tables)."""
     raw = {}
-    for name in TABLE_NAMES:
-        path = _table_file(data_dir, name)
-        if path is not None:
-            log.info("reading %s", path)
-            raw[name] = _read_table(path, name)
+    for name, path in find_table_files(data_dir).items():
+        log.info("reading %s", path)
+        df = read_table_file(path, name)
+        if df.empty:
+            log.warning("%s has no data rows: table %s read as absent", path, name)
+            continue
+        raw[name] = df
     return raw
 
 
@@ -188,8 +323,8 @@ def save_tables(tables: dict[str, pd.DataFrame], data_dir: Path | str) -> Path:
     take the target's place, so readers never see a mix of old and new tables.
     """
     data_dir = Path(data_dir)
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
+    _prepare_folder(data_dir.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(data_dir), suffix=".tmp", dir=data_dir.parent))
     old = data_dir.with_name(f".{data_dir.name}.old")
     try:
         for name, df in tables.items():
@@ -217,14 +352,17 @@ def load_tables(data_dir: Path | str) -> Tables:
     return Tables(**found)
 
 
-def read_contract(data_dir: Path | str, end: pd.Timestamp | None = None) -> tuple[Tables, dict]:
+def read_contract(
+    data_dir: Path | str, end: pd.Timestamp | None = None, cutoff: pd.Timestamp | None = None
+) -> tuple[Tables, dict]:
     """Read and validate a contract directory; the typed tables and the validation report.
 
-    Raises ``ContractError`` (features.validation) before anything is written.
+    Raises ``ContractError`` (features.validation) before anything is written. ``cutoff``: the
+    last day that is not future-dated (``DataConfig.future_cutoff``), used when ``end`` is None.
     """
     from features.validation import validate_tables  # pandera: ~1.7 s to import, validation only
 
-    tables, report = validate_tables(load_raw_tables(data_dir), end=end)
+    tables, report = validate_tables(load_raw_tables(data_dir), end=end, cutoff=cutoff)
     return tables, report.to_dict()
 
 

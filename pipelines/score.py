@@ -25,6 +25,7 @@ from features.contract import Tables, data_end
 from features.snapshots import count_known
 from models.serving import registry
 from models.serving.score import Lineage, iter_scores
+from models.serving.task import Task, TaskMismatchError
 from models.spec import EXPLAIN_POLICIES
 from pipelines.config import Config
 from pipelines.io import OutputExistsError, read_contract, save_frame_chunks
@@ -56,6 +57,7 @@ class ScoreRequest:
     explain: str | None = None
     overwrite: bool = False
     monitor: bool = False  # also write the full monitor JSON beside --out (docs/monitoring.md)
+    ignore_task: bool = False  # score with models of another task than params' (--ignore-task)
 
 
 def _is_uri(out: str | Path) -> bool:
@@ -78,6 +80,29 @@ def check_request(request: ScoreRequest) -> None:
         raise ScoreError(f"--out {request.out}: the {request.engine} engine writes {suffixes}")
     if not uri and Path(request.out).exists() and not request.overwrite:
         raise OutputExistsError(f"{request.out} exists; pass --overwrite to replace it")
+
+
+def check_tasks(models: Iterable[registry.LoadedModel], task: Task, ignore: bool) -> None:
+    """Refuse (TaskMismatchError, exit 2) a model whose task is not params' or is not recorded,
+    naming both values, unless ``ignore``; then only a warning is logged."""
+    for loaded in models:
+        where = f"{loaded.name} version {loaded.version}" if loaded.version else loaded.uri
+        if loaded.task == task:
+            continue
+        if loaded.task is None:
+            problem = f"{where} records no task (registered before task tags), params' is {task.id}"
+        else:
+            problem = f"{where} does not answer params' task: " + "; ".join(
+                loaded.task.differences(task)
+            )
+        if ignore:
+            log.warning("%s (--ignore-task)", problem)
+            continue
+        alias = registry.task_alias(registry.CHAMPION, task.id)
+        raise TaskMismatchError(
+            f"{problem}. Score with the params it was trained with, choose a model of this task "
+            f"(e.g. models:/{loaded.name or 'NAME'}@{alias}), or pass --ignore-task"
+        )
 
 
 def _with_progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterator[pd.DataFrame]:
@@ -181,13 +206,17 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
     uris = (request.churn_model, request.tier_model)
     # a wrong model URI fails before the data is read
     models = tuple(registry.load_model(cfg.root, uri) for uri in uris)
-    tables, _ = read_contract(request.data_dir, end=cfg.data.end)
+    check_tasks(models, Task.of(cfg.defs), request.ignore_task)
+    tables, report = read_contract(
+        request.data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff()
+    )
     customers, in_data = count_known(tables, request.as_of)
     if customers == 0:
         raise ScoreError(f"no customer is known at {request.as_of:%Y-%m-%d} in {request.data_dir}")
-    if request.as_of > data_end(tables):
+    last = pd.Timestamp(report["data_end"]) if report.get("data_end") else data_end(tables)
+    if request.as_of > last:
         log.warning("--as-of %s is after the data's last date %s: nothing after it is known",
-                    request.as_of.date(), data_end(tables).date())  # fmt: skip
+                    request.as_of.date(), last.date())  # fmt: skip
     log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
     engine = _score_spark if request.engine == "spark" else _score_pandas
     book = engine(cfg, tables, request, models, explain, in_data)

@@ -4,6 +4,10 @@ Pure: the challenger's metrics and the champion's answer on the same test rows i
 out (docs/models.md, "Promotion"). A champion that cannot be loaded or cannot score the test set
 is not beaten: it is an error (``ChampionError``) that names the version and the cause, unless
 the caller asked to replace such a champion.
+
+Like with like (docs/models.md, "Tasks"): a challenger is compared only with a champion of its
+own task (``decide_for_task``). The plain ``champion`` alias belongs to the champion's task; a
+challenger of another task can at most take its task's alias ``champion-<task id>``.
 """
 
 from __future__ import annotations
@@ -37,8 +41,21 @@ class ChampionAnswer:
 
 @dataclass(frozen=True)
 class Decision:
-    promote: bool
+    promote: bool  # takes the plain ``champion`` alias
     reason: str
+    task_champion: bool | None = None  # takes ``champion-<task id>``; None: same as promote
+
+    @property
+    def takes_task_alias(self) -> bool:
+        return self.promote if self.task_champion is None else self.task_champion
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds an alias now, and the task that version records (None: it records none)."""
+
+    version: str
+    task: str | None
 
 
 def beats_champion(
@@ -107,3 +124,32 @@ def decide_promotion(
     return Decision(
         False, f"does not beat champion v{champion.version} on the current test set: {figures}"
     )
+
+
+def decide_for_task(
+    task: str,
+    champion: Holder | None,
+    answer: ChampionAnswer | None,
+    decide,
+) -> Decision:
+    """The decision of a challenger of ``task``, given who holds ``champion``.
+
+    ``answer``: what the champion of ``task`` said on the challenger's test rows (the plain
+    champion's when it is of ``task``, else the holder of ``champion-<task>``'s; None when there
+    is none). ``decide(answer)`` is ``decide_promotion`` for these rows. The plain alias moves
+    only within the champion's task; no comparison is ever made across tasks.
+    """
+    if champion is None:
+        return Decision(True, "no champion yet", True)
+    if champion.task == task:
+        return decide(answer)
+    whose = ("records no task (registered before task tags; promote by hand to change it)"
+             if champion.task is None else f"is for task {champion.task}")  # fmt: skip
+    within = decide(answer)
+    note = f"champion v{champion.version} {whose}, this version is for task {task}: not compared"
+    return Decision(False, f"{note}; within its task: {within.reason}", within.promote)
+
+
+def without_promotion(decision: Decision, why: str) -> Decision:
+    """The same comparison, no alias moved (an experiment that may not promote)."""
+    return Decision(False, f"{decision.reason}; not promoted: {why}", False)

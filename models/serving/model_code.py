@@ -10,7 +10,9 @@ every stored copy (docs/scoring.md, "How a version is stored"):
 
 - ``models.serving.outputs``: ``FORMAT_VERSION``, ``calibrate``, ``churn_frame``, ``tier_frame``
   (which use ``models.explain.frame``'s TreeSHAP and reason functions);
-- ``models.strategies.catalog.parse_catalog`` (the strategy catalog stored as data).
+- ``models.strategies.catalog.parse_catalog`` (the strategy catalog stored as data);
+- ``models.serving.task.check_task`` (a version's task, in its ``model_config``, refuses a
+  request for another task: predict params ``horizon_days`` / ``active_window_days``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import mlflow
 import pandas as pd
 
 from models.serving.outputs import FORMAT_VERSION, calibrate, churn_frame, tier_frame
+from models.serving.task import check_task
 from models.strategies.catalog import parse_catalog
 
 
@@ -42,6 +45,7 @@ class TierwiseModel(mlflow.pyfunc.PythonModel):
         # the monitoring reference (docs/monitoring.md); None for versions registered before it
         profile = context.artifacts.get("profile")
         self.profile = json.loads(Path(profile).read_text(encoding="utf-8")) if profile else None
+        self.task = (getattr(context, "model_config", None) or {}).get("task")
         self.booster = lgb.Booster(model_str=Path(context.artifacts["booster"]).read_text())
         if spec["kind"] == "churn":
             outputs = spec.get("outputs")
@@ -53,6 +57,7 @@ class TierwiseModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
+        check_task(getattr(self, "task", None), params)
         if self.spec["kind"] == "tier":
             return tier_frame(model_input, self.booster, self.spec)
         explain = (params or {}).get("explain", "all")

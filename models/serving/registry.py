@@ -4,9 +4,11 @@ Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlruns.d
 experiment's artefacts go to ``<root>/mlartifacts`` (both git-ignored). Registered models:
 ``tierwise-churn`` and ``tierwise-tier``. Every logged run registers a new version of each with
 the alias ``challenger``; ``champion`` moves only where the caller decided so (the rule lives in
-models/evaluation/champion.py) or by hand with ``promote``. A version is logged from code:
-models/serving/model_code.py with LightGBM's model text and a JSON document, no pickle
-(models/serving/artifacts.py).
+models/evaluation/champion.py) or by hand with ``promote``. A version records its task
+(models/serving/task.py) as tags and in its ``model_config``, and takes the task's aliases
+``challenger-<task id>`` and, when it wins within its task, ``champion-<task id>``. A version
+is logged from code: models/serving/model_code.py with LightGBM's model text and a JSON
+document, no pickle (models/serving/artifacts.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.serving.artifacts import MODEL_CODE
 from models.serving.records import RegistryRecord, VersionRecord
+from models.serving.task import TASK_PARAMS, TASK_TAG, Task
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,10 @@ class ModelEntry:
     model: Registrable
     input_example: pd.DataFrame
     required: tuple[str, ...]  # input columns the model cannot do without (its features)
-    promote: bool
+    promote: bool  # take the plain champion alias
     reason: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # the version's task and lineage
+    task_champion: bool = False  # take champion-<task id> (the task in ``tags``)
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,8 @@ def _signature(entry: ModelEntry) -> ModelSignature:
     output = entry.model.predict_frame(example)
     outputs = [ColSpec(_col_type(output[c].dtype), c) for c in output]
     defaults = entry.model.predict_params()
+    if entry.tags:  # a version with a task checks the task params a caller passes
+        defaults = {**defaults, **dict.fromkeys(TASK_PARAMS, "")}
     params = (
         ParamSchema([ParamSpec(k, "string", v) for k, v in defaults.items()]) if defaults else None
     )
@@ -152,6 +159,11 @@ def pip_requirements() -> list[str]:
     """Pinned runtime libraries; the functions model_code.py calls come from the installed
     tierwise package."""
     return [f"{name}=={dist_version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+
+
+def task_alias(alias: str, task_id: str) -> str:
+    """``champion-h180-a365-l1-…``: the alias of a task's champion (or challenger)."""
+    return f"{alias}-{task_id}"
 
 
 def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str]) -> VersionRecord:
@@ -166,14 +178,20 @@ def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str])
             input_example=entry.input_example,
             pip_requirements=pip_requirements(),
             registered_model_name=name,
+            model_config={"task": dict(entry.tags)} if entry.tags else None,
         )
     version = str(info.registered_model_version)
-    for key, value in {**tags, "promotion": entry.reason}.items():
+    for key, value in {**tags, **entry.tags, "promotion": entry.reason}.items():
         client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    if entry.promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    log.info("%s version %s: %s", name, version, entry.reason)
+    aliases = [CHALLENGER] + ([CHAMPION] if entry.promote else [])
+    if TASK_TAG in entry.tags:
+        task_id = entry.tags[TASK_TAG]
+        aliases.append(task_alias(CHALLENGER, task_id))
+        if entry.task_champion or entry.promote:
+            aliases.append(task_alias(CHAMPION, task_id))
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias, version)
+    log.info("%s version %s (%s): %s", name, version, ", ".join(aliases), entry.reason)
     return VersionRecord(name, version, entry.promote, entry.reason)
 
 
@@ -217,6 +235,20 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def version_tags(root: Path, name: str, version: str) -> dict[str, str]:
+    return dict(_connect(root).get_model_version(name, str(version)).tags)
+
+
+def alias_task(root: Path, name: str, alias: str) -> tuple[str, str | None] | None:
+    """(version, its task id or None when it records none) behind ``name@alias``, or None when
+    there is no such alias. Reads tags only: nothing is loaded or scored."""
+    version = _alias_version(_connect(root), name, alias)
+    if version is None:
+        return None
+    task = Task.from_tags(version_tags(root, name, version))
+    return version, None if task is None else task.id
 
 
 def load_alias(root: Path, name: str, alias: str) -> tuple[str, mlflow.pyfunc.PyFuncModel] | None:
@@ -277,6 +309,9 @@ def promote(root: Path, name: str, version: str) -> None:
     except MlflowException as err:
         raise RegistryError(f"no version {version} of registered model {name!r}") from err
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    task = Task.from_tags(version_tags(root, name, str(version)))
+    if task is not None:  # the champion of its task too
+        client.set_registered_model_alias(name, task_alias(CHAMPION, task.id), str(version))
     client.set_model_version_tag(name, str(version), "promotion", "promoted by hand")
     log.info("%s version %s is now the champion", name, version)
 
@@ -300,6 +335,7 @@ class LoadedModel:
     name: str  # registered model name; the URI itself for a model outside the registry
     version: str  # "" for a model outside the registry
     model: mlflow.pyfunc.PyFuncModel
+    task: Task | None = None  # what the version records (tags, else its model_config)
 
     @property
     def pinned_uri(self) -> str:
@@ -345,7 +381,14 @@ def load_model(root: Path, uri: str) -> LoadedModel:
     except Exception as err:  # missing files, a pickled version whose classes moved, a bad format
         raise RegistryError(f"cannot load model {uri}: {_cause(err)}") from err
     log.info("model %s: %s version %s", uri, name, version or "-")
-    return LoadedModel(uri, name, version, model)
+    tags = version_tags(root, name, version) if version else {}
+    return LoadedModel(uri, name, version, model, Task.from_tags(tags) or _config_task(model))
+
+
+def _config_task(model: mlflow.pyfunc.PyFuncModel) -> Task | None:
+    """The task stored in a version's MLmodel (``model_config``), for URIs outside the registry."""
+    config = getattr(model, "model_config", None) or {}
+    return Task.from_tags(config.get("task") if isinstance(config, Mapping) else None)
 
 
 def spark_udf(root: Path, spark: Any, loaded: LoadedModel, result_type: Any, params: dict | None):

@@ -206,3 +206,28 @@ def test_an_unloadable_champion_is_reported_with_its_version_and_the_cause(
     assert scored.version == "2" and scored.output is None
     assert "cannot load models:/tierwise-churn/2" in scored.error
     assert "FileNotFoundError" in scored.error and "booster.txt" in scored.error
+
+
+def test_a_version_of_another_task_takes_only_its_tasks_aliases(store, trained, rows, defs):
+    """Task tags on every version; promote=False with task_champion: champion-<task> moves,
+    champion does not; load_model reads the task back (tags, and the MLmodel's model_config)."""
+    import dataclasses
+
+    from models.serving.task import Task
+
+    first = registry.log_run(store, record(store), entries(trained, rows, promote=True)[:1])
+    task = Task.of(dataclasses.replace(defs, horizon_days=90))
+    churn = entries(trained, rows, promote=False)[0]  # the churn model only: tier works alike
+    other = [dataclasses.replace(churn, promote=False, tags=task.to_tags(), task_champion=True)]
+    second = registry.log_run(store, record(store), other)
+    assert first.models["churn"].version == "1" and second.models["churn"].version == "2"
+    assert registry.alias_task(store, "tierwise-churn", registry.CHAMPION) == ("1", None)
+    assert registry.alias_task(store, "tierwise-churn", f"champion-{task.id}") == ("2", task.id)
+    assert registry.alias_task(store, "tierwise-churn", f"challenger-{task.id}") == ("2", task.id)
+    loaded = registry.load_model(store, f"models:/tierwise-churn@champion-{task.id}")
+    assert loaded.version == "2" and loaded.task == task
+    run_uri = registry.load_model(store, f"runs:/{second.run_id}/churn-model")
+    assert run_uri.version == "" and run_uri.task == task  # from model_config, no registry
+    registry.promote(store, "tierwise-churn", "2")  # by hand: champion, and its task's champion
+    assert registry.alias_task(store, "tierwise-churn", registry.CHAMPION) == ("2", task.id)
+    assert registry.alias_task(store, "tierwise-churn", f"champion-{task.id}") == ("2", task.id)

@@ -94,3 +94,68 @@ def test_cli_rejects_bad_data_and_writes_nothing(project, tmp_path, monkeypatch)
     assert result.exit_code == EXIT_INVALID
     assert "loans" in result.output and "principal" in result.output
     assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+
+
+def _features(project: Path, *args: str):
+    base = ["features", "--params", str(project / "params.yaml"), "--data"]
+    return runner.invoke(app, [*base, *args])
+
+
+def test_one_date_features_refuse_a_bad_out_before_any_work(project, tmp_path, monkeypatch):
+    """The --out checks come first: with a data directory that does not exist, the answer is
+    still about --out (nothing was read or built)."""
+    monkeypatch.chdir(project)
+    nowhere = str(tmp_path / "nowhere")
+    bad = _features(project, nowhere, "--as-of", "2021-06-30", "--out", str(tmp_path / "x.json"))
+    assert bad.exit_code == EXIT_INVALID and "unsupported extension '.json'" in bad.output
+    (tmp_path / "old.csv").write_text("old")
+    exists = _features(
+        project, nowhere, "--as-of", "2021-06-30", "--out", str(tmp_path / "old.csv")
+    )
+    assert exists.exit_code == EXIT_EXISTS and "refusing to overwrite" in exists.output
+    assert "Traceback" not in bad.output + exists.output
+
+
+def test_one_date_features_before_any_data_exit_2(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(project)
+    out = tmp_path / "early.parquet"
+    result = _features(project, "data/world", "--as-of", "2019-01-31", "--out", str(out))
+    assert result.exit_code == EXIT_INVALID, result.output
+    assert "no customer is known at 2019-01-31" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_validate_any_directory_with_a_report(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _params(tmp_path)
+    report = tmp_path / "out" / "report.json"
+    args = ["validate", "--params", params, "--data", str(project / "data/world")]
+    result = runner.invoke(app, [*args, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(report.read_text())
+    assert written["tables"]["loans"]["rows_out"] > 0 and written["data_end"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "params.yaml"]  # no tables
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pd.read_parquet(project / "data/world/loans.parquet").head(0).to_csv(
+        empty / "loans.csv", index=False
+    )
+    result = runner.invoke(app, ["validate", "--params", params, "--data", str(empty)])
+    assert result.exit_code == EXIT_INVALID and "required table has rows" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_interrupt_exits_non_zero_with_one_line_and_no_file(project, tmp_path, monkeypatch):
+    from pipelines import features as stage
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(stage, "build_feature_table", interrupted)
+    out = tmp_path / "one.parquet"
+    result = _features(project, "data/world", "--as-of", "2021-06-30", "--out", str(out))
+    assert result.exit_code == 130
+    assert "interrupted by SIGINT: nothing was written" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -94,3 +94,64 @@ def test_after_repro_the_champions_score_the_portfolio(repo, reproduced, tmp_pat
     assert set(scores["risk_band"]) <= {"", "low", "medium", "high"}
     high = scores["risk_band"] == "high"
     assert (scores.loc[high, "reason_1"] != "").all()  # --explain at_risk, the params' default
+
+
+@pytest.fixture
+def own_copy(repo, reproduced, tmp_path) -> Path:
+    """A committed copy of the reproduced repo (registry included) for a test that changes it.
+    Its registry's artefact store stays the original's (an absolute path): both live as long."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    _sh(copy, "git", "add", "-A")
+    _sh(copy, "git", "commit", "-qm", "reproduced")
+    return copy
+
+
+def _version(repo: Path, alias: str, kind: str = "churn") -> tuple[str, dict]:
+    """(version, tags) behind tierwise-KIND@alias in the repo's registry."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{repo / 'mlruns.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    found = client.get_model_version_by_alias(f"tierwise-{kind}", alias)
+    return str(found.version), dict(found.tags)
+
+
+def test_an_experiment_of_another_task_is_registered_never_compared_nor_promoted(
+    own_copy, tmp_path
+):
+    """The issue's `dvc exp run -S labels.horizon_days=90`: the 90-day versions are registered
+    with their task, not compared with the 180-day champion, and (an experiment) move no
+    champion alias; `tierwise score` with the 90-day params then refuses the 180-day champion,
+    naming both values, and scores with the 90-day task's alias."""
+    repo = own_copy
+    _sh(repo, "dvc", "exp", "run", "evaluate", "-S", "labels.horizon_days=90", env=ENV)
+    record = json.loads((repo / "reports/registry.json").read_text())["models"]["churn"]
+    assert record["version"] == "2" and not record["champion"], record
+    reason = record["reason"]
+    assert "champion v1 is for task h180-a365" in reason and "not compared" in reason, reason
+    assert "not promoted: a dvc exp run experiment" in reason, reason
+    (champion, old), (latest, new) = _version(repo, "champion"), _version(repo, "challenger")
+    assert champion == "1" and latest == "2"
+    assert old["label.horizon_days"] == "180" and new["label.horizon_days"] == "90"
+    for key in ("label.active_window_days", "label.definition_version", "feature_spec_hash",
+                "test_set_fingerprint"):  # fmt: skip
+        assert new[key], key
+    task = new["task"]
+    assert task.startswith("h90-a365-l1-") and _version(repo, f"challenger-{task}")[0] == "2"
+
+    base = ("tierwise", "score", "--data", "data/world", "--as-of", "2022-12-31")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    refused = subprocess.run(
+        [*base, "--out", str(tmp_path / "s.csv")], cwd=repo, capture_output=True, text=True,
+        env={**os.environ, "PATH": path, **ENV},
+    )  # fmt: skip
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode == 2, said
+    assert "label.horizon_days is 180 for the model but 90 in params" in said
+    assert "Traceback" not in said and not (tmp_path / "s.csv").exists()
+    models = ("--churn-model", f"models:/tierwise-churn@challenger-{task}",
+              "--tier-model", f"models:/tierwise-tier@challenger-{task}")  # fmt: skip
+    _sh(repo, *base, *models, "--explain", "none", "--out", str(tmp_path / "s.csv"), env=ENV)
+    scores = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert set(scores["churn_model_version"].astype(str)) == {"2"}

@@ -12,8 +12,11 @@ import pytest
 
 from features.validation import ContractError
 from pipelines.io import (
+    BadRequestError,
     OutputExistsError,
     atomic_path,
+    check_output,
+    clean_leftovers,
     load_frame,
     load_json,
     load_pickle,
@@ -178,5 +181,111 @@ def test_read_contract_errors_for_missing_or_ambiguous_files(tmp_path, tiny_tabl
     both = tmp_path / "both"
     save_tables({"loans": tiny_tables.loans}, both)
     tiny_tables.loans.to_csv(both / "loans.csv", index=False)
-    with pytest.raises(ValueError, match="both loans.csv and loans.parquet|both loans.parquet"):
+    with pytest.raises(ContractError, match="both loans.parquet and loans.csv") as err:
         load_raw_tables(both)
+    assert (err.value.table, err.value.rule) == ("loans", "one file per table")
+
+
+def _csv_world(folder: Path, tables) -> Path:
+    folder.mkdir()
+    for name, df in tables.present().items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("only_table", [True, False])
+def test_a_header_only_loans_table_is_named_as_such(tmp_path, tiny_tables, only_table):
+    """Not "No objects to concatenate", nor the knock-on "loan_id known in loans" failures."""
+    world = _csv_world(tmp_path / "w", tiny_tables)
+    if only_table:
+        for path in world.iterdir():
+            path.unlink()
+    tiny_tables.loans.head(0).to_csv(world / "loans.csv", index=False)
+    with pytest.raises(ContractError) as err:
+        read_contract(world)
+    assert [(f.table, f.rule) for f in err.value.failures] == [("loans", "required table has rows")]
+    assert "header only" in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_zero_byte_and_unreadable_files_are_contract_errors(tmp_path, tiny_tables, suffix):
+    world = _csv_world(tmp_path / "w", tiny_tables)
+    (world / "surveys.csv").unlink()
+    (world / f"surveys{suffix}").write_bytes(b"")
+    with pytest.raises(ContractError) as err:
+        read_contract(world)
+    assert (err.value.table, err.value.rule) == ("surveys", "file not empty")
+    (world / f"surveys{suffix}").write_bytes(b"\n\n" if suffix == ".csv" else b"not parquet")
+    with pytest.raises(ContractError) as err:
+        read_contract(world)
+    assert err.value.table == "surveys" and err.value.rule.startswith("readable")
+
+
+def test_future_dated_records_warn_and_do_not_move_the_end(tmp_path, tiny_tables):
+    today = pd.Timestamp("2023-06-30")
+    future = pd.Timestamp.now().normalize() + pd.Timedelta(days=3000)
+    late = tiny_tables.loans.iloc[[0]].assign(
+        loan_id="L9", origination_date=future, closed_date=pd.NaT
+    )
+    tables = tiny_tables.present() | {"loans": pd.concat([tiny_tables.loans, late])}
+    save_tables(tables, tmp_path / "w")
+    _, plain = read_contract(tmp_path / "w")
+    assert plain["data_end"] == f"{future:%Y-%m-%d}"  # no rule: the end moves (what the rule fixes)
+    _, report = read_contract(tmp_path / "w", cutoff=today)
+    assert report["data_end"] == "2023-01-15"  # the latest date that is not future-dated
+    [warning] = [w for w in report["warnings"] if w["rule"].startswith("future-dated")]
+    assert (warning["table"], warning["column"], warning["count"]) == (
+        "loans",
+        "origination_date",
+        1,
+    )
+    assert warning["examples"][0]["value"] == f"{future:%Y-%m-%d}"
+
+
+def test_check_output_refuses_bad_extensions_and_existing_files(tmp_path):
+    with pytest.raises(BadRequestError, match="unsupported extension '.json'"):
+        check_output(tmp_path / "x.json", overwrite=True)
+    (tmp_path / "x.csv").write_text("old")
+    with pytest.raises(OutputExistsError):
+        check_output(tmp_path / "x.csv", overwrite=False)
+    assert check_output(tmp_path / "x.csv", overwrite=True) == tmp_path / "x.csv"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_the_next_write_removes_leftovers_of_killed_runs_only(tmp_path, caplog):
+    dead, alive = _dead_pid(), os.getppid()
+    killed = tmp_path / f".scores.parquet.tierwise-{dead}-k2j1.tmp"
+    killed_dir = tmp_path / f".validated.tierwise-{dead}-x8.tmp"
+    running = tmp_path / f".scores.parquet.tierwise-{alive}-abc.tmp"
+    other = tmp_path / ".scores.parquet.abc.tmp"  # not ours: never touched
+    for path in (killed, running, other):
+        path.write_bytes(b"partial")
+    killed_dir.mkdir()
+    save_frame(FRAME, tmp_path / "other.csv")
+    assert _debris(tmp_path) == sorted([running.name, other.name])
+    assert "left by an interrupted run" in caplog.text
+    assert clean_leftovers(tmp_path) == []
+
+
+def test_writing_into_a_missing_directory_says_so(tmp_path, caplog):
+    caplog.set_level("INFO", logger="pipelines.io")
+    save_frame(FRAME, tmp_path / "new" / "sub" / "x.csv")
+    assert f"creating directory {tmp_path / 'new' / 'sub'}" in caplog.text
+
+
+def test_a_header_only_optional_table_is_read_as_absent(tmp_path, tiny_tables, caplog):
+    """Not the knock-on "customer_id known in customers" failures of every loan."""
+    world = _csv_world(tmp_path / "w", tiny_tables)
+    tiny_tables.customers.head(0).to_csv(world / "customers.csv", index=False)
+    tables, report = read_contract(world)
+    assert tables.customers is None and len(tables.loans) == len(tiny_tables.loans)
+    assert "customers" not in report["tables"]
+    assert "customers.csv has no data rows: table customers read as absent" in caplog.text

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +240,85 @@ def test_requests_are_checked_before_any_work(tmp_path):
                 {"engine": "dask"}, {"explain": "most"}):  # fmt: skip
         with pytest.raises(score_stage.ScoreError):
             score_stage.check_request(request(**bad))
+
+
+def test_a_model_of_another_task_is_refused_unless_overridden(project, cli, tmp_path):
+    """Params with a 90-day horizon against 180-day champions: exit 2 naming both values, before
+    any data is read; --ignore-task scores anyway. The stored version refuses a request for
+    another task through pyfunc too."""
+    import mlflow
+
+    _write_params(project.root, "h90.yaml", labels={"horizon_days": 90})
+    out = tmp_path / "scores.parquet"
+    code, output = cli("--out", str(out), params="h90.yaml")
+    said = " ".join(output.split())
+    assert code == EXIT_INVALID, said
+    assert "label.horizon_days is 180 for the model but 90 in params" in said
+    assert "@champion-h90-a365-l1-" in said and not out.exists()
+    code, output = cli("--out", str(out), "--ignore-task", "--explain", "none", params="h90.yaml")
+    assert code == 0 and out.exists(), output
+
+    tables = read_contract(project.data_dir)[0]
+    rows = build_feature_table(tables, pd.DatetimeIndex([AS_OF]), project.defs, project.features)
+    for kind in ("churn", "tier"):
+        model = mlflow.pyfunc.load_model(f"models:/tierwise-{kind}@champion")
+        assert len(model.predict(rows.head(3), params={"horizon_days": "180"})) == 3
+        with pytest.raises(Exception, match="label.horizon_days=180 .* horizon_days=90"):
+            model.predict(rows.head(3), params={"horizon_days": "90"})
+
+
+def _temp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(".scores.parquet.")]
+
+
+def _start_score(project: Config, out: Path) -> subprocess.Popen:
+    """A real `tierwise score` process, slowed by small slices and reasons for everyone."""
+    _write_params(project.root, "slices.yaml", features={"chunk_customers": 25})
+    args = ["tierwise", "score", "--data", "data/world", "--as-of", AS_OF, "--out", str(out),
+            "--explain", "all", "-p", "slices.yaml"]  # fmt: skip
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {
+        **os.environ,
+        "PATH": path,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project.root / 'mlruns.db'}",
+    }
+    return subprocess.Popen(args, cwd=project.root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _when_writing(process: subprocess.Popen, folder: Path, timeout: float = 240) -> Path:
+    """Wait until the process has written part of its temporary file; that file."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in _temp_files(folder) if p.stat().st_size > 0]
+        if found:
+            return found[0]
+        assert process.poll() is None, f"finished before it was killed: {process.communicate()}"
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("no temporary file appeared")
+
+
+def test_sigterm_mid_stream_leaves_nothing_and_a_killed_run_is_cleaned_next_time(
+    project, cli, tmp_path
+):
+    out = tmp_path / "scores.parquet"
+    process = _start_score(project, out)
+    _when_writing(process, tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    said = " ".join(stderr.split())
+    assert "interrupted by SIGTERM: nothing was written" in said and "Traceback" not in said
+    assert list(tmp_path.iterdir()) == []
+
+    killed = _start_score(project, out)  # SIGKILL cannot be caught: it leaves its temp file
+    leftover = _when_writing(killed, tmp_path)
+    assert leftover.name.startswith(f".scores.parquet.tierwise-{killed.pid}-")  # its owner
+    killed.kill()
+    killed.communicate(timeout=60)
+    assert leftover.exists()
+    code, output = cli("--out", str(out), "--explain", "none")  # the next run, in process
+    assert code == 0, output
+    assert not leftover.exists() and "left by an interrupted run" in " ".join(output.split())
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
