@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 from rich.console import Console
@@ -79,12 +78,14 @@ def prepare_project(workdir: Path, name: str) -> Path:
 
 
 def champion_rows(project: Path) -> tuple[pd.DataFrame, str]:
-    """Test rows with a churn label, the champion's probability as ``p``, and its name."""
-    registry = json.loads((project / "reports/registry.json").read_text())
-    champion = registry["churn"]["champion"]
+    """Test rows with a churn label, the registered churn model's probability as ``p``, and
+    its registry name and version (the scratch project's first model is its champion)."""
+    churn = json.loads((project / "reports/registry.json").read_text())["models"]["churn"]
+    if not churn["champion"]:
+        raise RuntimeError(f"{project}: the churn model was not promoted: {churn['reason']}")
     predictions = pd.read_parquet(project / "reports/predictions.parquet")
     rows = predictions[predictions["churned"].notna()]
-    return rows.assign(p=rows[f"churn_{champion}"]), champion
+    return rows.assign(p=rows["churn_probability"]), f"{churn['name']} v{churn['version']}"
 
 
 def sample_rows(rows: pd.DataFrame, per_snapshot: int, seed: int) -> pd.DataFrame:
@@ -113,7 +114,8 @@ def score_world(workdir: Path, name: str, per_snapshot: int, replicates: int) ->
         results.append({
             "world": name, "champion": champion, "snapshot": snapshot, "rows": len(g),
             "churn_rate": round(float(y.mean()), 4), "oracle_mean": round(g["oracle"].mean(), 4),
-            **{f"model_{k}": model[k] for k in METRICS}, **{f"oracle_{k}": truth[k] for k in METRICS},
+            **{f"model_{k}": model[k] for k in METRICS},
+            **{f"oracle_{k}": truth[k] for k in METRICS},
             "auc_fraction": round(model["roc_auc"] / truth["roc_auc"], 4),
         })  # fmt: skip
     return results
@@ -122,7 +124,8 @@ def score_world(workdir: Path, name: str, per_snapshot: int, replicates: int) ->
 def show(results: list[dict]) -> None:
     columns = ["world", "champion", "snapshot", "rows", "churn_rate", "oracle_mean",
                "model_roc_auc", "oracle_roc_auc", "auc_fraction", "model_pr_auc",
-               "oracle_pr_auc", "model_brier", "oracle_brier", "model_ece", "oracle_ece"]  # fmt: skip
+               "oracle_pr_auc", "model_brier", "oracle_brier", "model_ece",
+               "oracle_ece"]  # fmt: skip
     table = Table(title="champion vs oracle, test snapshots")
     for col in columns:
         table.add_column(

@@ -780,7 +780,7 @@ def oracle_churn(
     knows the macro future, so it is a ceiling for any model that only sees the past. Copies are
     stepped ``max_copies`` at a time (memory). Customers not active at t get a probability too.
     """
-    as_of = pd.to_datetime(rows["as_of"]).dt.normalize()
+    as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
     if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
         raise ValueError("oracle_churn: every as_of must be a month-end (a snapshot)")
     sim = _new_sim(spec, keep_monthly=False)
