@@ -57,7 +57,7 @@ METRICS = ("roc_auc", "pr_auc", "brier", "ece")
 console = Console(width=220)
 
 
-def prepare_project(workdir: Path, name: str) -> Path:
+def prepare_project(workdir: Path, name: str, scale: float) -> Path:
     """A scratch project with the world's params, run through the pipeline (once)."""
     project = workdir / name
     if (project / "reports/registry.json").exists():
@@ -66,6 +66,7 @@ def prepare_project(workdir: Path, name: str) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, changes in WORLDS[name].items():
         params[section] |= changes
+    params["generate"]["customers"] = round(params["generate"]["customers"] * scale)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlruns.db"}  # fmt: skip
@@ -93,10 +94,12 @@ def sample_rows(rows: pd.DataFrame, per_snapshot: int, seed: int) -> pd.DataFram
     return rows.groupby("as_of", group_keys=False).apply(take).reset_index(drop=True)
 
 
-def score_world(workdir: Path, name: str, per_snapshot: int, replicates: int) -> list[dict]:
+def score_world(
+    workdir: Path, name: str, per_snapshot: int, replicates: int, scale: float
+) -> list[dict]:
     from features.synthetic import oracle_churn
 
-    project = prepare_project(workdir, name)
+    project = prepare_project(workdir, name, scale)
     cfg = load_config(project / "params.yaml")
     rows, champion = champion_rows(project)
     rows = sample_rows(rows, per_snapshot, seed=0)
@@ -144,10 +147,15 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", choices=sorted(WORLDS), default=list(WORLDS))
     parser.add_argument("--rows", type=int, default=2000, help="rows sampled per test snapshot")
     parser.add_argument("--replicates", type=int, default=500, help="futures per row")
+    parser.add_argument("--scale", type=float, default=1.0, help="customers x this (dry runs)")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    results = [r for w in args.worlds for r in score_world(workdir, w, args.rows, args.replicates)]
+    results = [
+        row
+        for world in args.worlds
+        for row in score_world(workdir, world, args.rows, args.replicates, args.scale)
+    ]
     (workdir / "oracle.json").write_text(json.dumps(results, indent=2))
     show(results)
 
