@@ -90,8 +90,8 @@ def champion_rows(project: Path) -> tuple[pd.DataFrame, str]:
 
 
 def sample_rows(rows: pd.DataFrame, per_snapshot: int, seed: int) -> pd.DataFrame:
-    take = lambda g: g.sample(min(per_snapshot, len(g)), random_state=seed)  # noqa: E731
-    return rows.groupby("as_of", group_keys=False).apply(take).reset_index(drop=True)
+    shuffled = rows.sample(frac=1.0, random_state=seed)
+    return shuffled.groupby("as_of").head(per_snapshot).reset_index(drop=True)
 
 
 def score_world(
