@@ -779,6 +779,7 @@ def oracle_churn(
     The copies share the world's realised market rates, industry stress and VIP bar: the oracle
     knows the macro future, so it is a ceiling for any model that only sees the past. Copies are
     stepped ``max_copies`` at a time (memory). Customers not active at t get a probability too.
+    Costs two runs of the world (the first records the VIP bar) plus the copies' months.
     """
     as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
     if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
@@ -790,18 +791,26 @@ def oracle_churn(
         raise ValueError(f"oracle_churn: unknown customers {who[who.isna()].index[:5].tolist()}")
     codes = who.to_numpy().astype(np.int64)
     month = np.searchsorted(sim.month_ns, as_of.to_numpy().astype(np.int64), side="right") - 1
-    proba = np.full(len(rows), np.nan)
+    proba, bar = np.full(len(rows), np.nan), vip_bar(spec)
     for t in _run(sim):
         for day in np.unique(as_of.to_numpy()[month == t]):
             pick = np.flatnonzero(as_of.to_numpy() == day)
-            proba[pick] = _churn_share(sim, codes[pick], t, pd.Timestamp(day), horizon_days,
+            proba[pick] = _churn_share(sim, bar, codes[pick], t, pd.Timestamp(day), horizon_days,
                                        replicates, np.random.default_rng((spec.seed, seed, t)),
                                        max_copies)  # fmt: skip
     return proba
 
 
+def vip_bar(spec: WorldSpec) -> np.ndarray:
+    """The VIP exposure bar (top 5 % of the book) month by month: a whole run of the world."""
+    sim = _new_sim(spec, keep_monthly=False)
+    for _ in _run(sim):
+        pass
+    return sim.top
+
+
 def _churn_share(
-    sim: _Sim, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
+    sim: _Sim, bar: np.ndarray, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
     replicates: int, rng: np.random.Generator, max_copies: int,
 ) -> np.ndarray:  # fmt: skip
     """Share of ``replicates`` futures, from the world's state after month t, in which each of
@@ -809,14 +818,18 @@ def _churn_share(
     per = max(1, max_copies // max(len(who), 1))
     churned = np.zeros(len(who))
     for done in range(0, replicates, per):
-        rep = _replica(sim, who, min(per, replicates - done), rng)
+        rep = _replica(sim, bar, who, min(per, replicates - done), rng)
         churned += _replay_churn(rep, len(who), t, as_of.value, horizon_days)
     return churned / replicates
 
 
-def _replica(sim: _Sim, who: np.ndarray, reps: int, rng: np.random.Generator) -> _Sim:
+def _replica(
+    sim: _Sim, bar: np.ndarray, who: np.ndarray, reps: int, rng: np.random.Generator
+) -> _Sim:
     """``reps`` copies of customers ``who`` (with their loans) at the world's current state;
-    copy r of ``who[i]`` is customer ``r * len(who) + i``. The world itself is not changed."""
+    copy r of ``who[i]`` is customer ``r * len(who) + i``. Their VIP bar is the world's
+    (``vip_bar``): a few customers' copies do not move the whole book's top 5 %. The world itself
+    is not changed."""
     n, loan_cust = len(who), sim.loans("cust")
     slot = np.full(len(sim.c["L"]), -1)
     slot[who] = np.arange(n)
@@ -825,7 +838,7 @@ def _replica(sim: _Sim, who: np.ndarray, reps: int, rng: np.random.Generator) ->
     book["cust"] = np.repeat(np.arange(reps) * n, len(mine)) + np.tile(slot[loan_cust[mine]], reps)
     c = {name: values[np.tile(who, reps)] for name, values in sim.c.items()}
     return _Sim(sim.spec, rng, sim.months, sim.month_ns, sim.market, sim.stress, c, book,
-                n_loans=len(mine) * reps, out=None, top=sim.top, replica=True)  # fmt: skip
+                n_loans=len(mine) * reps, out=None, top=bar, replica=True)  # fmt: skip
 
 
 def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: int) -> np.ndarray:

@@ -41,8 +41,9 @@ def test_a_replica_on_the_worlds_own_random_stream_replays_the_world(spec, month
     sim = fs._new_sim(spec, keep_monthly=False)
     months = fs._run(sim)
     t = next(m for m in months if m == month)  # a June: 2022 (default), 2021 (shaped)
-    everyone = np.arange(len(sim.c["L"]))
-    replica = fs._replica(sim, everyone, 1, copy.deepcopy(sim.rng))
+    everyone, bar = np.arange(len(sim.c["L"])), fs.vip_bar(spec)
+    assert np.isfinite(bar[t:]).all()  # the bar of months the world has not lived yet
+    replica = fs._replica(sim, bar, everyone, 1, copy.deepcopy(sim.rng))
     as_of = pd.Timestamp(sim.month_ns[t + 1]) - pd.Timedelta(days=1)
     replayed = fs._replay_churn(replica, len(everyone), t, as_of.value, H)
     for _ in months:  # the world goes on from where the replica started
