@@ -9,6 +9,12 @@ causal story.
 Pure: no I/O, and the same spec always gives the same tables. Only the months are a Python loop;
 inside a month everything is vectorised over customers and loans. The simulator's private state
 (``_Sim``) is updated in place for speed; nothing outside this module ever sees it.
+
+Layout: spec and its checks; the month loop ``_run`` and the monthly step ``_step`` (arrivals and
+state changes, originations with their loan shapes ``_draw_kinds``/``_shape_terms``, tiers,
+payments, interactions, surveys, loyalty); state to contract tables (``_tables``, then
+``extract_tables`` when ``extract_start`` is set); latent truth; and the oracle
+(``oracle_churn``), which steps copies of customers through the same ``_step``.
 """
 
 from __future__ import annotations
