@@ -9,10 +9,17 @@ causal story.
 Pure: no I/O, and the same spec always gives the same tables. Only the months are a Python loop;
 inside a month everything is vectorised over customers and loans. The simulator's private state
 (``_Sim``) is updated in place for speed; nothing outside this module ever sees it.
+
+Layout: spec and its checks; the month loop ``_run`` and the monthly step ``_step`` (arrivals and
+state changes, originations with their loan shapes ``_draw_kinds``/``_shape_terms``, tiers,
+payments, interactions, surveys, loyalty); state to contract tables (``_tables``, then
+``extract_tables`` when ``extract_start`` is set); latent truth; and the oracle
+(``oracle_churn``), which steps copies of customers through the same ``_step``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,7 +38,6 @@ _PENDING, _PROSPECT, _ACTIVE, _DRIFTING, _CHURNED, _COLD = range(len(STATES))
 _DAY, _SEC = np.int64(86_400 * 10**9), np.int64(10**9)
 
 # Per segment (SEGMENTS order).
-_SEG_SHARE = np.array([0.70, 0.22, 0.08])
 _SEG_LOG_PRINCIPAL = np.log([250e3, 3e6, 20e6])  # median principal
 _SEG_RM = np.array([0.05, 0.16, 0.25])  # relationship-manager contacts a month
 _SEG_PROJECT = np.array([0.014, 0.022, 0.028])  # monthly chance of a new project at loyalty 0
@@ -58,7 +64,19 @@ _ITYPE_KIND = np.array([ct.KNOWN_KINDS.index(k) for k in ("service", "service", 
 _ITYPE_CHANNEL_P = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0],
                              [0, 0, 0, 0, 1], [0.15, 0.35, 0.25, 0, 0.25],
                              [0.10, 0.45, 0.30, 0, 0.15], [0.40, 0.30, 0.15, 0.15, 0]])  # fmt: skip
-_BOOK = ("cust", "product", "orig_m", "day", "term", "close_m", "principal", "rate")
+# Repayment structures (the book's ``kind``): annuity, bullet (interest only, principal at
+# maturity) and revolving (a yearly-reviewed credit line: interest only, renewed at each review).
+_ANNUITY, _BULLET, _REVOLVING = range(3)
+_BULLET_PRODUCTS = np.array([PRODUCTS.index("term_loan"), PRODUCTS.index("project_finance")])
+_REVOLVING_PRODUCT, _LONG_PRODUCT = (
+    PRODUCTS.index("working_capital"),
+    PRODUCTS.index("project_finance"),
+)
+_LONG_TERMS = np.array([120, 144, 180])  # project-finance maturities of 10–15 years
+_REVOLVING_TERM = 12  # a credit line is reviewed and renewed once a year
+_REVOLVING_RENEW = 2.0  # extra renewal logit of a credit line at its review
+_REVOLVING_LABEL = "credit_line"  # its product in the loans table
+_BOOK = ("cust", "product", "orig_m", "day", "term", "close_m", "principal", "rate", "kind")
 _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64) for k in _BOOK}
 
 
@@ -108,7 +126,20 @@ class WorldSpec:
     survey_response: float  # response probability to the yearly survey at loyalty 0
     item_nonresponse: float  # share of survey answers left blank
     noise_share: float  # random interactions (any channel, any kind) per real one
+    segment_shares: tuple[float, ...]  # customers per segment (SEGMENTS order), summing to 1
+    long_maturity_share: float  # project-finance loans with a 10–15-year maturity
+    bullet_share: float  # term and project-finance loans repaid at maturity (interest only)
+    revolving_share: float  # working-capital loans that are credit lines renewed yearly
     drift: DriftSpec  # drift scenarios from a date (off by default)
+    extract_start: str  # "" = the whole history; else export what a bank's extract from then holds
+
+    def __post_init__(self) -> None:
+        _check_spec(self)
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """The last simulated day."""
+        return pd.Timestamp(self.start) + pd.DateOffset(years=self.years) - pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -134,23 +165,82 @@ def generate_world(spec: WorldSpec) -> ct.Tables:
 
 def simulate_world(spec: WorldSpec, keep_monthly: bool = False) -> World:
     """Tables plus latent truth; ``keep_monthly`` adds every customer's loyalty and state by month
-    (n_customers x months rows: meant for small worlds)."""
+    (n_customers x months rows: meant for small worlds). With ``spec.extract_start`` the tables
+    are the extract (``extract_tables``); the latent truth covers the whole simulation."""
     _check_spec(spec)
     sim = _new_sim(spec, keep_monthly)
+    for _ in _run(sim):
+        pass
+    cid = _customer_ids(sim)
+    tables = _apply_data_faults(_tables(sim, cid), spec.drift)
+    if spec.extract_start:
+        tables = extract_tables(tables, _day(spec.extract_start))
+    return World(tables=tables, latent=_latent(sim, cid))
+
+
+def _run(sim: _Sim) -> Iterator[int]:
+    """Step the world month by month, yielding each month once its step is done (the generator
+    and the oracle share this loop)."""
     for t in range(sim.months):
         _step(sim, t)
-    cid = _ids("C", _rank(sim.c["arrive"], sim.c["onboard_day"]) + 1, 7)
-    tables = _apply_data_faults(_tables(sim, cid), spec.drift)
-    return World(tables=tables, latent=_latent(sim, cid))
+        yield t
+
+
+def _customer_ids(sim: _Sim) -> np.ndarray:
+    """Ids by arrival order; known from the first month (arrivals are drawn up front)."""
+    return _ids("C", _rank(sim.c["arrive"], sim.c["onboard_day"]) + 1, 7)
+
+
+def extract_tables(tables: ct.Tables, first_day: pd.Timestamp) -> ct.Tables:
+    """What a bank's extract taken from ``first_day`` on holds (left-truncated history).
+
+    Loans closed before ``first_day`` are gone; loans open on it keep their true origination
+    date. Repayments (by due date), interactions and surveys start on ``first_day``. Customers are
+    those that any exported row names; their onboarding dates are kept.
+    """
+    loans = tables.loans
+    loans = loans[loans[ct.CLOSED_DATE].isna() | (loans[ct.CLOSED_DATE] >= first_day)]
+    rep, inter, surv = tables.repayments, tables.interactions, tables.surveys
+    rep = rep[rep[ct.LOAN_ID].isin(loans[ct.LOAN_ID]) & (rep[ct.DUE_DATE] >= first_day)]
+    inter = inter[inter[ct.TIMESTAMP] >= first_day]
+    surv = surv[surv[ct.SURVEY_DATE] >= first_day]
+    named = pd.concat([loans[ct.CUSTOMER_ID], inter[ct.CUSTOMER_ID], surv[ct.CUSTOMER_ID]])
+    customers = tables.customers[tables.customers[ct.CUSTOMER_ID].isin(named)]
+    parts = dict(loans=loans, customers=customers, repayments=rep, interactions=inter,
+                 surveys=surv)  # fmt: skip
+    return ct.Tables(**{name: df.reset_index(drop=True) for name, df in parts.items()})
 
 
 def _check_spec(spec: WorldSpec) -> None:
     if spec.customers < 1 or spec.years < 1 or spec.ramp_months < 1:
         raise ValueError(f"customers, years and ramp_months must be positive: {spec}")
     shares = (spec.prospect_share, spec.initial_share, spec.prepay_share, spec.winback_rate,
-              spec.item_nonresponse, spec.noise_share)  # fmt: skip
+              spec.item_nonresponse, spec.noise_share, spec.long_maturity_share,
+              spec.bullet_share, spec.revolving_share)  # fmt: skip
     if not all(0.0 <= s <= 1.0 for s in shares) or not 0.0 < spec.survey_response < 1.0:
         raise ValueError(f"shares must lie in [0, 1], survey_response in (0, 1): {spec}")
+    _check_segments(spec.segment_shares)
+    if spec.extract_start and not pd.Timestamp(spec.start) < _day(spec.extract_start) <= spec.end:
+        raise ValueError(
+            f"extract_start {spec.extract_start} must lie after start {spec.start} and on or "
+            f"before the last simulated day {spec.end.date()} (empty: no extract)"
+        )
+
+
+def _check_segments(shares: tuple[float, ...]) -> None:
+    values = np.asarray(shares, dtype=float)
+    if len(values) != len(SEGMENTS) or (values < 0).any() or not np.isclose(values.sum(), 1.0):
+        raise ValueError(
+            f"segment_shares must be {len(SEGMENTS)} non-negative shares ({', '.join(SEGMENTS)})"
+            f" summing to 1, got {list(shares)}"
+        )
+
+
+def _day(text: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(text).normalize()
+    except ValueError as err:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from err
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -176,11 +266,14 @@ class _Sim:
     c: dict[str, np.ndarray]  # per-customer arrays
     book: dict[str, np.ndarray] = field(default_factory=lambda: dict(_EMPTY_BOOK))
     n_loans: int = 0
-    out: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    out: dict[str, list[dict[str, np.ndarray]]] | None = field(default_factory=dict)
     monthly: list[tuple[np.ndarray, np.ndarray]] | None = None
+    top: np.ndarray | None = None  # the VIP exposure bar by month (recorded by the world)
+    replica: bool = False  # an oracle replica: emits nothing, reads the world's VIP bar
 
     def emit(self, table: str, **cols: np.ndarray) -> None:
-        self.out.setdefault(table, []).append(cols)
+        if self.out is not None:
+            self.out.setdefault(table, []).append(cols)
 
     def loans(self, name: str) -> np.ndarray:
         return self.book[name][: self.n_loans]
@@ -198,7 +291,7 @@ def _new_sim(spec: WorldSpec, keep_monthly: bool) -> _Sim:
         market = _apply_rate_shock(market, spec.drift, first)
         _apply_segment_mix(customers, spec, first)
     return _Sim(spec, rng, months, month_ns.astype(np.int64), market, stress, customers,
-                monthly=[] if keep_monthly else None)  # fmt: skip
+                monthly=[] if keep_monthly else None, top=np.full(months, np.inf))  # fmt: skip
 
 
 def _market_path(rng: np.random.Generator, months: int) -> np.ndarray:
@@ -264,7 +357,7 @@ def _industry_stress(rng: np.random.Generator, months: int) -> np.ndarray:
 def _draw_customers(spec: WorldSpec, rng: np.random.Generator, months: int) -> dict:
     """Static traits, arrival month, and the zeroed dynamic state of every customer."""
     n = spec.customers
-    seg = rng.choice(len(SEGMENTS), size=n, p=_SEG_SHARE)
+    seg = rng.choice(len(SEGMENTS), size=n, p=spec.segment_shares)
     reg = rng.choice(len(REGIONS), size=n, p=_REGION_P)
     early = rng.random(n) < spec.initial_share
     later = rng.integers(0, max(months - 2, 1), n)
@@ -386,13 +479,39 @@ def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
     fair = _PRODUCT_SPREAD[product] + _SEG_SPREAD[c["seg"][cust]]
     rate = _price(sim, t, cust, fair)
     term = _PRODUCT_TERMS[product, rng.integers(0, 4, len(cust))]
+    kind = np.concatenate([sim.loans("kind")[ren], _draw_kinds(sim, product[len(ren) :])])
+    term = _shape_terms(sim, product, kind, term)
     day = np.concatenate([sim.loans("day")[ren], np.minimum(day, 27)])
     principal = np.maximum(np.round(principal, -3), 1000.0)
     _book(sim, cust=cust, product=product, orig_m=np.full(len(cust), t), day=day, term=term,
-          close_m=t + term, principal=principal, rate=rate)  # fmt: skip
+          close_m=t + term, principal=principal, rate=rate, kind=kind)  # fmt: skip
     c["last_rate"][cust], c["last_fair"][cust] = rate, fair
     np.add.at(c["projects"], fresh, 1)
     c["first_m"][fresh] = np.where(c["first_m"][fresh] < 0, t, c["first_m"][fresh])
+
+
+def _draw_kinds(sim: _Sim, product: np.ndarray) -> np.ndarray:
+    """Repayment structure of new loans (renewals keep theirs): some term and project-finance
+    loans are bullets, some working-capital loans are credit lines. No draw when a share is 0, so
+    a world without these shapes is the world of earlier versions, number for number."""
+    spec, rng, kind = sim.spec, sim.rng, np.full(len(product), _ANNUITY, np.int64)
+    if spec.bullet_share > 0:
+        bullet = np.isin(product, _BULLET_PRODUCTS) & (rng.random(len(product)) < spec.bullet_share)
+        kind[bullet] = _BULLET
+    if spec.revolving_share > 0:
+        line = (product == _REVOLVING_PRODUCT) & (rng.random(len(product)) < spec.revolving_share)
+        kind[line] = _REVOLVING
+    return kind
+
+
+def _shape_terms(sim: _Sim, product: np.ndarray, kind: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """Credit lines run to their yearly review; some project-finance loans run 10–15 years."""
+    term = np.where(kind == _REVOLVING, _REVOLVING_TERM, term)
+    share, rng = sim.spec.long_maturity_share, sim.rng
+    if share > 0:
+        long = (product == _LONG_PRODUCT) & (rng.random(len(product)) < share)
+        term = np.where(long, rng.choice(_LONG_TERMS, len(product)), term)
+    return term
 
 
 def _price(sim: _Sim, t: int, cust: np.ndarray, fair: np.ndarray) -> np.ndarray:
@@ -411,8 +530,8 @@ def _renewals(sim: _Sim, t: int) -> np.ndarray:
     cu, product = sim.loans("cust")[due], sim.loans("product")[due].astype(np.int64)
     fair = _PRODUCT_SPREAD[product] + _SEG_SPREAD[c["seg"][cu]]
     gap = np.maximum(sim.loans("rate")[due] - sim.market[t] - fair, 0)
-    logit = (_PRODUCT_RENEW[product] + 0.9 * c["L"][cu] - 1.0 * c["rl"][cu]
-             - 40 * gap * c["sens"][cu])  # fmt: skip
+    logit = (_PRODUCT_RENEW[product] + _REVOLVING_RENEW * (sim.loans("kind")[due] == _REVOLVING)
+             + 0.9 * c["L"][cu] - 1.0 * c["rl"][cu] - 40 * gap * c["sens"][cu])  # fmt: skip
     return due[sim.rng.random(len(due)) < _sigmoid(logit)]
 
 
@@ -435,7 +554,11 @@ def _refresh_tiers(sim: _Sim, t: int) -> None:
     cust = sim.loans("cust")[open_]
     c["n_open"] = np.bincount(cust, minlength=n).astype(float)
     exposure = np.bincount(cust, weights=sim.loans("principal")[open_], minlength=n)
-    top = np.quantile(exposure[exposure > 0], 0.95) if open_.any() else np.inf
+    if sim.replica:  # a few customers' copies: the bar stays the whole book's
+        top = sim.top[t]
+    else:
+        top = np.quantile(exposure[exposure > 0], 0.95) if open_.any() else np.inf
+        sim.top[t] = top
     core = (c["n_open"] >= 2) & (c["projects"] >= 3)
     c["tier"] = core + (core & (exposure >= top))
 
@@ -616,7 +739,8 @@ def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
         ct.CUSTOMER_ID: cid[sim.loans("cust")],
         ct.ORIGINATION_DATE: _dates(sim.month_ns[sim.loans("orig_m")] + day * _DAY),
         ct.PRINCIPAL: sim.loans("principal"),
-        ct.PRODUCT: _labels(PRODUCTS, sim.loans("product")),
+        ct.PRODUCT: np.where(sim.loans("kind") == _REVOLVING, _REVOLVING_LABEL,
+                             _labels(PRODUCTS, sim.loans("product"))),
         ct.INTEREST_RATE: np.round(sim.loans("rate"), 5),
         ct.TERM_MONTHS: sim.loans("term"),
         ct.CLOSED_DATE: _dates(closed_ns, close >= sim.months),
@@ -629,6 +753,18 @@ def _installment(principal: np.ndarray, rate: np.ndarray, term: np.ndarray) -> n
     return np.round(principal * r / (1.0 - (1.0 + r) ** -term.astype(float)), 2)
 
 
+def _amounts_due(sim: _Sim, loan: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Installment ``t`` of each ``loan``: an annuity, or interest only for bullets and credit
+    lines, whose principal falls due with the last installment at maturity."""
+    principal, rate, term = sim.loans("principal"), sim.loans("rate"), sim.loans("term")
+    kind, close = sim.loans("kind")[loan], sim.loans("close_m")[loan]
+    annuity = _installment(principal, rate, term)[loan]
+    interest = np.round(principal * rate / 12.0, 2)[loan]
+    last = (t == close) & (close == sim.loans("orig_m")[loan] + term[loan])
+    balloon = np.where(last, principal[loan], 0.0)
+    return np.where(kind == _ANNUITY, annuity, interest + balloon)
+
+
 def _repayments_frame(sim: _Sim, lid: np.ndarray, loan_rank: np.ndarray) -> pd.DataFrame:
     """Installments with their payment; paid after the end of the data counts as unpaid."""
     r = _collect(sim, "repayments")
@@ -636,7 +772,7 @@ def _repayments_frame(sim: _Sim, lid: np.ndarray, loan_rank: np.ndarray) -> pd.D
     due_ns = sim.month_ns[r["t"]] + sim.loans("day")[loan] * _DAY
     paid_ns = due_ns + r["days"].astype(np.int64) * _DAY
     unpaid = np.isnan(r["frac"]) | (paid_ns > sim.month_ns[-1] - _DAY)
-    due = _installment(sim.loans("principal"), sim.loans("rate"), sim.loans("term"))[loan]
+    due = _amounts_due(sim, loan, r["t"])
     frame = pd.DataFrame({
         ct.LOAN_ID: lid[loan],
         ct.DUE_DATE: _dates(due_ns),
@@ -701,3 +837,103 @@ def _monthly(sim: _Sim, cid: np.ndarray, months: np.ndarray) -> pd.DataFrame | N
         ct.CUSTOMER_ID: cid[i], "month": months[t], "loyalty": loyalty[t, i].astype(float),
         "state": _labels(STATES, state[t, i]),
     })  # fmt: skip
+
+
+# --- the oracle: true churn probabilities from the latent state ---------------------------------
+
+
+def oracle_churn(
+    spec: WorldSpec,
+    rows: pd.DataFrame,
+    horizon_days: int,
+    replicates: int = 500,
+    seed: int = 0,
+    max_copies: int = 200_000,
+) -> np.ndarray:
+    """The true probability of the churn label for each (customer_id, as_of) row.
+
+    The world is simulated again from ``spec``; at each snapshot (a month-end) the simulation's
+    full state of the rows' customers — loyalty, recent complaints and lateness, engagement,
+    state, open loans — is copied ``replicates`` times and each copy lives the next
+    ``horizon_days`` through the generator's own monthly step (``_step``). The probability is the
+    share of copies with no loan originated in (t, t+H] and none open at t+H (features/labels.py).
+    The copies share the world's realised market rates, industry stress and VIP bar: the oracle
+    knows the macro future, so it is a ceiling for any model that only sees the past. Copies are
+    stepped ``max_copies`` at a time (memory). Customers not active at t get a probability too.
+    Costs two runs of the world (the first records the VIP bar) plus the copies' months.
+    """
+    as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
+    if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
+        raise ValueError("oracle_churn: every as_of must be a month-end (a snapshot)")
+    sim = _new_sim(spec, keep_monthly=False)
+    position = pd.Series(np.arange(len(sim.c["L"])), index=_customer_ids(sim))
+    who = position.reindex(rows["customer_id"].to_numpy())
+    if who.isna().any():
+        raise ValueError(f"oracle_churn: unknown customers {who[who.isna()].index[:5].tolist()}")
+    codes = who.to_numpy().astype(np.int64)
+    month = np.searchsorted(sim.month_ns, as_of.to_numpy().astype(np.int64), side="right") - 1
+    proba, bar = np.full(len(rows), np.nan), vip_bar(spec)
+    for t in _run(sim):
+        for day in np.unique(as_of.to_numpy()[month == t]):
+            pick = np.flatnonzero(as_of.to_numpy() == day)
+            proba[pick] = _churn_share(sim, bar, codes[pick], t, pd.Timestamp(day), horizon_days,
+                                       replicates, np.random.default_rng((spec.seed, seed, t)),
+                                       max_copies)  # fmt: skip
+    return proba
+
+
+def vip_bar(spec: WorldSpec) -> np.ndarray:
+    """The VIP exposure bar (top 5 % of the book) month by month: a whole run of the world."""
+    sim = _new_sim(spec, keep_monthly=False)
+    for _ in _run(sim):
+        pass
+    return sim.top
+
+
+def _churn_share(
+    sim: _Sim, bar: np.ndarray, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
+    replicates: int, rng: np.random.Generator, max_copies: int,
+) -> np.ndarray:  # fmt: skip
+    """Share of ``replicates`` futures, from the world's state after month t, in which each of
+    customers ``who`` carries the churn label at ``as_of``."""
+    per = max(1, max_copies // max(len(who), 1))
+    churned = np.zeros(len(who))
+    for done in range(0, replicates, per):
+        rep = _replica(sim, bar, who, min(per, replicates - done), rng)
+        churned += _replay_churn(rep, len(who), t, as_of.value, horizon_days)
+    return churned / replicates
+
+
+def _replica(
+    sim: _Sim, bar: np.ndarray, who: np.ndarray, reps: int, rng: np.random.Generator
+) -> _Sim:
+    """``reps`` copies of customers ``who`` (with their loans) at the world's current state;
+    copy r of ``who[i]`` is customer ``r * len(who) + i``. Their VIP bar is the world's
+    (``vip_bar``): a few customers' copies do not move the whole book's top 5 %. The world itself
+    is not changed."""
+    n, loan_cust = len(who), sim.loans("cust")
+    slot = np.full(len(sim.c["L"]), -1)
+    slot[who] = np.arange(n)
+    mine = np.flatnonzero(slot[loan_cust] >= 0)
+    book = {name: np.tile(sim.loans(name)[mine], reps) for name in _BOOK}
+    book["cust"] = np.repeat(np.arange(reps) * n, len(mine)) + np.tile(slot[loan_cust[mine]], reps)
+    c = {name: values[np.tile(who, reps)] for name, values in sim.c.items()}
+    return _Sim(sim.spec, rng, sim.months, sim.month_ns, sim.market, sim.stress, c, book,
+                n_loans=len(mine) * reps, out=None, top=bar, replica=True)  # fmt: skip
+
+
+def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: int) -> np.ndarray:
+    """Step the replica from month t+1 to the month of t+H; per original customer, how many of
+    its copies carry the churn label (features/labels.py's rule, on the replica's loans)."""
+    end_ns = as_of_ns + horizon_days * int(_DAY)
+    last = int(np.searchsorted(rep.month_ns, end_ns, side="right")) - 1
+    if last >= rep.months:
+        raise ValueError("oracle_churn: as_of + horizon_days lies after the end of the world")
+    for m in range(t + 1, last + 1):
+        _step(rep, m)
+    day = rep.loans("day") * _DAY
+    orig = rep.month_ns[rep.loans("orig_m")] + day
+    close = rep.month_ns[np.minimum(rep.loans("close_m"), rep.months)] + day
+    keep = ((orig > as_of_ns) | (close > end_ns)) & (orig <= end_ns)
+    kept = np.bincount(rep.loans("cust")[keep], minlength=len(rep.c["L"]))
+    return (kept == 0).reshape(-1, n_who).sum(axis=0)

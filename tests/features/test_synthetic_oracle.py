@@ -1,0 +1,101 @@
+"""The oracle of the synthetic world: true churn probabilities re-simulated from the latent state
+with the generator's own monthly step."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import features.contract as fc
+import features.synthetic as fs
+from pipelines.config import load_defaults
+
+BASE = dataclasses.replace(load_defaults().generate, customers=900, years=3, start="2021-01-01",
+                           seed=17)  # fmt: skip
+SHAPED = dataclasses.replace(BASE, years=5, start="2019-01-01", extract_start="2021-01-01",
+                             long_maturity_share=0.5, bullet_share=0.5, revolving_share=0.5,
+                             segment_shares=(0.5, 0.3, 0.2))  # fmt: skip
+H = 180
+
+
+def _realised_churn(loans: pd.DataFrame, as_of: pd.Timestamp, horizon: int) -> pd.Series:
+    """features/labels.py's rule, read off a loans table: no loan originated in (t, t+H] and
+    none open at t+H; True/False per customer with a loan open at t (active customers)."""
+    end = as_of + pd.Timedelta(days=horizon)
+    orig, closed = loans[fc.ORIGINATION_DATE], loans[fc.CLOSED_DATE]
+    open_at = lambda day: (orig <= day) & (closed.isna() | (closed > day))  # noqa: E731
+    kept = set(loans.loc[(orig <= end) & ((orig > as_of) | open_at(end)), fc.CUSTOMER_ID])
+    active = pd.Index(sorted(set(loans.loc[open_at(as_of), fc.CUSTOMER_ID])))
+    return pd.Series(~active.isin(list(kept)), index=active)
+
+
+@pytest.mark.parametrize("spec, month", [(BASE, 17), (SHAPED, 29)], ids=["default", "shaped"])
+def test_a_replica_on_the_worlds_own_random_stream_replays_the_world(spec, month):
+    """Every customer copied once, stepped with the world's own generator state: the replica's
+    future is the world's, so its churn labels are the labels the tables show."""
+    sim = fs._new_sim(spec, keep_monthly=False)
+    months = fs._run(sim)
+    t = next(m for m in months if m == month)  # a June: 2022 (default), 2021 (shaped)
+    everyone, bar = np.arange(len(sim.c["L"])), fs.vip_bar(spec)
+    assert np.isfinite(bar[t:]).all()  # the bar of months the world has not lived yet
+    replica = fs._replica(sim, bar, everyone, 1, copy.deepcopy(sim.rng))
+    as_of = pd.Timestamp(sim.month_ns[t + 1]) - pd.Timedelta(days=1)
+    replayed = fs._replay_churn(replica, len(everyone), t, as_of.value, H)
+    for _ in months:  # the world goes on from where the replica started
+        pass
+    loans = fs._tables(sim, fs._customer_ids(sim)).loans
+    realised = _realised_churn(loans, as_of, H)
+    codes = pd.Series(everyone, index=fs._customer_ids(sim))[realised.index]
+    assert realised.sum() > 10
+    assert (replayed[codes.to_numpy()] == realised.to_numpy()).all()
+
+
+@pytest.fixture(scope="module")
+def graded() -> pd.DataFrame:
+    """Active customers at two snapshots, their realised label and their oracle probability."""
+    loans = fs.generate_world(BASE).loans
+    rows = [_realised_churn(loans, pd.Timestamp(day), H).rename("y").rename_axis("customer_id")
+            .reset_index().assign(as_of=pd.Timestamp(day))
+            for day in ("2022-01-31", "2022-06-30")]  # fmt: skip
+    rows = pd.concat(rows, ignore_index=True)
+    return rows.assign(p=fs.oracle_churn(BASE, rows[["customer_id", "as_of"]], H, 200))
+
+
+def test_oracle_probabilities_match_the_realised_churn_rate(graded):
+    for _, g in graded.groupby("as_of"):
+        p, y = g["p"].to_numpy(), g["y"].to_numpy(float)
+        sd = np.sqrt((p * (1 - p)).sum() * (1 + 1 / 200))  # outcomes + the oracle's own draws
+        assert abs(y.sum() - p.sum()) < 4 * sd, (y.sum(), p.sum(), sd)
+        assert 0.03 < y.mean() < 0.5  # a rate worth checking
+
+
+def test_oracle_ranks_customers_far_better_than_chance(graded):
+    assert roc_auc_score(graded["y"], graded["p"]) > 0.8
+    assert graded["p"].between(0, 1).all() and graded["p"].nunique() > 20
+
+
+def test_the_oracle_is_deterministic_and_works_on_an_extract():
+    loans = fs.generate_world(SHAPED).loans
+    rows = _realised_churn(loans, pd.Timestamp("2022-03-31"), H).index[:40]
+    rows = pd.DataFrame({"customer_id": rows, "as_of": pd.Timestamp("2022-03-31")})
+    first = fs.oracle_churn(SHAPED, rows, H, replicates=60, max_copies=500)  # chunks of 12
+    assert np.array_equal(first, fs.oracle_churn(SHAPED, rows, H, replicates=60, max_copies=500))
+    other = fs.oracle_churn(SHAPED, rows, H, replicates=60, seed=1)  # one chunk, another stream
+    assert not np.array_equal(first, other)
+    assert abs(first.mean() - other.mean()) < 0.05
+
+
+@pytest.mark.parametrize(
+    "as_of, customer, match",
+    [("2022-01-15", None, "month-end"), ("2022-01-31", "C9999999", "unknown customers"),
+     ("2023-09-30", None, "after the end")],
+)  # fmt: skip
+def test_the_oracle_refuses_rows_it_cannot_answer(as_of, customer, match):
+    rows = pd.DataFrame({"customer_id": [customer or "C0000001"], "as_of": [pd.Timestamp(as_of)]})
+    with pytest.raises(ValueError, match=match):
+        fs.oracle_churn(BASE, rows, H, replicates=2)
