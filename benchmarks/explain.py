@@ -8,6 +8,15 @@ downgrade view. Prints a table; record the figures in benchmarks/README.md with 
 
     .venv/bin/python benchmarks/explain.py                       # 100k rows, 300 trees, 31 leaves
     .venv/bin/python benchmarks/explain.py --rows 20000 --trees 100
+
+``--levers FEATURES.parquet`` measures what makes exact TreeSHAP faster (issue 15): for each
+model shape in ``--shapes`` (num_leaves:max_depth) it fits the churn model as the train stage
+does (fit slice, early stopping on validation, params.yaml otherwise) on a prebuilt feature table
+(benchmarks/training.py --build), reports the out-of-time test ROC AUC and trees, and times
+``pred_contrib`` with 1 and 2 threads and ``shap.TreeExplainer`` on active test rows, checking
+that the two agree. A shape is a lever only at an equal out-of-time AUC.
+
+    .venv/bin/python benchmarks/explain.py --levers /work/bench-data/features_100000.parquet
 """
 
 from __future__ import annotations
@@ -112,8 +121,65 @@ def run(args: argparse.Namespace) -> list[tuple[str, int, float]]:
     return out
 
 
+def _shape(text: str) -> tuple[int, int]:
+    leaves, depth = text.split(":")
+    return int(leaves), int(depth)
+
+
+def levers(args: argparse.Namespace) -> None:
+    """Model shape x TreeSHAP implementation x threads, at the shape's out-of-time AUC."""
+    import shap  # noqa: F401  (imported up front: its import is not explanation time)
+    from sklearn.metrics import roc_auc_score
+
+    from models.training.split import churn_rows, split_snapshots
+    from models.training.train import fit_churn_model
+
+    groups = feature_groups(CFG.features)
+    names = list(groups)
+    table = pd.read_parquet(args.levers)
+    split = split_snapshots(table, CFG.split, CFG.labels.horizon_days)
+    fit, validation, test = (
+        churn_rows(split.rows(table, p)) for p in ("fit", "validation", "test")
+    )
+    del table
+    rows = test.sample(min(args.rows, len(test)), random_state=0)
+    few = rows[names].iloc[: args.small_rows].astype("float64")
+    report = Table(title=f"TreeSHAP levers: {len(fit):,} fit rows, {os.cpu_count()} cores")
+    columns = ("num_leaves", "max_depth", "trees", "test AUC", "fit s", "contrib 1t rows/s",
+               "contrib 2t rows/s", "TreeExplainer rows/s", "max |diff|",
+               "1M active s")  # fmt: skip
+    for column in columns:
+        report.add_column(column, justify="right")
+    for leaves, depth in map(_shape, args.shapes):
+        churn = replace(CFG.train.churn, num_leaves=leaves, max_depth=depth)
+        spec = replace(CFG.train, churn=churn)
+        (model, info), fit_s = _timed(fit_churn_model, fit, validation, groups, spec)
+        auc = roc_auc_score(test[CHURNED].to_numpy(int), model.probability(test))
+        X = model.matrix(rows)
+        _, raw_s = _timed(model.raw_score, rows)
+        rates = []
+        for threads in (1, 2):
+            n = len(X) if threads == 2 else len(few)
+            data = X if threads == 2 else few
+            _, seconds = _timed(model.booster.predict, data, pred_contrib=True,
+                                num_iteration=model.num_iteration, num_threads=threads)  # fmt: skip
+            rates.append(n / seconds)
+        ours = feature_contributions(model.booster, few, num_iteration=model.num_iteration)
+        trimmed = lgb.Booster(model_str=model.model_text())  # TreeExplainer reads every tree
+        theirs, shap_s = _timed(shap_contributions, trimmed, few)
+        diff = float(np.abs(ours.to_numpy() - theirs.to_numpy()).max())
+        active_1m = 527_512 / rates[1] + 1_000_000 * raw_s / len(rows)
+        report.add_row(str(leaves), str(depth), str(info["trees"]), f"{auc:.4f}",
+                       f"{fit_s:.0f}", f"{rates[0]:,.0f}", f"{rates[1]:,.0f}",
+                       f"{len(few) / shap_s:,.0f}", f"{diff:.1e}", f"{active_1m:.0f}")  # fmt: skip
+        Console(width=200).print(report)  # after every shape: a slow run shows progress
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levers", help="a prebuilt feature table (Parquet): measure the levers")
+    parser.add_argument("--shapes", nargs="+", default=["31:-1", "15:-1", "7:-1", "31:6", "15:4"],
+                        help="num_leaves:max_depth of each churn model (--levers)")  # fmt: skip
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=6_000, help="world size for the rows")
     parser.add_argument("--trees", type=int, default=300)
@@ -121,6 +187,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--small-rows", type=int, default=10_000, help="rows for the slow steps")
     args = parser.parse_args()
+    if args.levers:
+        levers(args)
+        return
     n_features = len(feature_names(CFG.features))
     title = f"explanations: {args.trees} trees x {args.leaves} leaves, {n_features} features"
     report = Table(title=f"{title}, {os.cpu_count()} cores")
