@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import LABEL_AVAILABLE
-from features.registry import feature_groups
+from features.registry import TIER, feature_groups
 from models.training.train import (
     KEY_COLUMNS,
     TRAINING_COLUMNS,
@@ -47,10 +47,11 @@ def _batches(
         yield pa.Table.from_batches([batch]).to_pandas()
 
 
-def read_keys(path: Path, batch_rows: int) -> pd.DataFrame:
-    """KEY_COLUMNS of every row (the split and the sample need nothing else)."""
-    parts = list(_batches(path, batch_rows, list(KEY_COLUMNS)))
-    return pd.concat(parts, ignore_index=True)
+def read_keys(path: Path) -> pd.DataFrame:
+    """KEY_COLUMNS of every row (the split and the sample need nothing else); the ids and tiers
+    as categories, so that a million customers' keys take a few hundred MB, not gigabytes."""
+    text = [c for c in (CUSTOMER_ID, TIER) if c in KEY_COLUMNS]
+    return pq.read_table(path, columns=list(KEY_COLUMNS), read_dictionary=text).to_pandas()
 
 
 def train_parquet(cfg: Config, path: Path) -> TrainResult:
@@ -67,7 +68,7 @@ def train_parquet(cfg: Config, path: Path) -> TrainResult:
             yield rows
 
     return train_in_batches(
-        read_keys(path, batch_rows),
+        read_keys(path),
         read_training,
         lambda: _batches(path, batch_rows),
         columns,

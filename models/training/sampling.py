@@ -35,8 +35,10 @@ def customer_strata(rows: pd.DataFrame) -> pd.Series:
     whether they ever churn in the training slices (1), never do (0) or are never active (-)."""
     latest = rows.sort_values(AS_OF, kind="stable").groupby(CUSTOMER_ID, observed=True)[TIER]
     tier = latest.last().astype(str)
+    tier.index = tier.index.astype(object)  # categorical ids (pipelines/train.py): sort by value
     churned = rows.groupby(CUSTOMER_ID, observed=True)[CHURNED].max()
     label = churned.map({0.0: "0", 1.0: "1"}).fillna("-")
+    label.index = label.index.astype(object)
     return tier.str.cat(label.reindex(tier.index), sep="|")
 
 
