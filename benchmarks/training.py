@@ -102,7 +102,7 @@ def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: 
         "churn_auc": round(float(roc_auc_score(active[CHURNED].astype(int),
                                                active[CHURN_PROBABILITY])), 4),
         "tier_log_loss": round(float(tier["log_loss"]), 4),
-        "load": os.getloadavg()[0],
+        "load": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
