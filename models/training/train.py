@@ -292,16 +292,28 @@ def sampled_rows(table: pd.DataFrame, split: Split, kept: np.ndarray) -> pd.Data
     return rows[rows[CUSTOMER_ID].isin(kept)]
 
 
+def feature_dtype(spec: TrainSpec, sampled: bool) -> type:
+    """float32 (half the memory) when ``train.float32`` says so; "auto": for a sampled book only,
+    so a book trained whole gets exactly the float64 models of earlier versions."""
+    choice = spec.float32.lower()
+    wanted = choice == "true" or (choice == "auto" and sampled)
+    return np.float32 if wanted else np.float64
+
+
 def float32_rows(
-    batches: Iterable[pd.DataFrame], n_rows: int, features: Sequence[str]
+    batches: Iterable[pd.DataFrame],
+    n_rows: int,
+    features: Sequence[str],
+    dtype: type = np.float32,
 ) -> pd.DataFrame:
-    """Concatenate row batches into one frame whose features are a single float32 block filled
-    batch by batch (no float64 copy of the table); the other columns keep their dtypes."""
+    """Concatenate row batches into one frame whose features are a single block (float32 by
+    default) filled batch by batch: no concatenation of frames, no float64 copy of the table
+    when float32; the other columns keep their dtypes."""
     names = list(features)
-    matrix = np.empty((n_rows, len(names)), dtype=np.float32)
+    matrix = np.empty((n_rows, len(names)), dtype=dtype)
     others, start = [], 0
     for batch in batches:
-        matrix[start : start + len(batch)] = batch[names].to_numpy(dtype=np.float32)
+        matrix[start : start + len(batch)] = batch[names].to_numpy(dtype=dtype)
         others.append(batch.drop(columns=names).reset_index(drop=True))
         start += len(batch)
     if start != n_rows:
@@ -324,7 +336,8 @@ def train_in_batches(
     KEY_COLUMNS (``keys``); ``read_training(dates, customers)`` yields the labelled rows of those
     snapshots (customers None: all) in batches, held as float32; ``read_all()`` yields the whole
     table (``columns``, in order) in batches, for the fingerprint and the test predictions.
-    With the full sample it fits the same models as ``train_models`` on the float32 table."""
+    It fits the same models as ``train_models`` on the table with the features in the dtype
+    ``feature_dtype`` chooses (float64 for an unsampled book under "auto": the same models)."""
     missing = [name for name in features if name not in columns]
     if missing:
         raise KeyError(f"feature table lacks feature column(s): {', '.join(missing[:5])}")
@@ -334,7 +347,8 @@ def train_in_batches(
     chosen = tier_rows(keys[keys[AS_OF].isin(training_dates(split))])
     n_rows = len(chosen) if kept is None else int(chosen[CUSTOMER_ID].isin(kept).sum())
     del chosen
-    training = float32_rows(read_training(training_dates(split), kept), n_rows, features)
+    dtype = feature_dtype(spec, sampled=kept is not None)
+    training = float32_rows(read_training(training_dates(split), kept), n_rows, features, dtype)
     models = fit_models(training, split, features, spec)
     del training
     log.info("trained: %s", models.info)

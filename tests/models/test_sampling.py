@@ -61,16 +61,21 @@ def _float32(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.5])
-def test_the_bounded_path_fits_the_in_memory_models_on_float32_rows(
+def test_the_bounded_path_fits_the_in_memory_models(
     fraction, small_table, split_spec, train_spec, model_features, params_cfg, tmp_path, trained
 ):
+    """Whole book: float64, the very models of the in-memory path (``trained``); a sampled book
+    (float32: "auto"): the in-memory models on the float32 table with the same sample."""
     spec = dataclasses.replace(train_spec, sample=SampleSpec(fraction, 0), batch_rows=997)
     cfg = dataclasses.replace(params_cfg, split=split_spec, train=spec)
     path = tmp_path / "features.parquet"
     small_table.to_parquet(path, index=False)
     bounded = train_parquet(cfg, path)
-    names = feature_names(params_cfg.features)
-    memory = train_models(_float32(small_table, names), split_spec, spec, 180, model_features)
+    if fraction == 1.0:
+        memory = trained
+    else:
+        table = _float32(small_table, feature_names(params_cfg.features))
+        memory = train_models(table, split_spec, spec, 180, model_features)
     pd.testing.assert_frame_equal(bounded.predictions, memory.predictions)
     # the fingerprint the stage took of the whole table read back (pipelines.io.load_frame)
     assert bounded.summary.data_fingerprint == data_fingerprint(pd.read_parquet(path))
