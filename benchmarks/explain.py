@@ -8,11 +8,21 @@ downgrade view. Prints a table; record the figures in benchmarks/README.md with 
 
     .venv/bin/python benchmarks/explain.py                       # 100k rows, 300 trees, 31 leaves
     .venv/bin/python benchmarks/explain.py --rows 20000 --trees 100
+
+``--levers FEATURES.parquet`` measures what makes exact TreeSHAP faster (issue 15): for each
+model shape in ``--shapes`` (num_leaves:max_depth) it fits the churn model as the train stage
+does (fit slice, early stopping on validation, params.yaml otherwise) on a prebuilt feature table
+(benchmarks/training.py --build), reports the out-of-time test ROC AUC and trees, and times
+``pred_contrib`` with 1 and 2 threads and ``shap.TreeExplainer`` on active test rows, checking
+that the two agree. A shape is a lever only at an equal out-of-time AUC.
+
+    .venv/bin/python benchmarks/explain.py --levers /work/bench-data/features_100000.parquet
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -112,8 +122,124 @@ def run(args: argparse.Namespace) -> list[tuple[str, int, float]]:
     return out
 
 
+def _shape(text: str) -> tuple[int, int]:
+    leaves, depth = text.split(":")
+    return int(leaves), int(depth)
+
+
+def _pred_contrib(booster: lgb.Booster, X: np.ndarray, threads: int) -> np.ndarray:
+    return booster.predict(X, pred_contrib=True, num_threads=threads)
+
+
+def _shap_internal(explainer, X: np.ndarray, threads: int) -> np.ndarray:
+    """shap's own C++ TreeSHAP (as ``shap_contributions``), on ``threads`` row blocks at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks = np.array_split(X, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(lambda b: explainer.shap_values(b, check_additivity=False), blocks)
+        return np.concatenate(list(parts))
+
+
+def _explainers(booster: lgb.Booster) -> dict:
+    """The explainers, built before timing (parsing the trees is not explanation time): shap's
+    own TreeSHAP, and FastTreeSHAP v1 and v2 when installed (optional, not a dependency:
+    ``pip install --no-deps fasttreeshap-fixed``)."""
+    import shap
+
+    out = {"shap": shap.TreeExplainer(booster)}
+    try:
+        import fasttreeshap_fixed as fasttreeshap
+    except ImportError:
+        fasttreeshap = None
+    for algorithm in ("v1", "v2") if fasttreeshap else ():
+        out[algorithm] = fasttreeshap.TreeExplainer(booster, algorithm=algorithm, n_jobs=2)
+    for explainer in out.values():
+        explainer.model.model_type = "internal"  # not LightGBM's pred_contrib (see frame.py)
+    return out
+
+
+def _fasttreeshap(explainer, X: np.ndarray) -> np.ndarray:
+    return np.asarray(explainer.shap_values(X, check_additivity=False))
+
+
+def levers(args: argparse.Namespace) -> None:
+    """Model shape x TreeSHAP implementation x threads, at the shape's out-of-time AUC."""
+    import shap  # noqa: F401  (imported up front: its import is not explanation time)
+    from sklearn.metrics import roc_auc_score
+
+    from models.training.split import churn_rows, split_snapshots
+    from models.training.train import fit_churn_model
+
+    groups = feature_groups(CFG.features)
+    table = pd.read_parquet(args.levers)
+    split = split_snapshots(table, CFG.split, CFG.labels.horizon_days)
+    fit, validation, test = (
+        churn_rows(split.rows(table, p)) for p in ("fit", "validation", "test")
+    )
+    del table
+    rows = test.sample(min(args.small_rows, len(test)), random_state=0)
+    report = Table(title=f"TreeSHAP levers: {len(fit):,} fit rows, {len(rows):,} explained rows, "
+                   f"{os.cpu_count()} cores")  # fmt: skip
+    impls = ("pred_contrib 1t", "pred_contrib 2t", "shap own 1t", "shap own 2t",
+             "fasttreeshap v1 2j", "fasttreeshap v2 2j")  # fmt: skip
+    columns = ("leaves:depth", "trees", "test AUC", "fit s", "raw score rows/s",
+               *(f"{i} rows/s" for i in impls), "max |diff| (v2)", "1M active s")  # fmt: skip
+    for column in columns:
+        report.add_column(column, justify="right")
+    for leaves, depth in map(_shape, args.shapes):
+        churn = replace(CFG.train.churn, num_leaves=leaves, max_depth=depth)
+        spec = replace(CFG.train, churn=churn)
+        (model, info), fit_s = _timed(fit_churn_model, fit, validation, groups, spec)
+        auc = roc_auc_score(test[CHURNED].to_numpy(int), model.probability(test))
+        X = model.matrix(rows).to_numpy()
+        _, raw_s = _timed(model.raw_score, rows)
+        trimmed = lgb.Booster(model_str=model.model_text())  # only the trees kept
+        explainers = _explainers(trimmed)
+        steps = {
+            "pred_contrib 1t": (_pred_contrib, trimmed, X, 1),
+            "pred_contrib 2t": (_pred_contrib, trimmed, X, 2),
+            "shap own 1t": (_shap_internal, explainers["shap"], X, 1),
+            "shap own 2t": (_shap_internal, explainers["shap"], X, 2),
+        }
+        steps |= {f"fasttreeshap {a} 2j": (_fasttreeshap, explainers[a], X)
+                  for a in ("v1", "v2") if a in explainers}  # fmt: skip
+        rates, values = {}, {}
+        for name, (step, *step_args) in steps.items():
+            out, seconds = _timed(step, *step_args)
+            rates[name], values[name] = len(X) / seconds, np.asarray(out)
+        exact = values["pred_contrib 2t"][:, :-1]
+        diffs = {n: float(np.abs(v.reshape(exact.shape[0], -1)[:, : exact.shape[1]] - exact).max())
+                 for n, v in values.items()}  # fmt: skip
+        exact_rates = [r for n, r in rates.items() if diffs[n] < 1e-9]
+        active_1m = 527_512 / max(exact_rates) + 1_000_000 * raw_s / len(rows)
+        cells = [f"{rates[i]:,.0f}" if i in rates else "–" for i in impls]
+        worst = max(d for n, d in diffs.items() if not n.endswith("v2 2j"))
+        v2 = f"{diffs['fasttreeshap v2 2j']:.1e}" if "fasttreeshap v2 2j" in diffs else "–"
+        report.add_row(f"{leaves}:{depth}", str(info["trees"]), f"{auc:.4f}", f"{fit_s:.0f}",
+                       f"{len(rows) / raw_s:,.0f}", *cells, f"{worst:.1e} ({v2})",
+                       f"{active_1m:.0f}")  # fmt: skip
+        Console(width=250).print(report)  # after every shape: a slow run shows progress
+        print(
+            json.dumps(
+                {
+                    "shape": f"{leaves}:{depth}",
+                    "trees": info["trees"],
+                    "auc": auc,
+                    "rates": rates,
+                    "diffs": diffs,
+                    "load": os.getloadavg(),
+                }
+            ),
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levers", help="a prebuilt feature table (Parquet): measure the levers")
+    parser.add_argument("--shapes", nargs="+", default=["31:-1", "15:-1", "7:-1", "31:6", "15:4"],
+                        help="num_leaves:max_depth of each churn model (--levers)")  # fmt: skip
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=6_000, help="world size for the rows")
     parser.add_argument("--trees", type=int, default=300)
@@ -121,6 +247,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--small-rows", type=int, default=10_000, help="rows for the slow steps")
     args = parser.parse_args()
+    if args.levers:
+        levers(args)
+        return
     n_features = len(feature_names(CFG.features))
     title = f"explanations: {args.trees} trees x {args.leaves} leaves, {n_features} features"
     report = Table(title=f"{title}, {os.cpu_count()} cores")

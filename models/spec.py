@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CALIBRATION_METHODS = ("auto", "isotonic", "platt")
+FLOAT32_CHOICES = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,20 @@ class MarkovParams:
 
 
 @dataclass(frozen=True)
+class SampleSpec:
+    """Customer-level sampling of the fit and validation slices (models/training/sampling.py)."""
+
+    fraction: float  # share of customers kept, stratified by tier and churn label (1 = all)
+    max_rows: int  # fit + validation rows above which the share is lowered to fit (0: no cap)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1:
+            raise ValueError("sample.fraction must be in (0, 1]")
+        if self.max_rows < 0:
+            raise ValueError("sample.max_rows must be >= 0 (0: no cap)")
+
+
+@dataclass(frozen=True)
 class TrainSpec:
     seed: int
     calibration: str  # auto: isotonic or platt, whichever validates better
@@ -73,8 +88,15 @@ class TrainSpec:
     tier: BoosterParams
     logistic: LogisticParams
     markov: MarkovParams
+    sample: SampleSpec  # customers of the fit and validation slices (docs/models.md)
+    batch_rows: int  # rows per Parquet batch when the train stage reads the feature table
+    float32: str  # auto (float32 when the book is sampled, else float64) | true | false
 
     def __post_init__(self) -> None:
+        if self.batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
+        if self.float32.lower() not in FLOAT32_CHOICES:  # YAML's true / false arrive as "True"
+            raise ValueError(f"float32 must be one of {FLOAT32_CHOICES}")
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}")
         if self.calibration_folds < 2:

@@ -19,7 +19,7 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -31,7 +31,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 
 from features.contract import AS_OF, CUSTOMER_ID
-from features.labels import CHURNED, NEXT_TIER
+from features.labels import CHURNED, LABEL_AVAILABLE, NEXT_TIER
 from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.spec import BoosterParams, SplitSpec, TrainSpec
@@ -47,6 +47,7 @@ from models.training.estimators import (
     make_tier_classifier,
     tier_codes,
 )
+from models.training.sampling import sample_customers, sample_share
 from models.training.split import Split, churn_rows, split_snapshots, tier_rows
 from models.training.summary import (
     ChurnInfo,
@@ -85,11 +86,25 @@ class TrainResult:
     summary: TrainSummary  # reports/train.json
 
 
+class Fingerprint:
+    """SHA-256 of a table's content fed batch by batch (rows in order): the same digest as
+    ``data_fingerprint`` of the whole table, with one batch in memory at a time."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self._digest = hashlib.sha256("\x1f".join(map(str, columns)).encode())
+
+    def update(self, batch: pd.DataFrame) -> None:
+        self._digest.update(pd.util.hash_pandas_object(batch, index=False).to_numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def data_fingerprint(table: pd.DataFrame) -> str:
     """SHA-256 of the table's content (values, column names and order; not the file bytes)."""
-    digest = hashlib.sha256("\x1f".join(map(str, table.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+    fingerprint = Fingerprint(table.columns)
+    fingerprint.update(table)
+    return fingerprint.hexdigest()
 
 
 def btyd_score(frame: pd.DataFrame) -> np.ndarray:
@@ -223,15 +238,127 @@ def train_models(
         raise KeyError(f"feature table lacks feature column(s): {', '.join(missing[:5])}")
     split = split_snapshots(table, split_spec, horizon_days)
     log.info("split: %s", split.describe())
-    models = fit_models(table, split, features, spec)
+    kept = training_customers(table, split, spec)
+    training = table if kept is None else sampled_rows(table, split, kept)
+    models = fit_models(training, split, features, spec)
     log.info("trained: %s", models.info)
     predictions = predict_test(models, table)
-    summary = TrainSummary(
+    return TrainResult(models, predictions, _summary(split, models, predictions, table))
+
+
+def _summary(
+    split: Split, models: FittedModels, predictions: pd.DataFrame, table: pd.DataFrame | str
+) -> TrainSummary:
+    """reports/train.json; ``table`` is the feature table or its fingerprint already taken."""
+    return TrainSummary(
         split=split.summary(),
-        data_fingerprint=data_fingerprint(table),
+        data_fingerprint=table if isinstance(table, str) else data_fingerprint(table),
         test_rows=TestRows(churn=int(predictions[CHURNED].notna().sum()), tier=len(predictions)),
         churn=models.info.churn,
         tier=models.info.tier,
         seconds=models.info.seconds,
     )
-    return TrainResult(models, predictions, summary)
+
+
+# --- Bounded memory: sampled training customers, float32 rows read in batches ---------------
+
+KEY_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LABEL_AVAILABLE, CHURNED)
+TRAINING_COLUMNS = (*ID_COLUMNS, LABEL_AVAILABLE, BTYD_P_ALIVE)  # besides the features
+
+
+def training_dates(split: Split) -> pd.DatetimeIndex:
+    return split.fit.union(split.validation)
+
+
+def training_customers(keys: pd.DataFrame, split: Split, spec: TrainSpec) -> np.ndarray | None:
+    """The customers whose fit and validation rows are kept (``train.sample``), or None for all.
+
+    ``keys`` needs KEY_COLUMNS only, so a large table can be sampled before its features are read.
+    """
+    rows = tier_rows(keys[keys[AS_OF].isin(training_dates(split))])
+    share = sample_share(spec.sample, len(rows))
+    if share >= 1.0:
+        return None
+    kept = sample_customers(rows, share, spec.seed)
+    log.info(
+        "sample: %d of %d customers (share %.3f)", len(kept), rows[CUSTOMER_ID].nunique(), share
+    )
+    return kept
+
+
+def sampled_rows(table: pd.DataFrame, split: Split, kept: np.ndarray) -> pd.DataFrame:
+    """The labelled fit and validation rows of the ``kept`` customers."""
+    rows = tier_rows(table[table[AS_OF].isin(training_dates(split))])
+    return rows[rows[CUSTOMER_ID].isin(kept)]
+
+
+def feature_dtype(spec: TrainSpec, sampled: bool) -> type:
+    """float32 (half the memory) when ``train.float32`` says so; "auto": for a sampled book only,
+    so a book trained whole gets exactly the float64 models of earlier versions."""
+    choice = spec.float32.lower()
+    wanted = choice == "true" or (choice == "auto" and sampled)
+    return np.float32 if wanted else np.float64
+
+
+def float32_rows(
+    batches: Iterable[pd.DataFrame],
+    n_rows: int,
+    features: Sequence[str],
+    dtype: type = np.float32,
+) -> pd.DataFrame:
+    """Concatenate row batches into one frame whose features are a single block (float32 by
+    default) filled batch by batch: no concatenation of frames, no float64 copy of the table
+    when float32; the other columns keep their dtypes."""
+    names = list(features)
+    matrix = np.empty((n_rows, len(names)), dtype=dtype)
+    others, start = [], 0
+    for batch in batches:
+        matrix[start : start + len(batch)] = batch[names].to_numpy(dtype=dtype)
+        others.append(batch.drop(columns=names).reset_index(drop=True))
+        start += len(batch)
+    if start != n_rows:
+        raise ValueError(f"read {start} training rows, expected {n_rows}")
+    ids = pd.concat(others, ignore_index=True) if others else pd.DataFrame(index=range(0))
+    return pd.concat([ids, pd.DataFrame(matrix, columns=names, copy=False)], axis=1)
+
+
+def train_in_batches(
+    keys: pd.DataFrame,
+    read_training: Callable[[pd.DatetimeIndex, np.ndarray | None], Iterable[pd.DataFrame]],
+    read_all: Callable[[], Iterable[pd.DataFrame]],
+    columns: Sequence[str],
+    split_spec: SplitSpec,
+    spec: TrainSpec,
+    horizon_days: int,
+    features: Mapping[str, str],
+) -> TrainResult:
+    """``train_models`` for a table too large to hold: the split and the sample come from its
+    KEY_COLUMNS (``keys``); ``read_training(dates, customers)`` yields the labelled rows of those
+    snapshots (customers None: all) in batches, held as float32; ``read_all()`` yields the whole
+    table (``columns``, in order) in batches, for the fingerprint and the test predictions.
+    It fits the same models as ``train_models`` on the table with the features in the dtype
+    ``feature_dtype`` chooses (float64 for an unsampled book under "auto": the same models)."""
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise KeyError(f"feature table lacks feature column(s): {', '.join(missing[:5])}")
+    split = split_snapshots(keys, split_spec, horizon_days)
+    log.info("split: %s", split.describe())
+    kept = training_customers(keys, split, spec)
+    chosen = tier_rows(keys[keys[AS_OF].isin(training_dates(split))])
+    n_rows = len(chosen) if kept is None else int(chosen[CUSTOMER_ID].isin(kept).sum())
+    del chosen
+    dtype = feature_dtype(spec, sampled=kept is not None)
+    training = float32_rows(read_training(training_dates(split), kept), n_rows, features, dtype)
+    models = fit_models(training, split, features, spec)
+    del training
+    log.info("trained: %s", models.info)
+    fingerprint, parts = Fingerprint(columns), []
+    for batch in read_all():
+        fingerprint.update(batch)
+        test = batch[batch[AS_OF].isin(split.test)]
+        if len(test):
+            parts.append(predict_test(models, test))
+    predictions = pd.concat(parts, ignore_index=True)
+    return TrainResult(
+        models, predictions, _summary(split, models, predictions, fingerprint.hexdigest())
+    )
