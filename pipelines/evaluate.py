@@ -66,7 +66,7 @@ def _champion(cfg: Config, kind: str, rows: pd.DataFrame) -> ChampionAnswer | No
 def _entries(
     cfg: Config, fitted: FittedModels, table: pd.DataFrame, ev: Evaluation
 ) -> list[registry.ModelEntry]:
-    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
+    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k, cfg.explain)
     test = fitted.split.rows(table, "test")
     models = {
         "churn": (RegisteredChurnModel(fitted.churn, outputs), churn_rows(test)),
@@ -79,7 +79,10 @@ def _entries(
             kind, rows, ev.metrics.of(kind)["lightgbm"], champion, cfg.evaluate
         )
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
-        required = tuple(model.features)
+        # No input is marked required in the signature: MLflow's own check of a missing required
+        # column answers a served request with the whole input frame; the model's check
+        # (models.serving.outputs.request_problem) answers with one line naming the columns.
+        required: tuple[str, ...] = ()
         entries.append(
             registry.ModelEntry(kind, model, example, required, decision.promote, decision.reason)
         )
@@ -125,5 +128,5 @@ def run(cfg: Config) -> RegistryRecord:
     artifacts = save_evaluation(cfg, ev)
     record = _record(cfg, ev, summary, artifacts)
     logged = registry.log_run(cfg.root, record, _entries(cfg, fitted, table, ev))
-    save_json(logged.to_json(), cfg.path(cfg.paths.registry))
+    save_json(logged.portable(cfg.root).to_json(), cfg.path(cfg.paths.registry))
     return logged

@@ -17,8 +17,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.contract import AS_OF, CUSTOMER_ID
+from features.registry import LIFECYCLE_STATE
 from models.serving import registry
-from models.serving.score import ID_COLUMNS, Lineage, check_outputs, score_columns
+from models.serving.score import (
+    ID_COLUMNS,
+    NO_TRANSITION_STATES,
+    Lineage,
+    check_outputs,
+    score_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,11 @@ def score_frame(
         tier_udf(_model_input(features, tier)).alias(TIER),
     )
     outputs = [F.col(f"{CHURN}.{n}").alias(n) for n in structs[0].fieldNames()]
-    outputs += [F.col(f"{TIER}.{n}").alias(n) for n in structs[1].fieldNames()]
+    gone = F.col(LIFECYCLE_STATE).isin(*NO_TRANSITION_STATES)  # no tier transition (score.py)
+    outputs += [
+        F.when(gone, F.lit(None)).otherwise(F.col(f"{TIER}.{n}")).alias(n)
+        for n in structs[1].fieldNames()
+    ]
     lineage_columns = [F.lit(v).cast("string").alias(c) for c, v in lineage.columns().items()]
     scored = scored.select(*ID_COLUMNS, *outputs, *lineage_columns)
     return scored.select(*score_columns(k)).orderBy(CUSTOMER_ID)
