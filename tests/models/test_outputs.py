@@ -93,7 +93,7 @@ def test_every_amount_carries_the_currency():
     names = ["loan_amount_365", "loan_exposure", "pay_overdue_amount", "loan_value_365",
              "loan_exposure_change_90", "loan_avg_principal", "loan_open_n"]  # fmt: skip
     templates = dict(zip(names, feature_templates(names, currency="CNY"), strict=True))
-    for name, template in templates.items():
+    for template in templates.values():
         text = render_reason(template, 1_870_000.0, 0.05)
         assert ("CNY 1,870,000" in text) == (template.kind == "amount"), text
     amounts = [key for key, t in TEMPLATES.items() if t.kind == "amount"]
