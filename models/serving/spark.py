@@ -51,6 +51,14 @@ def _model_input(features: DataFrame, loaded: registry.LoadedModel) -> Column:
     return F.struct(*[F.col(n) for n in names if n in features.columns and n not in IDS])
 
 
+def _null_text(column: Column, field: T.StructField) -> Column:
+    """A missing text as null: MLflow's spark_udf casts a string field with ``astype(str)``,
+    which turns the pyfunc's None into the text "None" (never a real value of these columns)."""
+    if not isinstance(field.dataType, T.StringType):
+        return column
+    return F.when(column == F.lit("None"), F.lit(None)).otherwise(column)
+
+
 def score_frame(
     features: DataFrame,
     udfs: tuple,
@@ -66,7 +74,7 @@ def score_frame(
         churn_udf(_model_input(features, churn)).alias(CHURN),
         tier_udf(_model_input(features, tier)).alias(TIER),
     )
-    outputs = [F.col(f"{CHURN}.{n}").alias(n) for n in structs[0].fieldNames()]
+    outputs = [_null_text(F.col(f"{CHURN}.{f.name}"), f).alias(f.name) for f in structs[0].fields]
     gone = F.col(LIFECYCLE_STATE).isin(*NO_TRANSITION_STATES)  # no tier transition (score.py)
     outputs += [
         F.when(gone, F.lit(None)).otherwise(F.col(f"{TIER}.{n}")).alias(n)
