@@ -148,9 +148,17 @@ class ExplainSpec:
     at_risk_threshold: float  # churn probability from which a customer counts as at risk
     watch_threshold: float  # from here to at_risk: on the watch list (report risk bands)
     beeswarm_rows: int  # rows sampled for the SHAP beeswarm plot
+    min_contribution: float  # a reason below this many probability points is not shown
+    currency: str  # put before every amount in reasons and the report ("" for none)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_contribution < 1:
+            raise ValueError("min_contribution must be in [0, 1) probability points")
+        if self.currency != self.currency.strip() or len(self.currency) > 8:
+            raise ValueError("currency must be a short code or symbol, e.g. CNY, without spaces")
 
 
-EXPLAIN_POLICIES = ("all", "at_risk", "none")
+EXPLAIN_POLICIES = ("all", "at_risk", "watch", "none")
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,8 @@ class ScoreSpec:
 
     risk_bands: dict[str, float]
     at_risk_bands: tuple[str, ...]  # --explain at_risk: exact reasons for these
-    explain: str  # default of `tierwise score --explain`: all | at_risk | none
+    explain: str  # default of `tierwise score --explain`: all | at_risk | watch | none
+    watch_bands: tuple[str, ...]  # --explain watch: reasons for these too (the watch list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.risk_bands, dict) or not self.risk_bands:
@@ -176,6 +185,8 @@ class ScoreSpec:
         bands = {name: bound for bound, name in pairs}
         if not all(bands) or not set(self.at_risk_bands) <= set(bands):
             raise ValueError(f"at_risk_bands must be among the risk_bands {list(bands)}")
+        if not set(self.watch_bands) <= set(bands) - set(self.at_risk_bands):
+            raise ValueError(f"watch_bands must be risk_bands {list(bands)} not at risk")
         if self.explain not in EXPLAIN_POLICIES:
             raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}")
         object.__setattr__(self, "risk_bands", bands)

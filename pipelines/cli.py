@@ -238,6 +238,7 @@ class ScoreEngine(StrEnum):
 class ExplainPolicy(StrEnum):
     all = "all"
     at_risk = "at_risk"
+    watch = "watch"
     none = "none"
 
 

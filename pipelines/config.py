@@ -54,6 +54,7 @@ class Paths:
     explain: Path  # global SHAP views, coverage, plots
     report: Path
     monitor: Path  # the monitor stage's DVC metrics: test snapshots against the training window
+    monitor_by_snapshot: Path  # the same per test snapshot (an output, not a metric)
 
 
 @dataclass(frozen=True)

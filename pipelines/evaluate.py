@@ -141,7 +141,7 @@ def _decide(cfg: Config, kind: str, rows: pd.DataFrame, metrics: dict, task: Tas
 def _entries(
     cfg: Config, fitted: FittedModels, table: pd.DataFrame, ev: Evaluation
 ) -> list[registry.ModelEntry]:
-    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
+    outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k, cfg.explain)
     test = fitted.split.rows(table, "test")
     churn_model = RegisteredChurnModel(fitted.churn, outputs)
     churn_model.profile = _monitor_profile(cfg, churn_model, fitted, table)
@@ -153,7 +153,10 @@ def _entries(
     for kind, (model, rows) in models.items():
         decision = _decide(cfg, kind, rows, ev.metrics.of(kind)["lightgbm"], task)
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
-        required = tuple(model.features)
+        # No input is marked required in the signature: MLflow's own check of a missing required
+        # column answers a served request with the whole input frame; the model's check
+        # (models.serving.outputs.request_problem) answers with one line naming the columns.
+        required: tuple[str, ...] = ()
         tags = task.to_tags() | {
             FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, model.features),
             TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
@@ -212,5 +215,5 @@ def run(cfg: Config) -> RegistryRecord:
     artifacts = save_evaluation(cfg, ev)
     record = _record(cfg, ev, summary, artifacts)
     logged = registry.log_run(cfg.root, record, _entries(cfg, fitted, table, ev))
-    save_json(logged.to_json(), cfg.path(cfg.paths.registry))
+    save_json(logged.portable(cfg.root).to_json(), cfg.path(cfg.paths.registry))
     return logged

@@ -36,7 +36,8 @@ def run(cfg: Config) -> ExplainSummary:
     rows = explanation_rows(table, as_of)
     log.info("explaining %d active customers at %s", len(rows), as_of.date())
     value = value_feature(cfg.features.value_window_days)
-    ex = explain_customers(rows, fitted.churn, fitted.tier, catalog, cfg.explain.k, value)
+    shown = {"min_contribution": cfg.explain.min_contribution, "currency": cfg.explain.currency}
+    ex = explain_customers(rows, fitted.churn, fitted.tier, catalog, cfg.explain.k, value, **shown)
     views = global_views(ex, fitted.churn, catalog, cfg.explain.at_risk_threshold)
     folder = cfg.path(cfg.paths.explain)
     save_frame(ex.explanations, cfg.path(cfg.paths.explanations))

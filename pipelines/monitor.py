@@ -228,7 +228,8 @@ def run_stage(cfg: Config) -> dict:
     last = max(by_snapshot)
     pooled_report = pooled.report({}, cfg.monitor, pd.Timestamp(last), cfg.evaluate.bins)
     metrics = {"test": _stage_metrics(pooled_report), "by_snapshot": by_snapshot}
-    save_json(metrics, cfg.path(cfg.paths.monitor))
+    save_json({"test": metrics["test"]}, cfg.path(cfg.paths.monitor))  # headline: DVC metrics
+    save_json(by_snapshot, cfg.path(cfg.paths.monitor_by_snapshot))
     log.info("monitor: test snapshots %s", summary_line(pooled_report))
     return metrics
 

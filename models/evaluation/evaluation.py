@@ -24,7 +24,7 @@ SERIES = {"churn": ("roc_auc", "brier", "ece"), "tier": ("log_loss", "accuracy")
 class Evaluation:
     details: EvaluationDetails  # everything (reports/evaluation.json)
     metrics: HeadlineMetrics  # headline figures (DVC metrics, reports/metrics.json)
-    by_snapshot: SnapshotMetrics  # per test snapshot (DVC metrics)
+    by_snapshot: SnapshotMetrics  # per test snapshot (a file, and DVC plots of one metric)
     kpis: pd.DataFrame
     plot_data: dict[str, pd.DataFrame]
     figures: dict[str, Figure]
@@ -45,9 +45,24 @@ def compute_evaluation(
     metrics = headline_metrics(details, kpi_headline(rows))
     data = compute_plot_data(predictions, spec.bins)
     figures = compute_figures(data, predictions)
-    return Evaluation(
-        details, metrics, snapshot_metrics(details), compute_kpis(rows), data, figures
-    )
+    by_snapshot = snapshot_metrics(details)
+    data |= snapshot_plot_data(by_snapshot)
+    return Evaluation(details, metrics, by_snapshot, compute_kpis(rows), data, figures)
+
+
+# The per-snapshot figure each kind plots in `dvc plots` (dvc.yaml: "... by snapshot").
+SNAPSHOT_PLOTS = {"churn": "roc_auc", "tier": "log_loss"}
+
+
+def snapshot_plot_data(by_snapshot: SnapshotMetrics) -> dict[str, pd.DataFrame]:
+    """``KIND_by_snapshot``: one row per test snapshot (``as_of``), one column per model, holding
+    the kind's SNAPSHOT_PLOTS metric: the per-snapshot tables as DVC plots, not metrics."""
+    out = {}
+    for kind, metric in SNAPSHOT_PLOTS.items():
+        per_date = by_snapshot.of(kind)
+        rows = [{"as_of": t, **{m: v[metric] for m, v in per_date[t].items()}} for t in per_date]
+        out[f"{kind}_by_snapshot"] = pd.DataFrame(rows).sort_values("as_of", ignore_index=True)
+    return out
 
 
 def metric_series(by_snapshot: SnapshotMetrics) -> dict[str, list]:

@@ -132,7 +132,8 @@ class HeadlineMetrics:
 
 @dataclass(frozen=True)
 class SnapshotMetrics:
-    """reports/metrics_by_snapshot.json (DVC metrics): figures per test snapshot and model."""
+    """reports/metrics_by_snapshot.json: figures per test snapshot and model (not DVC metrics:
+    ``dvc plots`` shows one metric of each kind per snapshot, models/evaluation/evaluation.py)."""
 
     churn: BySnapshot
     tier: BySnapshot

@@ -22,7 +22,7 @@ from features.registry import STATE_COLUMNS, TIER
 from features.spec import TIERS
 from models.columns import CHURN_PROBABILITY
 from models.explain.frame import downgrade_contributions, explain_frame, feature_contributions
-from models.explain.reasons import reason_column_names
+from models.explain.reasons import feature_templates, reason_column_names
 from models.explain.views import feature_importance, group_importance, strategy_coverage
 from models.records import checked
 from models.strategies.catalog import Catalog
@@ -115,8 +115,13 @@ def explain_customers(
     catalog: Catalog,
     k: int,
     value_column: str,
+    *,
+    min_contribution: float = 0.0,
+    currency: str = "",
 ) -> Explained:
-    """Reasons, strategies, value at risk (probability x ``value_column``) and downgrade reasons."""
+    """Reasons, strategies, value at risk (probability x ``value_column``) and downgrade reasons.
+    Reasons below ``min_contribution`` are not shown; amounts carry ``currency`` (params
+    explain)."""
     X = churn.matrix(rows)
     contribs = feature_contributions(churn.booster, X, num_iteration=churn.num_iteration)
     reasons = explain_frame(
@@ -128,6 +133,8 @@ def explain_customers(
         k,
         contributions=contribs,
         link=churn.calibrator.predict,
+        templates=feature_templates(churn.features, currency=currency),
+        min_contribution=min_contribution,
     )
     probability = churn.probability(rows)
     head = rows[[CUSTOMER_ID, AS_OF, *STATE_COLUMNS]].assign(

@@ -256,6 +256,7 @@ def explain_frame(
     contributions: pd.DataFrame | None = None,
     link: Link | None = expit,
     templates: list[ReasonTemplate] | None = None,
+    min_contribution: float = 0.0,
 ) -> pd.DataFrame:
     """customer_id, as_of (those present), reason_1..k with reason_j_group and
     reason_j_contribution, and strategy_1..k, on ``feature_table``'s index.
@@ -266,7 +267,8 @@ def explain_frame(
     explained rows' index; ``model`` may then be None) for another view, e.g.
     ``downgrade_contributions``. States come from ``customer_states``. ``link`` sets the display
     units of the reason contributions: the booster's probability (default), a calibrator's
-    ``predict`` for calibrated probability points, or None for log-odds.
+    ``predict`` for calibrated probability points, or None for log-odds. Reasons below
+    ``min_contribution`` (display units) are not shown (``reason_codes``).
     """
     names = list(feature_names)
     states = customer_states(feature_table)
@@ -280,7 +282,10 @@ def explain_frame(
     if not contribs.index.equals(X.index) or list(contribs.columns[:-1]) != names:
         raise ValueError("contributions must be on the explained rows' index and features")
     groups = group_contributions(contribs, feature_groups)
-    reasons = reason_codes(contribs, groups, X, feature_groups, k, link=link, templates=templates)
+    reasons = reason_codes(
+        contribs, groups, X, feature_groups, k,
+        link=link, templates=templates, min_contribution=min_contribution,
+    )  # fmt: skip
     if rows is not None:
         groups = groups.reindex(feature_table.index)  # NaN drivers count as 0
         texts = [c for c in reasons.columns if not c.endswith("_contribution")]

@@ -96,13 +96,24 @@ def template_for(
         text=fill(template.text),
         negative=fill(template.negative),
         missing=fill(template.missing),
+        zero=fill(template.zero),
     )
+
+
+def with_currency(template: ReasonTemplate, currency: str) -> ReasonTemplate:
+    """An amount template with ``currency`` before every amount (``CNY 1,870,000``)."""
+    if template.kind != "amount" or not currency:
+        return template
+    put = lambda text: None if text is None else text.replace("{v}", f"{currency} {{v}}")  # noqa: E731
+    return replace(template, text=put(template.text), negative=put(template.negative))
 
 
 def render_reason(template: ReasonTemplate, value: float, contribution: float) -> str:
     """One reason, e.g. ``"3 complaints in the last 90 days (+0.12)"`` (the scalar reference)."""
     if value is None or np.isnan(value):
         text = template.missing or template.text.replace("{v}", "none on record")
+    elif value == 0 and template.zero is not None:
+        text = template.zero
     else:
         use_negative = template.negative is not None and value < 0
         text = template.negative if use_negative else template.text
@@ -147,6 +158,8 @@ def _render_feature(template: ReasonTemplate, values: np.ndarray) -> np.ndarray:
             out[rows] = pre[plural[rows]] + shown[rows] + post[plural[rows]]
     if missing.any():
         out[missing] = template.missing or template.text.replace("{v}", "none on record")
+    if template.zero is not None:
+        out[values == 0] = template.zero
     return out
 
 
@@ -251,11 +264,14 @@ def feature_templates(
     feature_names: Sequence[str],
     templates: Mapping[str, ReasonTemplate] = TEMPLATES,
     descriptions: Mapping[str, str] | None = None,
+    currency: str = "",
 ) -> list[ReasonTemplate]:
-    """One filled-in template per feature (descriptions default to the feature registry's)."""
+    """One filled-in template per feature (descriptions default to the feature registry's);
+    amounts carry ``currency`` (params explain.currency) when given."""
     descriptions = _registry_descriptions(feature_names) if descriptions is None else descriptions
     short = _short_window(feature_names)
-    return [template_for(f, templates, descriptions, short) for f in feature_names]
+    filled = (template_for(f, templates, descriptions, short) for f in feature_names)
+    return [with_currency(t, currency) for t in filled]
 
 
 def reason_codes(
@@ -267,10 +283,13 @@ def reason_codes(
     *,
     link: Link | None = expit,
     templates: list[ReasonTemplate] | None = None,
+    min_contribution: float = 0.0,
 ) -> pd.DataFrame:
     """reason_j, reason_j_group, reason_j_contribution for j = 1..k: the k groups pushing risk up
     most (chosen on log-odds), each worded from its most contributing feature and that feature's
-    value, with the group's contribution in display units ("" / NaN past the last positive one)."""
+    value, with the group's contribution in display units ("" / NaN past the last positive one,
+    and for a contribution below ``min_contribution`` display units: params
+    explain.min_contribution; such a push is too small to act on)."""
     features, values, _ = split_base(contribs)
     if list(X.columns) != features:
         raise ValueError("X must hold the contributions' features, in the same order")
@@ -278,11 +297,13 @@ def reason_codes(
     position = {g: i for i, g in enumerate(groups.columns)}
     group_of = np.array([position[feature_groups[f]] for f in features])
     slot_group, slot_value = top_groups(groups, k)
+    shown = slot_value * display_scale(contribs, link)[:, None]
+    tiny = ~(shown >= min_contribution)  # NaN (no slot) too; the display scale keeps the order
+    slot_group, shown = np.where(tiny, -1, slot_group), np.where(tiny, np.nan, shown)
     best = _top_feature_by_group(values, group_of, len(position))
     rows = np.arange(len(contribs))[:, None]
     feature = np.where(slot_group >= 0, best[rows, np.maximum(slot_group, 0)], -1)
     value = X.to_numpy(dtype=float)[rows, np.maximum(feature, 0)]
-    shown = slot_value * display_scale(contribs, link)[:, None]
     text = render_reasons(feature.ravel(), value.ravel(), shown.ravel(), templates).reshape(-1, k)
     names = np.append(np.asarray(groups.columns, dtype=object), "")[slot_group]
     columns = np.array(reason_column_names(k)).reshape(k, 3)

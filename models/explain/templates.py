@@ -5,11 +5,13 @@ A ``ReasonTemplate`` per feature, or per windowed family (key ``"svc_complaints_
 ``svc_complaints_90``, ``svc_complaints_365`` ... with ``{w}`` the window):
 
 - ``{v}`` is the value formatted by ``kind``: count ``3``, share ``62%``, percent ``7.25%``,
-  pp ``0.8 pp``, days ``210``, amount ``1,230,000`` (three significant figures, no currency),
+  pp ``0.8 pp``, days ``210``, amount ``1,230,000`` (three significant figures;
+  ``feature_templates`` puts the params' currency before it: ``CNY 1,230,000``),
   number ``3.6``, label (an ordinal code read through ``labels``);
 - ``{s}`` / ``{ies}`` pluralise (``"" / "s"``, ``"y" / "ies"``) unless ``{v}`` reads ``1``;
 - ``negative`` words a value below zero, shown as its magnitude ("down 25 pp" vs "up 25 pp");
 - ``missing`` words a missing value (missing values have SHAP contributions too);
+- ``zero`` words a value of exactly 0 ("no referral in the last 365 days");
 - ``{short}`` is the shortest window (trend features compare it with the one before).
 
 A feature without a template falls back to its registry description: ``"<description>: {v}"``.
@@ -31,6 +33,7 @@ class ReasonTemplate:
     negative: str | None = None
     missing: str | None = None
     labels: tuple[str, ...] = ()
+    zero: str | None = None  # words a value of exactly 0 ("no open loan"), when given
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or "{v}" not in self.text:
@@ -41,12 +44,16 @@ T = ReasonTemplate
 TEMPLATES: dict[str, ReasonTemplate] = {
     # recency
     "loan_days_since_last": T("{v} day{s} since the latest loan", "days", missing="no loan yet"),
-    "loan_n_total": T("{v} loan{s} taken to date", "count"),
-    "loan_n_": T("{v} new loan{s} in the last {w} days", "count"),
+    "loan_n_total": T("only {v} loan{s} taken to date", "count", zero="no loan taken yet"),
+    "loan_n_": T(
+        "only {v} new loan{s} in the last {w} days",
+        "count",
+        zero="no new loan in the last {w} days",
+    ),
     # value
     "loan_amount_": T("{v} borrowed in the last {w} days", "amount"),
     "loan_avg_principal": T("average loan size {v}", "amount", missing="no loan yet"),
-    "loan_open_n": T("{v} open loan{s}", "count"),
+    "loan_open_n": T("only {v} open loan{s}", "count", zero="no open loan"),
     "loan_exposure": T("open principal {v}", "amount"),
     "loan_exposure_change_": T(
         "open principal up {v} over the last {w} days",
@@ -54,7 +61,9 @@ TEMPLATES: dict[str, ReasonTemplate] = {
         negative="open principal down {v} over the last {w} days",
     ),
     "loan_value_": T("interest income {v} over the last {w} days", "amount"),
-    "loan_product_breadth": T("{v} distinct product{s} taken", "count"),
+    "loan_product_breadth": T(
+        "only {v} distinct product{s} taken", "count", zero="no product taken"
+    ),
     # repayment
     "pay_n_due_": T("{v} installment{s} due in the last {w} days", "count"),
     "pay_on_time_rate_": T(
@@ -62,7 +71,11 @@ TEMPLATES: dict[str, ReasonTemplate] = {
         "share",
         missing="no installment due in the last {w} days",
     ),
-    "pay_late_n_": T("{v} late installment{s} in the last {w} days", "count"),
+    "pay_late_n_": T(
+        "{v} late installment{s} in the last {w} days",
+        "count",
+        zero="no late installment in the last {w} days",
+    ),
     "pay_dpd_mean_": T(
         "on average {v} day{s} past due over the last {w} days",
         "number",
@@ -82,11 +95,27 @@ TEMPLATES: dict[str, ReasonTemplate] = {
         missing="no on-time trend (too few installments due)",
     ),
     # engagement
-    "eng_n_": T("{v} interaction{s} in the last {w} days", "count"),
-    "eng_rm_contacts_": T("{v} relationship-manager contact{s} in the last {w} days", "count"),
+    "eng_n_": T(
+        "only {v} interaction{s} in the last {w} days",
+        "count",
+        zero="no interaction in the last {w} days",
+    ),
+    "eng_rm_contacts_": T(
+        "only {v} relationship-manager contact{s} in the last {w} days",
+        "count",
+        zero="no relationship-manager contact in the last {w} days",
+    ),
     "eng_inquiries_": T("{v} inquir{ies} in the last {w} days", "count"),
-    "eng_events_": T("{v} event{s} attended in the last {w} days", "count"),
-    "eng_online_": T("{v} online interaction{s} in the last {w} days", "count"),
+    "eng_events_": T(
+        "only {v} event{s} attended in the last {w} days",
+        "count",
+        zero="no event attended in the last {w} days",
+    ),
+    "eng_online_": T(
+        "only {v} online interaction{s} in the last {w} days",
+        "count",
+        zero="no online interaction in the last {w} days",
+    ),
     "eng_marketing_": T("{v} marketing contact{s} in the last {w} days", "count"),
     "eng_days_since_rm_contact": T(
         "no relationship-manager contact for {v} day{s}",
@@ -156,9 +185,13 @@ TEMPLATES: dict[str, ReasonTemplate] = {
     "rel_loyalty_rank": T("loyalty level {v}", "label", labels=LOYALTY_LEVELS),
     "rel_stage_rank": T("loyalty stage {v}", "label", labels=LOYALTY_STAGES),
     "rel_maturing_": T("{v} loan{s} reaching maturity within {w} days", "count"),
-    "rel_referrals_": T("{v} referral{s} in the last {w} days", "count"),
+    "rel_referrals_": T(
+        "only {v} referral{s} in the last {w} days",
+        "count",
+        zero="no referral in the last {w} days",
+    ),
     # btyd
     "btyd_p_alive": T("BG/NBD probability of still being active {v}", "share"),
-    "btyd_expected_originations": T("{v} new loan{s} expected within the horizon (BG/NBD)"),
+    "btyd_expected_originations": T("only {v} new loan{s} expected within the horizon (BG/NBD)"),
 }
 del T

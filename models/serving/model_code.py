@@ -9,7 +9,7 @@ From the installed tierwise package this file imports only these functions, a co
 every stored copy (docs/scoring.md, "How a version is stored"):
 
 - ``models.serving.outputs``: ``FORMAT_VERSION``, ``calibrate``, ``churn_frame``, ``tier_frame``
-  (which use ``models.explain.frame``'s TreeSHAP and reason functions);
+  (which use ``models.explain.frame``'s TreeSHAP and reason functions), ``request_problem``;
 - ``models.strategies.catalog.parse_catalog`` (the strategy catalog stored as data);
 - ``models.serving.task.check_task`` (a version's task, in its ``model_config``, refuses a
   request for another task: predict params ``horizon_days`` / ``active_window_days``).
@@ -25,10 +25,38 @@ from typing import Any
 import lightgbm as lgb
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from models.serving.outputs import FORMAT_VERSION, calibrate, churn_frame, tier_frame
-from models.serving.task import check_task
+from models.serving.outputs import (
+    FORMAT_VERSION,
+    calibrate,
+    churn_frame,
+    request_problem,
+    tier_frame,
+)
+from models.serving.task import TaskMismatchError, check_task
 from models.strategies.catalog import parse_catalog
+
+
+class RequestError(MlflowException):
+    """A request the model cannot answer: one line for the client, HTTP 400 from
+    ``mlflow models serve``. MLflow's scoring server prefixes the message of any MlflowException
+    raised in ``predict`` with a dump of the whole input frame (``e.message = ...``); this
+    exception keeps the line it was made with, and carries no stack trace."""
+
+    @property
+    def message(self) -> str:
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_line"):  # the first assignment (__init__) only
+            self._line = value
+
+    @classmethod
+    def of(cls, line: str) -> RequestError:
+        return cls(line, error_code=INVALID_PARAMETER_VALUE)
 
 
 class TierwiseModel(mlflow.pyfunc.PythonModel):
@@ -57,7 +85,14 @@ class TierwiseModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        check_task(getattr(self, "task", None), params)
+        problem = request_problem(self.spec, model_input, params)
+        if problem is None:
+            try:
+                check_task(getattr(self, "task", None), params)
+            except TaskMismatchError as err:
+                problem = str(err)
+        if problem is not None:
+            raise RequestError.of(problem)
         if self.spec["kind"] == "tier":
             return tier_frame(model_input, self.booster, self.spec)
         explain = (params or {}).get("explain", "all")

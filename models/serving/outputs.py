@@ -28,11 +28,48 @@ from models.explain.frame import (
     explanation_columns,
     feature_contributions,
 )
+from models.explain.reasons import feature_templates
 from models.spec import EXPLAIN_POLICIES
-from models.strategies.catalog import Catalog
+from models.strategies.catalog import Catalog, strategy_details
 
 FORMAT_VERSION = 1  # of the spec document; model_code.py refuses any other
 Calibrate = Callable[[np.ndarray], np.ndarray]
+
+
+class NullFrame(pd.DataFrame):
+    """The registered models' answer: a DataFrame whose ``to_dict`` gives ``None`` for every
+    missing value. MLflow's scoring server turns a DataFrame into JSON with
+    ``to_dict(orient="records")`` and ``json.dump``, which writes a float NaN as a bare ``NaN``
+    (not JSON, RFC 8259); with ``None`` it writes ``null``. Everything else (dtypes, NaN in the
+    float columns, arithmetic, Parquet) is pandas' own; operations return plain DataFrames."""
+
+    def to_dict(self, *args: Any, **kwargs: Any) -> Any:
+        plain = pd.DataFrame(self)
+        return plain.astype(object).where(plain.notna(), None).to_dict(*args, **kwargs)
+
+
+def _text_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with ``None`` where a value is missing ("" inside the explain code)."""
+    text = [c for c in frame.columns if frame[c].dtype == object]
+    return frame.assign(
+        **{c: frame[c].where(frame[c].ne("") & frame[c].notna(), None) for c in text}
+    )
+
+
+def request_problem(spec: Mapping[str, Any], frame: pd.DataFrame, params: Any) -> str | None:
+    """One line saying why a request cannot be answered (None when it can): a missing feature
+    column, an unknown ``explain`` policy. Checked before any work, so a client gets this line
+    (models/serving/model_code.py answers HTTP 400 with it), never a traceback."""
+    missing = [name for name in spec["features"] if name not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        return f"input lacks {len(missing)} model feature column(s): {shown}"
+    explain = (params or {}).get("explain", "all")
+    if spec["kind"] == "churn" and explain not in EXPLAIN_POLICIES:
+        return f"params explain must be one of {', '.join(EXPLAIN_POLICIES)}; got {explain!r}"
+    return None
 
 
 def calibrate(calibrator: Mapping[str, Any], score: np.ndarray) -> np.ndarray:
@@ -70,13 +107,23 @@ def risk_band(probability: np.ndarray, bands: Sequence[Sequence[Any]]) -> np.nda
     return names[np.where(np.isnan(p), len(bands), np.maximum(index, 0))]
 
 
-def explained_rows(band: np.ndarray, active: np.ndarray, explain: str, at_risk: Sequence[str]):
-    """Which rows get TreeSHAP reasons: every active customer, the at-risk bands, or none."""
+def explained_rows(
+    band: np.ndarray,
+    active: np.ndarray,
+    explain: str,
+    at_risk: Sequence[str],
+    watch: Sequence[str] = (),
+):
+    """Which rows get TreeSHAP reasons: every active customer, the at-risk bands, the at-risk
+    and watch bands, or none."""
     if explain not in EXPLAIN_POLICIES:
         raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}, got {explain!r}")
     if explain == "none":
         return np.zeros(len(band), dtype=bool)
-    return active & np.isin(band, list(at_risk)) if explain == "at_risk" else active.copy()
+    if explain == "all":
+        return active.copy()
+    bands = list(at_risk) + (list(watch) if explain == "watch" else [])
+    return active & np.isin(band, bands)
 
 
 def feature_matrix(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
@@ -97,27 +144,32 @@ def churn_frame(
 ) -> pd.DataFrame:
     """The registered churn model's answer for feature rows (docs/scoring.md): the calibrated
     probability (``link`` of the raw score); with ``spec["outputs"]`` the probability for the
-    population only (NaN elsewhere), its risk band, reasons and strategies from ``catalog``."""
+    population only (NaN elsewhere), its risk band, reasons and strategies from ``catalog`` with
+    each strategy's names, action and source; missing text is None (``NullFrame``)."""
     names, iteration = spec["features"], spec["num_iteration"]
     raw = booster.predict(feature_matrix(frame, names), num_iteration=iteration, raw_score=True)
     if spec.get("outputs") is None:
-        return pd.DataFrame({CHURN_PROBABILITY: link(raw)}, index=frame.index)
+        return NullFrame({CHURN_PROBABILITY: link(raw)}, index=frame.index)
     o, rows = spec["outputs"], frame.reset_index(drop=True)
     states = customer_states(rows)
     active = states[LIFECYCLE_STATE].isin(o["population"]).to_numpy()
     probability = np.where(active, link(raw), np.nan)
     band = risk_band(probability, o["risk_bands"])
-    mask = explained_rows(band, active, explain, o["at_risk_bands"])
+    mask = explained_rows(band, active, explain, o["at_risk_bands"], o.get("watch_bands", ()))
     # TreeSHAP for the chosen rows only; the others get no reasons and their state's strategies
     chosen = feature_matrix(rows[mask], names)
     contributions = feature_contributions(booster, chosen, num_iteration=iteration)
+    templates = feature_templates(names, currency=o.get("currency", ""))
     explained = explain_frame(
         None, rows, names, spec["groups"], catalog, o["k"], rows=mask,
-        contributions=contributions, link=link,
+        contributions=contributions, link=link, templates=templates,
+        min_contribution=o.get("min_contribution", 0.0),
     )  # fmt: skip
     head = pd.DataFrame({CHURN_PROBABILITY: probability, RISK_BAND: band})
     reasons = explained[explanation_columns(o["k"])]
-    return pd.concat([head, reasons], axis=1).set_axis(frame.index)
+    details = strategy_details(catalog, reasons, o["k"])
+    out = pd.concat([head, reasons, details], axis=1).set_axis(frame.index)
+    return NullFrame(_text_nulls(out))
 
 
 def tier_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: Mapping[str, Any]) -> pd.DataFrame:
@@ -127,4 +179,4 @@ def tier_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: Mapping[str, Any
     raw = np.asarray(booster.predict(x, num_iteration=spec["num_iteration"]))
     full = np.zeros((len(frame), len(NEXT_TIER_COLUMNS)))
     full[:, spec["class_codes"]] = raw.reshape(len(frame), -1)
-    return pd.DataFrame(full, columns=list(NEXT_TIER_COLUMNS), index=frame.index)
+    return NullFrame(full, columns=list(NEXT_TIER_COLUMNS), index=frame.index)

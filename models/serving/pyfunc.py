@@ -32,7 +32,7 @@ from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import STATE_COLUMNS
 from models.serving import artifacts
 from models.serving.outputs import churn_frame, explained_rows, risk_band, tier_frame
-from models.spec import ScoreSpec
+from models.spec import ExplainSpec, ScoreSpec
 from models.strategies.catalog import Catalog
 from models.training.boosters import BoosterModel, ChurnModel, TierModel
 
@@ -55,15 +55,27 @@ class ChurnOutputs:
     at_risk_bands: tuple[str, ...]  # the bands that explain="at_risk" explains
     catalog: Catalog  # stored inside the model as data: a version's strategies never drift
     k: int = 3  # reasons and strategies per customer
+    watch_bands: tuple[str, ...] = ()  # the bands explain="watch" explains beyond at_risk_bands
+    min_contribution: float = 0.0  # reasons below this (probability points) are not shown
+    currency: str = ""  # before every amount in the reasons
 
     @classmethod
-    def from_spec(cls, spec: ScoreSpec, catalog: Catalog, k: int) -> ChurnOutputs:
-        return cls(tuple(spec.risk_bands.items()), tuple(spec.at_risk_bands), catalog, k)
+    def from_spec(
+        cls, spec: ScoreSpec, catalog: Catalog, k: int, explain: ExplainSpec | None = None
+    ) -> ChurnOutputs:
+        shown = {} if explain is None else {
+            "min_contribution": explain.min_contribution, "currency": explain.currency,
+        }  # fmt: skip
+        bands = tuple(spec.risk_bands.items())
+        return cls(bands, tuple(spec.at_risk_bands), catalog, k, tuple(spec.watch_bands), **shown)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "risk_bands": [[name, float(bound)] for name, bound in self.risk_bands],
             "at_risk_bands": list(self.at_risk_bands),
+            "watch_bands": list(self.watch_bands),
+            "min_contribution": float(self.min_contribution),
+            "currency": self.currency,
             "k": int(self.k),
             "population": list(CHURN_POPULATION),
             "catalog": artifacts.catalog_data(self.catalog),

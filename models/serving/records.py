@@ -7,7 +7,8 @@ content, key for key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from models.records import checked
@@ -45,6 +46,19 @@ class RegistryRecord:
             "run_id": self.run_id,
             "tracking_uri": self.tracking_uri,
         }
+
+    def portable(self, root: Path) -> RegistryRecord:
+        """The record as committed: a SQLite store inside ``root`` named relative to it
+        (``sqlite:///mlruns.db``, what MLflow reads from the repository's root), so the file
+        holds no absolute path of the machine that ran it; any other URI unchanged."""
+        prefix = "sqlite:///"
+        if not self.tracking_uri.startswith(prefix):
+            return self
+        path = Path(self.tracking_uri[len(prefix) :])
+        base = Path(root).resolve()
+        if not path.is_absolute() or not path.resolve().is_relative_to(base):
+            return self
+        return replace(self, tracking_uri=prefix + path.resolve().relative_to(base).as_posix())
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RegistryRecord:

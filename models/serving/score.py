@@ -8,22 +8,31 @@ out of both engines (pipelines/score.py, models/serving/spark.py); docs/scoring.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
 from models.explain.reasons import reason_column_names
-from models.strategies.catalog import strategy_columns
+from models.strategies.catalog import strategy_columns, strategy_detail_columns
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL)
 CHURN_MODEL_NAME, CHURN_MODEL_VERSION = "churn_model_name", "churn_model_version"
 TIER_MODEL_NAME, TIER_MODEL_VERSION = "tier_model_name", "tier_model_version"
 LINEAGE_COLUMNS = (CHURN_MODEL_NAME, CHURN_MODEL_VERSION, TIER_MODEL_NAME, TIER_MODEL_VERSION)
+# Lifecycle states whose customers get no tier transition in a score file (docs/definitions.md,
+# "A churned customer's tier"): gone customers keep the tier of their history, and the tier
+# model's near-certain "stays ordinary" for them is not a forecast anyone can act on.
+NO_TRANSITION_STATES = ("churned",)
+
+
+_STRATEGY_ID = re.compile(r"strategy_\d+")
 
 
 class IncompatibleModelError(ValueError):
@@ -50,7 +59,8 @@ class Lineage:
 
 def churn_output_columns(k: int) -> list[str]:
     """What the registered churn model returns, in order."""
-    return [CHURN_PROBABILITY, RISK_BAND, *reason_column_names(k), *strategy_columns(k)]
+    return [CHURN_PROBABILITY, RISK_BAND, *reason_column_names(k), *strategy_columns(k),
+            *strategy_detail_columns(k)]  # fmt: skip
 
 
 def score_columns(k: int) -> list[str]:
@@ -61,7 +71,7 @@ def score_columns(k: int) -> list[str]:
 def strategy_count(churn_out: pd.DataFrame | list[str]) -> int:
     """k: the number of strategy_j columns a churn model's output has."""
     names = churn_out.columns if isinstance(churn_out, pd.DataFrame) else churn_out
-    return sum(1 for c in names if str(c).startswith("strategy_"))
+    return sum(1 for c in names if _STRATEGY_ID.fullmatch(str(c)))
 
 
 def check_outputs(churn_columns: list[str], tier_columns: list[str], lineage: Lineage) -> int:
@@ -93,6 +103,7 @@ def assemble_scores(
     ids = features.loc[:, list(ID_COLUMNS)].reset_index(drop=True)
     churn = churn_out.loc[:, churn_output_columns(k)].reset_index(drop=True)
     tier = tier_out.loc[:, list(NEXT_TIER_COLUMNS)].reset_index(drop=True)
+    tier.loc[ids[LIFECYCLE_STATE].isin(NO_TRANSITION_STATES).to_numpy()] = np.nan
     out = pd.concat([ids, churn, tier], axis=1).assign(**lineage.columns())
     return out[score_columns(k)]
 

@@ -17,8 +17,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.contract import AS_OF, CUSTOMER_ID
+from features.registry import LIFECYCLE_STATE
 from models.serving import registry
-from models.serving.score import ID_COLUMNS, Lineage, check_outputs, score_columns
+from models.serving.score import (
+    ID_COLUMNS,
+    NO_TRANSITION_STATES,
+    Lineage,
+    check_outputs,
+    score_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,14 @@ def _model_input(features: DataFrame, loaded: registry.LoadedModel) -> Column:
     return F.struct(*[F.col(n) for n in names if n in features.columns and n not in IDS])
 
 
+def _null_text(column: Column, field: T.StructField) -> Column:
+    """A missing text as null: MLflow's spark_udf casts a string field with ``astype(str)``,
+    which turns the pyfunc's None into the text "None" (never a real value of these columns)."""
+    if not isinstance(field.dataType, T.StringType):
+        return column
+    return F.when(column == F.lit("None"), F.lit(None)).otherwise(column)
+
+
 def score_frame(
     features: DataFrame,
     udfs: tuple,
@@ -59,8 +74,12 @@ def score_frame(
         churn_udf(_model_input(features, churn)).alias(CHURN),
         tier_udf(_model_input(features, tier)).alias(TIER),
     )
-    outputs = [F.col(f"{CHURN}.{n}").alias(n) for n in structs[0].fieldNames()]
-    outputs += [F.col(f"{TIER}.{n}").alias(n) for n in structs[1].fieldNames()]
+    outputs = [_null_text(F.col(f"{CHURN}.{f.name}"), f).alias(f.name) for f in structs[0].fields]
+    gone = F.col(LIFECYCLE_STATE).isin(*NO_TRANSITION_STATES)  # no tier transition (score.py)
+    outputs += [
+        F.when(gone, F.lit(None)).otherwise(F.col(f"{TIER}.{n}")).alias(n)
+        for n in structs[1].fieldNames()
+    ]
     lineage_columns = [F.lit(v).cast("string").alias(c) for c, v in lineage.columns().items()]
     scored = scored.select(*ID_COLUMNS, *outputs, *lineage_columns)
     return scored.select(*score_columns(k)).orderBy(CUSTOMER_ID)

@@ -360,6 +360,39 @@ def strategy_columns(k: int) -> list[str]:
     return [f"strategy_{j + 1}" for j in range(k)]
 
 
+# What a person reads next to each strategy id (docs/scoring.md): column suffix -> text.
+DETAILS = {
+    "name": lambda s: s.name_en,
+    "name_zh": lambda s: s.name_zh,
+    "action": lambda s: s.action,
+    "source": lambda s: source_text(s),
+}
+
+
+def source_text(strategy: Strategy) -> str:
+    """Where the strategy is named: the document's title and file, and the section."""
+    return f"{strategy.source_title} ({strategy.source_file}), § {strategy.section}"
+
+
+def strategy_detail_columns(k: int) -> list[str]:
+    """strategy_1_name, strategy_1_name_zh, strategy_1_action, strategy_1_source, ... up to k."""
+    return [f"{c}_{d}" for c in strategy_columns(k) for d in DETAILS]
+
+
+def strategy_details(catalog: Catalog | None, ids: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The English and Chinese name, the one-sentence action and the source of the strategy in
+    each of ``ids``' strategy_1..k columns (None where there is none), on ``ids``' index."""
+    known = {} if catalog is None else {s.id: s for s in catalog.strategies}
+    out = {}
+    for column in strategy_columns(k):
+        chosen = ids[column] if column in ids else pd.Series(None, index=ids.index, dtype=object)
+        codes, uniques = pd.factorize(chosen)  # once per distinct strategy, not per customer
+        for suffix, read in DETAILS.items():
+            texts = [read(known[u]) if u in known else None for u in uniques]
+            out[f"{column}_{suffix}"] = np.array([*texts, None], dtype=object)[codes]
+    return pd.DataFrame(out, index=ids.index)
+
+
 def recommend_frame(
     catalog: Catalog, drivers_df: pd.DataFrame, k: int = 3, *, diversify: bool = True
 ) -> pd.DataFrame:

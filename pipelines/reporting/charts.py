@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 PALETTE = {"actual": "#1f4e79", "predicted": "#7fb3e6", "bar": "#2f6fb3", "accent": "#c0392b"}
 BAND_COLOURS = ("#cfe3c8", "#f6d28b", "#e07a6a")  # low, watch, at risk
@@ -57,7 +57,19 @@ def svg_markup(fig: Figure, name: str) -> str:
     return svg.replace("<svg", label, 1).strip()
 
 
-def kpi_chart(kpis: pd.DataFrame) -> Figure:
+def _unit(label: str, currency: str) -> str:
+    return f"{label} ({currency})" if currency else label
+
+
+def compact_amount(x: float, _pos: object = None) -> str:
+    """An axis amount short enough not to collide with its neighbours: 950, 12k, 3.5M, 1.2B."""
+    for bound, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= bound:
+            return f"{x / bound:,.1f}".rstrip("0").rstrip(".") + suffix
+    return f"{x:,.0f}"
+
+
+def kpi_chart(kpis: pd.DataFrame, currency: str = "") -> Figure:
     """Actual vs predicted churn rate, and mean CLV, per tier (``kpis`` indexed by tier)."""
     with matplotlib.rc_context(_RC):
         fig = _figure(9.5, 3.2)
@@ -79,9 +91,10 @@ def kpi_chart(kpis: pd.DataFrame) -> Figure:
         left.legend(frameon=False, ncols=2, loc="upper center")
         right.bar(x, kpis["clv_mean"], 0.6, color=PALETTE["bar"])
         right.set(
-            title="Mean customer lifetime value by tier", xticks=x, xticklabels=list(kpis.index)
-        )
-        right.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+            title="Mean customer lifetime value by tier", xticks=x, xticklabels=list(kpis.index),
+            ylabel=_unit("mean CLV", currency),
+        )  # fmt: skip
+        right.yaxis.set_major_formatter(FuncFormatter(compact_amount))
     return fig
 
 
@@ -171,8 +184,9 @@ def drivers_chart(drivers: pd.DataFrame) -> Figure:
     return fig
 
 
-def playbook_chart(playbook: pd.DataFrame, top: int = 12) -> Figure:
-    """Value at risk addressed per strategy (English names; the top ``top`` strategies)."""
+def playbook_chart(playbook: pd.DataFrame, top: int = 12, currency: str = "") -> Figure:
+    """Value at risk addressed per strategy (English names; the top ``top`` strategies). The
+    x ticks are compact amounts (``12M``), at most six, so that they never overlap."""
     table = playbook[playbook["customers_at_risk"] > 0].head(top).iloc[::-1]
     with matplotlib.rc_context(_RC):
         fig = _figure(9.5, 0.36 * max(len(table), 1) + 1.2)
@@ -182,7 +196,11 @@ def playbook_chart(playbook: pd.DataFrame, top: int = 12) -> Figure:
         )
         labels = [f"{n:,} customers" for n in table["customers_at_risk"]]
         ax.bar_label(bars, labels=labels, padding=4, fontsize=8, color="#444444")
-        ax.set(title="Value at risk addressed by each strategy", xlabel="value at risk")
-        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.set(
+            title="Value at risk addressed by each strategy",
+            xlabel=_unit("value at risk", currency),
+        )
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(compact_amount))
         ax.set_xlim(0, max(table["value_at_risk"].max() * 1.3, 1) if len(table) else 1)
     return fig

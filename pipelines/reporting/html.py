@@ -128,6 +128,12 @@ def num(x: object, digits: int = 0) -> str:
     return "–" if _missing(x) else f"{float(x):,.{digits}f}"
 
 
+def money(x: object, currency: str = "") -> str:
+    """An amount with its currency before it: ``CNY 1,870,000`` (``–`` when missing)."""
+    shown = num(x)
+    return f"{currency} {shown}" if currency and shown != "–" else shown
+
+
 def pct(x: object, digits: int = 1) -> str:
     return "–" if _missing(x) else f"{float(x):.{digits}%}"
 
@@ -179,13 +185,25 @@ def section(key: str, lead: str, *parts: str) -> str:
     )
 
 
+def _role(champion: bool | None) -> str:
+    """Whether the version the report describes is the one consumers get (alias champion)."""
+    if champion is None:
+        return ""
+    return " (champion)" if champion else " (challenger, not the champion)"
+
+
 def page(run: RunInfo, as_of: str, body: Sequence[str]) -> str:
     """The document: head with the inline CSS, masthead (run metadata), nav, sections."""
-    versions = " · ".join(f"{k} model v{v}" for k, v in sorted(run.model_versions.items()))
+    versions = " · ".join(
+        f"{k} model v{v}" + _role(run.champions.get(k))
+        for k, v in sorted(run.model_versions.items())
+    )
     meta = [f"Snapshot {as_of}", f"Generated {run.created}", versions]
     spans = "".join(f"<span>{cell(m)}</span>" for m in meta if m)
     spans += f"<span>Run <code>{cell(run.run_id or '–')}</code></span>"
     spans += f"<span>Data <code>{cell(run.data_fingerprint[:12] or '–')}</code></span>"
+    if run.currency:
+        spans += f"<span>Amounts in {cell(run.currency)}</span>"
     nav = "".join(f'<a href="#{k}">{cell(v)}</a>' for k, v in SECTIONS.items())
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

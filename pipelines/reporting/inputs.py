@@ -33,13 +33,17 @@ REQUIRED = {"kpis": KPI_COLUMNS, "risk": RISK_COLUMNS, "drivers": DRIVER_COLUMNS
 @dataclass(frozen=True)
 class RunInfo:
     """Where the numbers come from: the MLflow run, the registered model versions (kind ->
-    version), the feature table's fingerprint and the date the report was made (ISO)."""
+    version), the feature table's fingerprint and the date the report was made (ISO); which
+    versions are the champion (kind -> bool, from reports/registry.json) and the currency of
+    every amount (params explain.currency)."""
 
     run_id: str
     model_versions: Mapping[str, str]
     data_fingerprint: str
     created: str
     title: str = "tierwise · churn & loyalty report"
+    champions: Mapping[str, bool] = field(default_factory=dict)
+    currency: str = ""
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,18 @@ from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import LIFECYCLE_STATES, TIERS
 from models.columns import CHURN_PROBABILITY
 from pipelines.reporting import charts
-from pipelines.reporting.html import Html, card, cell, figure, image, num, pct, section, table
+from pipelines.reporting.html import (
+    Html,
+    card,
+    cell,
+    figure,
+    image,
+    money,
+    num,
+    pct,
+    section,
+    table,
+)
 from pipelines.reporting.inputs import ReportInputs
 
 BANDS = ("low", "watch", "at risk")
@@ -41,8 +52,14 @@ def _chart(fig, name: str, caption: str) -> Html:
     return figure(charts.svg_markup(fig, name), caption)
 
 
+def _money(inputs: ReportInputs):
+    currency = inputs.run.currency
+    return lambda x: money(x, currency)
+
+
 def _kpi_cards(inputs: ReportInputs) -> str:
     book, risk, cut = inputs.kpis.loc["portfolio"], inputs.risk, inputs.at_risk_threshold
+    amount = _money(inputs)
     at_risk = int((risk[CHURN_PROBABILITY] >= cut).sum())
     share = pct(at_risk / max(len(risk), 1))
     cards = [
@@ -50,26 +67,27 @@ def _kpi_cards(inputs: ReportInputs) -> str:
         card(f"At risk (p ≥ {cut:.0%})", num(at_risk), f"{share} of scored", alert=True),
         card("Churn rate", pct(book["churn_rate"]), f"model {pct(book['predicted_churn_rate'])}"),
         card("Retention rate", pct(book["retention_rate"]), "active customers kept"),
-        card("Expected CLV", num(book["clv_total"]), f"mean {num(book['clv_mean'])}"),
+        card("Expected CLV", amount(book["clv_total"]), f"mean {amount(book['clv_mean'])}"),
         card("NPS", num(book["nps"], 1), "promoters − detractors"),
         card("CSI", num(book["csi"], 1), "satisfaction, 0–100"),
     ]  # fmt: skip
     if inputs.value_at_risk_total is not None:
-        total = num(inputs.value_at_risk_total)
+        total = amount(inputs.value_at_risk_total)
         cards.insert(2, card("Value at risk", total, "of at-risk customers", alert=True))
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def kpi_section(inputs: ReportInputs) -> str:
     k = inputs.kpis
-    rows = [[level, *(f(r[c]) for c, f in KPI_FORMATS.items())] for level, r in k.iterrows()]
+    formats = KPI_FORMATS | {"clv_mean": _money(inputs), "clv_total": _money(inputs)}
+    rows = [[level, *(f(r[c]) for c, f in formats.items())] for level, r in k.iterrows()]
     lead = (
         f"The book at snapshot {inputs.as_of}: actual churn over the horizon, the model's "
         "predicted rate, expected customer lifetime value and survey scores (document 004)."
     )
     scored = k.drop(index="portfolio").query("active > 0")
     caption = "Churn rate and CLV of active customers by tier."
-    chart = _chart(charts.kpi_chart(scored), "kpis", caption)
+    chart = _chart(charts.kpi_chart(scored, inputs.run.currency), "kpis", caption)
     kpi_table = table(KPI_HEADER, rows, range(1, len(KPI_HEADER)), total_last=True)
     return section("kpis", lead, _kpi_cards(inputs), kpi_table, chart)
 
@@ -174,23 +192,23 @@ def _reasons(r: Mapping[str, object]) -> Html:
     return Html("<ol class=reasons>" + "".join(f"<li>{x}</li>" for x in items) + "</ol>")
 
 
-def _example_rows(examples: pd.DataFrame) -> list[list[object]]:
+def _example_rows(examples: pd.DataFrame, currency: str) -> list[list[object]]:
     return [
         [r[CUSTOMER_ID], r[TIER], r[LIFECYCLE_STATE],
          Html(f'<span class="prob">{pct(r[CHURN_PROBABILITY])}</span>'),
-         num(r["value_at_risk"]), _reasons(r)]
+         money(r["value_at_risk"], currency), _reasons(r)]
         for _, r in examples.iterrows()
     ]  # fmt: skip
 
 
-def _strategy_card(s: pd.Series, examples: pd.DataFrame, is_open: bool) -> str:
+def _strategy_card(s: pd.Series, examples: pd.DataFrame, is_open: bool, currency: str) -> str:
     badges = (
         f'<span class="badge risk">{num(s.customers_at_risk)} at-risk customers</span>'
         f'<span class="badge">{pct(s.share_of_at_risk)} of at-risk</span>'
         f'<span class="badge">first choice for {num(s.first_choice)}</span>'
-        f'<span class="badge risk">value at risk {num(s.value_at_risk)}</span>'
+        f'<span class="badge risk">value at risk {cell(money(s.value_at_risk, currency))}</span>'
     )
-    rows = _example_rows(examples)
+    rows = _example_rows(examples, currency)
     examples_html = table(EXAMPLE_HEADER, rows, (3, 4)) if rows else ""
     head = f'<details class="strategy" id="strategy-{cell(s.strategy)}"{" open" * is_open}>'
     return (
@@ -211,15 +229,15 @@ def _unused(unused: pd.DataFrame) -> str:
 
 
 def playbook_section(inputs: ReportInputs) -> str:
-    book, ex = inputs.playbook, inputs.examples
+    book, ex, currency = inputs.playbook, inputs.examples, inputs.run.currency
     used, unused = book[book.customers_at_risk > 0], book[book.customers_at_risk == 0]
     rows = [
         [_name(s.name_zh, s.name_en, f"strategy-{s.strategy}"), num(s.customers_at_risk),
-         pct(s.share_of_at_risk), num(s.first_choice), num(s.value_at_risk)]
+         pct(s.share_of_at_risk), num(s.first_choice), money(s.value_at_risk, currency)]
         for s in used.itertuples()
     ]  # fmt: skip
     cards = "".join(
-        _strategy_card(s, ex[ex["strategy"] == s.strategy], i < OPEN_CARDS)
+        _strategy_card(s, ex[ex["strategy"] == s.strategy], i < OPEN_CARDS, currency)
         for i, (_, s) in enumerate(used.iterrows())
     )
     lead = (
@@ -227,7 +245,7 @@ def playbook_section(inputs: ReportInputs) -> str:
         f"≥ {inputs.at_risk_threshold:.0%}, with their source in the loyalty documents."
     )
     caption = "Value at risk per strategy (a customer counts for each of their strategies)."
-    chart = _chart(charts.playbook_chart(book), "playbook", caption)
+    chart = _chart(charts.playbook_chart(book, currency=currency), "playbook", caption)
     summary = table(PLAYBOOK_HEADER, rows, (1, 2, 3, 4))
     title = "<h3>Strategies and example customers</h3>"
     return section("playbook", lead, chart, summary, title, cards, _unused(unused))

@@ -86,12 +86,12 @@ def _install_command() -> list[str] | None:
     return ["sudo", "-n"] if opted_in and sudo_ok else None
 
 
-def _install_chromium(prefix: list[str]) -> str:
-    """Install Debian's chromium with apt-get; '' on success, else the reason."""
+def _install_chromium(prefix: list[str], package: str = CHROMIUM_PACKAGE) -> str:
+    """Install a Debian package (chromium by default) with apt-get; '' on success, else why."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = (
         ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", CHROMIUM_PACKAGE],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
     )
     for step in steps:
         try:
@@ -127,6 +127,35 @@ def chromium() -> str:
     if found is None:
         pytest.skip(f"chromium could not be installed: {why or 'not on PATH after apt-get'}")
     return found
+
+
+# Debian's CJK fonts (Noto Sans CJK, named in the report's font stack; docs/scoring.md, "The
+# report"). The report test installs them the way it installs chromium.
+CJK_FONT_PACKAGE = "fonts-noto-cjk"
+
+
+def _cjk_fonts() -> list[str]:
+    if shutil.which("fc-list") is None:
+        return []
+    done = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def cjk_font() -> str:
+    """The family of an installed font with Chinese glyphs; installs fonts-noto-cjk when none
+    is there and the set-up may (as for ``chromium``), else skips with the reason."""
+    found = _cjk_fonts()
+    if found:
+        return found[0]
+    prefix = _install_command()
+    if prefix is None:
+        pytest.skip(f"no CJK font installed and the set-up cannot install {CJK_FONT_PACKAGE}")
+    why = _install_chromium(prefix, CJK_FONT_PACKAGE)
+    found = _cjk_fonts()
+    if not found:
+        pytest.skip(f"{CJK_FONT_PACKAGE} could not be installed: {why or 'no font after apt-get'}")
+    return found[0]
 
 
 # --- batch scoring (tests/models/test_score.py) ---------------------------------------------------

@@ -5,6 +5,7 @@ escaping, nothing loaded from the network) and opened in headless Chromium (fixt
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -138,9 +139,10 @@ def inputs(catalog) -> ReportInputs:
     registry = RegistryRecord(
         "0123abcd<run>",
         "sqlite:///mlruns.db",
-        {kind: VersionRecord(f"tierwise-{kind}", v, True, "test") for kind, v in VERSIONS.items()},
-    )
-    run = run_info_from(registry, "f" * 64, "2024-07-02")
+        {kind: VersionRecord(f"tierwise-{kind}", v, kind == "churn", "test")
+         for kind, v in VERSIONS.items()},
+    )  # fmt: skip
+    run = run_info_from(registry, "f" * 64, "2024-07-02", "CNY")
     images = {"SHAP summary (beeswarm)": TINY_PNG}
     return report_inputs_from(
         predictions,
@@ -262,7 +264,7 @@ def test_report_escapes_text_and_shows_chinese_names(report, catalog) -> None:
 
 def test_report_formats_numbers_with_thousands_separators(report, inputs) -> None:
     clv = inputs.kpis.loc["portfolio", "clv_total"]
-    assert f"{clv:,.0f}" in report and re.search(r">\d{1,3}(,\d{3})+<", report)
+    assert f"CNY {clv:,.0f}" in report and re.search(r">(CNY )?\d{1,3}(,\d{3})+<", report)
 
 
 def test_report_loads_nothing_from_the_network(report) -> None:
@@ -285,9 +287,37 @@ def test_run_info_from_reads_the_registry_record() -> None:
     record = RegistryRecord(
         "r9", "sqlite:///x.db", {"tier": VersionRecord("tierwise-tier", "7", False, "kept")}
     )
-    assert run_info_from(record, "fp", "2024-01-01") == RunInfo(
-        "r9", {"tier": "7"}, "fp", "2024-01-01"
+    assert run_info_from(record, "fp", "2024-01-01", "EUR") == RunInfo(
+        "r9", {"tier": "7"}, "fp", "2024-01-01", champions={"tier": False}, currency="EUR"
     )
+
+
+def test_the_report_names_its_model_versions_their_role_and_the_currency(report) -> None:
+    text = " ".join(_parse(report).text)
+    assert "churn model v3 (champion)" in text
+    assert "tier model v2 (challenger, not the champion)" in text
+    assert "Amounts in CNY" in text
+    amounts = re.findall(r"value at risk ([^<]*)</span>", report)
+    assert amounts and all(a.startswith("CNY ") for a in amounts)
+    assert re.search(r"<td class=num>CNY [\d,]+</td>", report)  # CLV and value-at-risk cells
+
+
+def test_the_playbook_chart_axis_labels_do_not_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from pipelines.reporting import charts
+
+    book = pd.DataFrame({"name_en": [f"A strategy with a long English name {i}" for i in range(12)],
+                         "customers_at_risk": np.arange(12) + 5,
+                         "value_at_risk": np.linspace(3.2e9, 4.1e7, 12)})  # fmt: skip
+    fig = charts.playbook_chart(book, currency="CNY")
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    assert len(boxes) >= 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert ax.get_xlabel() == "value at risk (CNY)"
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
@@ -324,7 +354,7 @@ def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Complete
 
 
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(chromium, report, tmp_path) -> None:
+def test_report_renders_in_headless_chromium(chromium, cjk_font, report, tmp_path) -> None:
     probe = tmp_path / "probe.html"
     probe.write_text(report.replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
     dom = _run_chromium(chromium, tmp_path / "profile-a", "--dump-dom", probe.as_uri()).stdout
@@ -414,3 +444,73 @@ def test_report_from_a_training_run(
     parsed = _parse(render_report(inputs))
     assert set(SECTION_IDS) <= set(parsed.ids)
     assert any(i.startswith("strategy-") for i in parsed.ids)
+
+
+# --- fonts: Chinese names without tofu where a CJK font exists, English names everywhere -------
+FONT_PROBE = r"""<script>window.addEventListener('load', () => {
+  const bitmap = (ch, font) => {
+    const c = document.createElement('canvas'); c.width = 56; c.height = 56;
+    const g = c.getContext('2d'); g.font = font; g.textBaseline = 'top'; g.fillText(ch, 4, 4);
+    const d = g.getImageData(0, 0, 56, 56).data; let s = '';
+    for (let i = 3; i < d.length; i += 4) s += d[i] > 127 ? '1' : '0';
+    return s;
+  };
+  const zh = [...document.querySelectorAll('.zh')];
+  const en = zh.map(e => (e.closest('td, h3, li') || e.parentElement).querySelector('.en'));
+  const font = `40px ${getComputedStyle(zh[0]).fontFamily}`;
+  const han = [...new Set(zh.map(e => e.textContent).join('').match(/[\u4e00-\u9fff]/g))];
+  const latin = [...new Set(en.map(e => e ? e.textContent : '').join('').match(/[a-z]/g))];
+  const out = document.createElement('pre'); out.id = 'font-probe';
+  out.textContent = JSON.stringify({
+    names: zh.length, han: han.length, latin: latin.length,
+    han_shapes: new Set(han.slice(0, 40).map(ch => bitmap(ch, font))).size,
+    latin_shapes: new Set(latin.map(ch => bitmap(ch, font))).size,
+    without_english: en.filter(e => !e || !/^[\x20-\x7e]+$/.test(e.textContent.trim())).length,
+  });
+  document.body.appendChild(out);
+});</script>"""
+NO_CJK_FONTS = """<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">
+<fontconfig><dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{cache}</cachedir></fontconfig>
+"""
+
+
+def _font_probe(chromium: str, report: str, folder: Path, env: dict | None = None) -> dict:
+    folder.mkdir()
+    page = folder / "probe.html"
+    page.write_text(report.replace("</body>", FONT_PROBE + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={folder / 'profile'}", "--dump-dom", page.as_uri()]  # fmt: skip
+    done = subprocess.run(
+        [chromium, *flags], capture_output=True, text=True, timeout=90, check=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    match = re.search(r'<pre id="font-probe">(.*?)</pre>', done.stdout, re.S)
+    assert match, "the font probe did not run"
+    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+def test_the_font_stack_names_cjk_fallbacks(report) -> None:
+    stack = re.search(r"body \{[^}]*font-family: ([^;]+);", report).group(1)
+    for family in ('"Noto Sans CJK SC"', '"PingFang SC"', '"Microsoft YaHei"', "sans-serif"):
+        assert family in stack
+
+
+@pytest.mark.slow
+def test_chinese_names_render_with_a_cjk_font_and_english_names_everywhere(
+    chromium, cjk_font, report, tmp_path
+) -> None:
+    """Drawn in headless Chromium with the page's font stack: with the machine's fonts (a CJK
+    font installed, fixture ``cjk_font``) every Chinese character has its own shape; with
+    DejaVu only (a machine without CJK fonts) they collapse into one tofu box, and every
+    Chinese name still comes with a readable English one."""
+    with_cjk = _font_probe(chromium, report, tmp_path / "with")
+    assert with_cjk["names"] > 10 and with_cjk["han"] > 20
+    assert with_cjk["han_shapes"] == min(with_cjk["han"], 40), f"tofu with {cjk_font}"
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(NO_CJK_FONTS.format(cache=tmp_path / "fc-cache"))
+    without = _font_probe(chromium, report, tmp_path / "without", {"FONTCONFIG_FILE": str(conf)})
+    assert without["han_shapes"] <= 2, "the probe cannot tell tofu from glyphs"
+    for probe in (with_cjk, without):
+        assert probe["without_english"] == 0
+        assert probe["latin_shapes"] == probe["latin"] > 15

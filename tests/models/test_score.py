@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from features.registry import STATE_COLUMNS
+from features.registry import LIFECYCLE_STATE, STATE_COLUMNS
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
 from models.explain.frame import (
     BASE_VALUE,
@@ -90,6 +90,11 @@ def test_explained_rows_follow_the_policy():
         explained_rows(band, active, "most", ["high"])
 
 
+def _nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """explain_frame's "" for a missing text as the registered model gives it: None."""
+    return frame.where(frame.ne(""), None)
+
+
 def test_churn_outputs_for_every_known_customer(scoring_model, trained, score_rows):
     out = scoring_model.predict_frame(score_rows)
     assert list(out.columns) == churn_output_columns(3)
@@ -99,12 +104,13 @@ def test_churn_outputs_for_every_known_customer(scoring_model, trained, score_ro
     expected = trained.models.churn.probability(score_rows)
     assert np.array_equal(out.loc[active, CHURN_PROBABILITY], expected[active])
     assert out.loc[~active, CHURN_PROBABILITY].isna().all()
-    assert (out.loc[~active, RISK_BAND] == "").all()
+    assert out.loc[~active, RISK_BAND].isna().all()  # nulls, never "" (issue 11)
     assert set(out.loc[active, RISK_BAND]) == {"low", "medium", "high"}
-    assert (out.loc[~active, list(REASONS)] == "").all().all()
-    assert (out["strategy_1"] != "").all()  # every customer gets at least its state's strategy
-    ids = {s.id for s in load_catalog().strategies} | {""}
+    assert out.loc[~active, list(REASONS)].isna().all().all()
+    assert out["strategy_1"].notna().all()  # every customer gets at least its state's strategy
+    ids = {s.id for s in load_catalog().strategies} | {None}
     assert set(out[strategy_columns(3)].to_numpy().ravel()) <= ids
+    assert not (out.select_dtypes(object) == "").any().any()
 
 
 def test_reasons_are_those_of_the_explanation_module(scoring_model, score_rows):
@@ -117,8 +123,8 @@ def test_reasons_are_those_of_the_explanation_module(scoring_model, score_rows):
         link=model.calibrator.predict,
     )  # fmt: skip
     got = scoring_model.predict_frame(score_rows)[active]
-    columns = [c for c in churn_output_columns(3) if c.startswith(("reason_", "strategy_"))]
-    pd.testing.assert_frame_equal(got[columns], expected[columns], check_names=False)
+    columns = [c for c in explanation_columns(3)]
+    pd.testing.assert_frame_equal(got[columns], _nulls(expected[columns]), check_names=False)
 
 
 def test_unexplained_rows_get_what_explain_frame_gives_them(scoring_model, score_rows):
@@ -143,7 +149,7 @@ def test_unexplained_rows_get_what_explain_frame_gives_them(scoring_model, score
             None, score_rows, model.features, model.groups, load_catalog(), 3,
             rows=mask, contributions=contribs, link=link,
         )  # fmt: skip
-        pd.testing.assert_frame_equal(out[columns], expected.rename(columns=str)[columns])
+        pd.testing.assert_frame_equal(out[columns], _nulls(expected.rename(columns=str)[columns]))
 
 
 def test_policies_explain_only_the_chosen_rows(scoring_model, score_rows):
@@ -153,12 +159,12 @@ def test_policies_explain_only_the_chosen_rows(scoring_model, score_rows):
     high = (full[RISK_BAND] == "high").to_numpy()
     assert high.any()
     pd.testing.assert_frame_equal(at_risk[high], full[high])
-    assert (at_risk.loc[~high, list(REASONS)] == "").all().all()
-    assert (none[list(REASONS)] == "").all().all() and none["reason_1_contribution"].isna().all()
+    assert at_risk.loc[~high, list(REASONS)].isna().all().all()
+    assert none[list(REASONS)].isna().all().all() and none["reason_1_contribution"].isna().all()
     head = [CHURN_PROBABILITY, RISK_BAND]
     for policy in (at_risk, none):  # probabilities and bands never depend on the policy
         pd.testing.assert_frame_equal(policy[head], full[head])
-        assert (policy["strategy_1"] != "").all()
+        assert policy["strategy_1"].notna().all()
 
 
 def test_any_index_and_feature_only_input(scoring_model, score_rows):
@@ -224,9 +230,15 @@ def test_score_rows_have_ids_outputs_and_lineage(scoring_model, trained, score_r
     assert scores[list(LINEAGE_COLUMNS)].drop_duplicates().values.tolist() == [
         ["tierwise-churn", "4", "tierwise-tier", "2"]
     ]
-    assert np.allclose(scores[list(NEXT_TIER_COLUMNS)].sum(axis=1), 1.0)
+    gone = (scores[LIFECYCLE_STATE] == "churned").to_numpy()
+    assert gone.any() and (~gone).any()
+    assert np.allclose(scores.loc[~gone, list(NEXT_TIER_COLUMNS)].sum(axis=1), 1.0)
+    # a churned customer gets no tier transition (docs/definitions.md), and no churn risk
+    assert scores.loc[gone, list(NEXT_TIER_COLUMNS)].isna().all().all()
+    assert scores.loc[gone, [CHURN_PROBABILITY, RISK_BAND]].isna().all().all()
+    assert (scores.loc[gone, "strategy_1"] == "churned_win_back").all()
     at_risk = scoring_model.predict_frame(score_rows, explain="at_risk")
-    pd.testing.assert_frame_equal(scores[list(at_risk.columns)], at_risk)
+    pd.testing.assert_frame_equal(scores[list(at_risk.columns)], pd.DataFrame(at_risk))
 
 
 def test_a_model_without_scoring_outputs_is_refused(trained, score_rows):

@@ -96,6 +96,10 @@ def test_missing_param_fails_with_its_name(tmp_path):
         ("snapshots", "start", "not a date", "snapshots.start"),
         ("split", "test_snapshots", 0, "test_snapshots"),
         ("score", "risk_bands", [0.0, 0.3], "score"),
+        ("score", "watch_bands", ["high"], "watch_bands must be risk_bands"),
+        ("score", "explain", "most", "explain must be one of"),
+        ("explain", "min_contribution", -0.01, "min_contribution"),
+        ("explain", "currency", "Chinese yuan", "currency"),
     ],
 )
 def test_a_bad_value_fails_with_its_name(tmp_path, section, key, value, message):

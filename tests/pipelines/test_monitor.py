@@ -222,7 +222,9 @@ def test_score_writes_the_monitor_summary_and_json(project, tmp_path, monkeypatc
 def test_dvc_stage_metrics_of_the_test_snapshots(project) -> None:
     metrics = monitor_stage.run_stage(project)
     saved = json.loads(project.path(project.paths.monitor).read_text())
-    assert saved == metrics and len(metrics["by_snapshot"]) == project.split.test_snapshots
+    by_snapshot = json.loads(project.path(project.paths.monitor_by_snapshot).read_text())
+    assert saved == {"test": metrics["test"]} and by_snapshot == metrics["by_snapshot"]
+    assert len(by_snapshot) == project.split.test_snapshots
     assert 0 <= metrics["test"]["drift_share"] <= 1 and metrics["test"]["verdict"] == "ok"
 
 
