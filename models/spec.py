@@ -156,3 +156,19 @@ class ScoreSpec:
         if self.explain not in EXPLAIN_POLICIES:
             raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}")
         object.__setattr__(self, "risk_bands", bands)
+
+
+@dataclass(frozen=True)
+class SurvivalSpec:
+    """The competing-risks time-to-churn model (docs/survival.md)."""
+
+    horizons_months: tuple[int, ...]  # cumulative incidence reported at these months
+    max_train_rows: int  # (customer, snapshot) rows sampled for the person-period fit
+    seed: int
+    booster: BoosterParams  # LightGBM multiclass on person-period rows
+
+    def __post_init__(self) -> None:
+        if not self.horizons_months or min(self.horizons_months) < 1:
+            raise ValueError("survival.model.horizons_months must be positive month counts")
+        if self.max_train_rows < 100:
+            raise ValueError("survival.model.max_train_rows must be at least 100")

@@ -16,9 +16,17 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from features.spec import Definitions, FeatureSpec
+from features.spec import Definitions, EventSpec, FeatureSpec
 from features.synthetic import WorldSpec
-from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, ScoreSpec, SplitSpec, TrainSpec
+from models.spec import (
+    EvaluateSpec,
+    ExplainSpec,
+    KpiSpec,
+    ScoreSpec,
+    SplitSpec,
+    SurvivalSpec,
+    TrainSpec,
+)
 
 DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the repository's own
@@ -52,6 +60,10 @@ class Paths:
     explanations: Path
     explain: Path  # global SHAP views, coverage, plots
     report: Path
+    survival_predictions: Path  # the survival stage's test-row outputs
+    survival_metrics: Path
+    survival_by_snapshot: Path
+    survival_plots: Path
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,21 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class SurvivalConfig:
+    """Churn time and cause (``events``, docs/definitions.md) and their model (docs/survival.md)."""
+
+    events: EventSpec
+    model: SurvivalSpec
+
+    def __post_init__(self) -> None:
+        if max(self.model.horizons_months) > self.events.months:
+            raise ConfigError(
+                f"params: survival.model.horizons_months {list(self.model.horizons_months)} "
+                f"reach past survival.events.months = {self.events.months}"
+            )
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     paths: Paths
@@ -114,6 +141,7 @@ class Config:
     mlflow: MlflowConfig
     explain: ExplainSpec
     score: ScoreSpec
+    survival: SurvivalConfig
 
     def __post_init__(self) -> None:
         _check_risk_thresholds(self.score, self.explain)
