@@ -26,7 +26,7 @@ INDUSTRIES = ("manufacturing", "wholesale_trade", "construction", "agriculture",
               "technology", "energy", "real_estate")  # fmt: skip
 REGIONS = ("north", "south", "east", "west", "central")
 STATES = ("pending", "prospect", "active", "drifting", "churned", "cold")
-EVENTS = ("convert", "drift", "churn", "winback")
+EVENTS = ("convert", "drift", "churn", "winback", "write_off")
 _PENDING, _PROSPECT, _ACTIVE, _DRIFTING, _CHURNED, _COLD = range(len(STATES))
 _DAY, _SEC = np.int64(86_400 * 10**9), np.int64(10**9)
 
@@ -58,8 +58,21 @@ _ITYPE_KIND = np.array([ct.KNOWN_KINDS.index(k) for k in ("service", "service", 
 _ITYPE_CHANNEL_P = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0],
                              [0, 0, 0, 0, 1], [0.15, 0.35, 0.25, 0, 0.25],
                              [0.10, 0.45, 0.30, 0, 0.15], [0.40, 0.30, 0.15, 0.15, 0]])  # fmt: skip
-_BOOK = ("cust", "product", "orig_m", "day", "term", "close_m", "principal", "rate")
+_BOOK = (
+    "cust",
+    "product",
+    "orig_m",
+    "day",
+    "term",
+    "close_m",
+    "principal",
+    "rate",
+    "reason",
+    "miss",
+)
 _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64) for k in _BOOK}
+# Why a loan closed early (book "reason"; a close at maturity is "matured" whatever the code).
+_MATURED, _REFINANCED, _WRITTEN_OFF = range(3)
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,9 @@ class WorldSpec:
     survey_response: float  # response probability to the yearly survey at loyalty 0
     item_nonresponse: float  # share of survey answers left blank
     noise_share: float  # random interactions (any channel, any kind) per real one
+    arrears_persistence: float  # logit added to a miss when the previous installment was missed
+    writeoff_missed: int  # consecutive missed installments after which a loan is written off
+    close_reason: bool  # export loans.close_reason (matured, refinanced, written_off)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,8 @@ def _check_spec(spec: WorldSpec) -> None:
               spec.item_nonresponse, spec.noise_share)  # fmt: skip
     if not all(0.0 <= s <= 1.0 for s in shares) or not 0.0 < spec.survey_response < 1.0:
         raise ValueError(f"shares must lie in [0, 1], survey_response in (0, 1): {spec}")
+    if spec.writeoff_missed < 1 or spec.arrears_persistence < 0:
+        raise ValueError(f"writeoff_missed must be >= 1, arrears_persistence >= 0: {spec}")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -287,6 +305,7 @@ def _prepay(sim: _Sim, t: int, gone: np.ndarray) -> None:
     close, at = sim.loans("close_m"), when[sim.loans("cust")]
     early = (at < close) & (at > sim.loans("orig_m"))
     close[early] = at[early]  # a view: updates the book
+    sim.loans("reason")[early] = _REFINANCED
 
 
 def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
@@ -313,7 +332,8 @@ def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
     day = np.concatenate([sim.loans("day")[ren], np.minimum(day, 27)])
     principal = np.maximum(np.round(principal, -3), 1000.0)
     _book(sim, cust=cust, product=product, orig_m=np.full(len(cust), t), day=day, term=term,
-          close_m=t + term, principal=principal, rate=rate)  # fmt: skip
+          close_m=t + term, principal=principal, rate=rate, reason=np.zeros(len(cust), np.int64),
+          miss=np.zeros(len(cust), np.int64))  # fmt: skip
     c["last_rate"][cust], c["last_fair"][cust] = rate, fair
     np.add.at(c["projects"], fresh, 1)
     c["first_m"][fresh] = np.where(c["first_m"][fresh] < 0, t, c["first_m"][fresh])
@@ -377,7 +397,8 @@ def _payments(sim: _Sim, t: int) -> np.ndarray:
     loyalty, drift = c["L"][cu], c["state"][cu] == _DRIFTING
     stress = 0.6 * c["frag"][cu] + sim.stress[c["ind"][cu], t]
     u = rng.random(n)
-    p_miss = _sigmoid(-5.2 - 0.9 * loyalty + 1.0 * stress + 1.2 * drift)
+    behind = sim.spec.arrears_persistence * (sim.loans("miss")[due] > 0)
+    p_miss = _sigmoid(-5.2 - 0.9 * loyalty + 1.0 * stress + 1.2 * drift + behind)
     missed = u < p_miss
     late = ~missed & (u < p_miss + _sigmoid(-2.4 - 0.8 * loyalty + 0.8 * stress + 1.0 * drift))
     days_late = 1 + np.floor(rng.lognormal(1.5 - 0.4 * loyalty + 0.3 * stress, 0.9))
@@ -386,7 +407,25 @@ def _payments(sim: _Sim, t: int) -> np.ndarray:
     partial = ~missed & (rng.random(n) < _sigmoid(-4.0 - 0.6 * loyalty + 0.8 * stress))
     frac = np.where(missed, np.nan, np.where(partial, rng.uniform(0.3, 0.9, n), 1.0))
     sim.emit("repayments", loan=due, t=np.full(n, t), days=days, frac=frac.astype(np.float32))
+    _write_offs(sim, t, due, missed)
     return np.bincount(cu[missed | (days > 7)], minlength=len(c["L"]))
+
+
+def _write_offs(sim: _Sim, t: int, due: np.ndarray, missed: np.ndarray) -> None:
+    """Financial stress -> arrears -> credit exit: a loan with ``writeoff_missed`` missed
+    installments in a row is written off this month, with every other open loan of its borrower,
+    who leaves the bank (state churned)."""
+    miss = sim.loans("miss")  # a view: updates the book
+    miss[due] = np.where(missed, miss[due] + 1, 0)
+    bad = np.unique(sim.loans("cust")[due[miss[due] >= sim.spec.writeoff_missed]])
+    if not len(bad):
+        return
+    close, cust = sim.loans("close_m"), sim.loans("cust")
+    hit = np.isin(cust, bad) & (sim.loans("orig_m") < t) & (close > t)
+    close[hit] = t
+    sim.loans("reason")[hit] = _WRITTEN_OFF
+    sim.c["state"][bad] = _CHURNED
+    _event(sim, bad, "write_off", t)
 
 
 def _interaction_rates(sim: _Sim, idx: np.ndarray) -> np.ndarray:
@@ -532,10 +571,20 @@ def _tables(sim: _Sim, cid: np.ndarray) -> ct.Tables:
     )
 
 
+def _close_reasons(sim: _Sim) -> np.ndarray:
+    """loans.close_reason: matured at the contractual term, else the book's reason; empty while
+    the loan is open at the end of the data."""
+    close = sim.loans("close_m")
+    matured = close == sim.loans("orig_m") + sim.loans("term")
+    code = np.where(matured, _MATURED, sim.loans("reason"))
+    names = np.array(["matured", "refinanced", "written_off"], dtype=object)[code]
+    return np.where(close >= sim.months, None, names)
+
+
 def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
     close, day = sim.loans("close_m"), sim.loans("day")
     closed_ns = sim.month_ns[np.minimum(close, sim.months)] + day * _DAY
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         ct.LOAN_ID: lid,
         ct.CUSTOMER_ID: cid[sim.loans("cust")],
         ct.ORIGINATION_DATE: _dates(sim.month_ns[sim.loans("orig_m")] + day * _DAY),
@@ -545,6 +594,9 @@ def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
         ct.TERM_MONTHS: sim.loans("term"),
         ct.CLOSED_DATE: _dates(closed_ns, close >= sim.months),
     })  # fmt: skip
+    return (
+        frame.assign(**{ct.CLOSE_REASON: _close_reasons(sim)}) if sim.spec.close_reason else frame
+    )
 
 
 def _installment(principal: np.ndarray, rate: np.ndarray, term: np.ndarray) -> np.ndarray:
