@@ -164,6 +164,7 @@ class SurvivalSpec:
 
     horizons_months: tuple[int, ...]  # cumulative incidence reported at these months
     max_train_rows: int  # (customer, snapshot) rows sampled for the person-period fit
+    survivor_share: float  # survivors' person-period rows kept (weighted by its inverse)
     seed: int
     booster: BoosterParams  # LightGBM multiclass on person-period rows
 
@@ -172,3 +173,5 @@ class SurvivalSpec:
             raise ValueError("survival.model.horizons_months must be positive month counts")
         if self.max_train_rows < 100:
             raise ValueError("survival.model.max_train_rows must be at least 100")
+        if not 0 < self.survivor_share <= 1:
+            raise ValueError("survival.model.survivor_share must be in (0, 1]")

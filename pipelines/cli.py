@@ -111,6 +111,7 @@ STAGES = {
     "evaluate": "Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models.",
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
     "report": "Stage `report`: the run's self-contained HTML report (reports/report.html).",
+    "survival": "Stage `survival`: competing-risks time to churn and its cause, with baselines.",
 }
 
 

@@ -57,6 +57,13 @@ def make_tier_classifier(params: BoosterParams, seed: int) -> lgb.LGBMClassifier
     )
 
 
+def make_survival_classifier(params: BoosterParams, seed: int, n_classes: int) -> lgb.LGBMClassifier:
+    """The LightGBM multiclass hazard model of models/survival/ (class 0: no churn this month)."""
+    return lgb.LGBMClassifier(
+        objective="multiclass", num_class=n_classes, **_booster_kwargs(params, seed)
+    )
+
+
 def make_logistic_baseline(params: LogisticParams, seed: int) -> Pipeline:
     """Logistic regression on median-imputed (plus missing indicators), standardised features."""
     return make_pipeline(

@@ -1,0 +1,96 @@
+"""Stage `survival`: competing-risks time to churn beside the binary churn model.
+
+Reads the feature table, the validated tables (churn time and cause, features/events.py) and the
+train stage's test predictions (the binary model to compare with). Fits the discrete-time
+cause-specific hazard model and the Aalen–Johansen baseline by tier out of time, writes the test
+rows' outputs, metrics (headline and per test snapshot), plot data, and logs one MLflow run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import AS_OF, CUSTOMER_ID, data_end
+from features.events import compute_events
+from features.registry import feature_groups
+from features.spec import CAUSES
+from models.columns import CHURN_PROBABILITY
+from models.serving import registry
+from models.survival.evaluation import compute_survival_evaluation
+from models.survival.train import (
+    attach_binary,
+    cause_column,
+    fit_survival,
+    predict_survival_test,
+)
+from pipelines.config import Config
+from pipelines.io import load_frame, load_tables, save_frame, save_json
+
+log = logging.getLogger(__name__)
+
+
+def with_events(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
+    """The feature table with each row's churn time and cause (features/events.py)."""
+    tables = load_tables(cfg.path(cfg.paths.validated))
+    end = cfg.data.end or data_end(tables)
+    events = compute_events(
+        tables, table[CUSTOMER_ID], table[AS_OF], cfg.defs, cfg.survival.events, end
+    )
+    return pd.concat([table.reset_index(drop=True), events], axis=1)
+
+
+def _plots(cfg: Config, fitted, predictions: pd.DataFrame, confusion: pd.DataFrame) -> Path:
+    """CSV plot data: Aalen–Johansen incidence by tier and cause, the cause confusion."""
+    folder = cfg.path(cfg.paths.survival_plots)
+    curves = [
+        {"tier": tier, "month": k + 1, **{c: float(v[k, i]) for i, c in enumerate(CAUSES)}}
+        for tier, v in fitted.baseline.curves.items()
+        for k in range(v.shape[0])
+    ]
+    save_frame(pd.DataFrame(curves), folder / "incidence_by_tier.csv")
+    save_frame(confusion.reset_index(), folder / "cause_confusion.csv")
+    h = max(cfg.survival.model.horizons_months)
+    mix = predictions[[cause_column(c, h) for c in CAUSES]].mean().rename("mean_incidence")
+    save_frame(mix.rename_axis("cause").reset_index(), folder / "cause_mix.csv")
+    return folder
+
+
+def run(cfg: Config) -> dict:
+    spec, events = cfg.survival.model, cfg.survival.events
+    table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
+    fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
+    log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
+    predictions = predict_survival_test(fitted, table, spec)
+    binary = load_frame(cfg.path(cfg.paths.predictions))
+    predictions = attach_binary(predictions, binary, CHURN_PROBABILITY)
+    binary_month = max(1, round(cfg.labels.horizon_days / events.month_days))
+    headline, by_snapshot, confusion = compute_survival_evaluation(
+        predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
+    )
+    headline["train"] = {
+        "fit_rows": fitted.fit_rows,
+        "seconds": fitted.seconds,
+        "trees": int(fitted.model.booster.best_iteration),
+    }
+    save_frame(predictions, cfg.path(cfg.paths.survival_predictions))
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json(by_snapshot, cfg.path(cfg.paths.survival_by_snapshot))
+    plots = _plots(cfg, fitted, predictions, confusion)
+    params = {"survival": dataclasses.asdict(cfg.survival), "split": dataclasses.asdict(cfg.split)}
+    record = registry.RunRecord(
+        experiment=cfg.mlflow.experiment,
+        params=params,
+        tags={"task": "survival", "git_commit": registry.git_commit(cfg.root)},
+        metrics=headline,
+        artifacts=(
+            plots,
+            cfg.path(cfg.paths.survival_metrics),
+            cfg.path(cfg.paths.survival_by_snapshot),
+        ),  # fmt: skip
+    )
+    registry.log_run(cfg.root, record, [])
+    return headline
