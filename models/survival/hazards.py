@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import inspect
-
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -30,10 +28,9 @@ import pandas as pd
 from features.events import SURV_CAUSE, SURV_EVENT, SURV_MONTHS
 from features.spec import CAUSES
 from models.spec import SurvivalSpec
-from models.training.estimators import make_survival_classifier
+from models.training.estimators import survival_booster_params
 
 PERIOD = "surv_month"  # the person-period row's month k (a model input)
-_EVAL_XY = "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
 
 
 def person_periods(
@@ -130,16 +127,13 @@ def fit_hazard_model(
     # log class frequencies instead, so the trees learn only how customers differ from the book.
     counts = np.bincount(y, weights=w, minlength=n_classes) + 1.0
     log_prior = np.log(counts / counts.sum())
-    model = make_survival_classifier(spec.booster, spec.seed, n_classes)
+    params = survival_booster_params(spec.booster, spec.seed, n_classes)
+    train = lgb.Dataset(X, y, weight=w, init_score=np.tile(log_prior, (len(y), 1)))
+    valid = lgb.Dataset(Xv, yv, weight=wv, init_score=np.tile(log_prior, (len(yv), 1)))
     stop = lgb.early_stopping(spec.booster.early_stopping_rounds, verbose=False)
-    init, init_v = np.tile(log_prior, (len(y), 1)), np.tile(log_prior, (len(yv), 1))
-    if _EVAL_XY:
-        evals = dict(eval_X=(Xv,), eval_y=(yv,))
-    else:  # pragma: no cover - LightGBM < 4.7
-        evals = dict(eval_set=[(Xv, yv)])
-    model.fit(X, y, sample_weight=w, init_score=init, eval_sample_weight=[wv],
-              eval_init_score=[init_v], callbacks=[stop], **evals)  # fmt: skip
-    fitted = HazardModel(model.booster_, names, months, log_prior)
+    booster = lgb.train(params, train, spec.booster.n_estimators, valid_sets=[valid],
+                        callbacks=[stop])  # fmt: skip
+    fitted = HazardModel(booster, names, months, log_prior)
     return recalibrate(fitted, Xv, yv, wv)
 
 
