@@ -64,7 +64,7 @@ def run(cfg: Config) -> dict:
     table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
     fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
     log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
-    predictions = predict_survival_test(fitted, table, spec)
+    predictions = predict_survival_test(fitted, table, spec, events.month_days)
     binary = load_frame(cfg.path(cfg.paths.predictions))
     predictions = attach_binary(predictions, binary, CHURN_PROBABILITY)
     binary_month = max(1, round(cfg.labels.horizon_days / events.month_days))

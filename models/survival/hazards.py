@@ -149,3 +149,13 @@ def recalibrate(model: HazardModel, X: pd.DataFrame, y: np.ndarray, w: np.ndarra
         predicted = np.average(p.period_probabilities(X), axis=0, weights=w)
         log_prior = log_prior + np.log(observed / predicted)
     return HazardModel(model.booster, model.features, model.months, log_prior)
+
+
+def act_by_days(out: SurvivalOutputs, month_days: float, lead_days: int) -> np.ndarray:
+    """Days after t by which to act: ``lead_days`` before the month in which the most likely
+    cause's incidence first reaches half of its K-month value (the cause's likely timing), never
+    before t itself (0: act now)."""
+    cause = out.incidence[:, -1, :].argmax(axis=1)
+    curve = out.incidence[np.arange(len(cause)), :, cause]  # (n, K)
+    month = np.argmax(curve >= 0.5 * curve[:, -1:], axis=1)  # 0-based: churn in month + 1
+    return np.maximum(np.round(month * month_days) - lead_days, 0).astype(np.int64)

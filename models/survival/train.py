@@ -20,7 +20,7 @@ from features.registry import TIER
 from features.spec import CAUSES, EventSpec
 from models.spec import SplitSpec, SurvivalSpec
 from models.survival.baselines import AalenJohansenByTier
-from models.survival.hazards import HazardModel, SurvivalOutputs, fit_hazard_model
+from models.survival.hazards import HazardModel, SurvivalOutputs, act_by_days, fit_hazard_model
 from models.training.split import Split, split_snapshots
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, SURV_MONTHS, SURV_EVENT, SURV_CAUSE)
@@ -63,6 +63,26 @@ def outputs_frame(out: SurvivalOutputs, horizons: tuple[int, ...], prefix: str =
     return cols
 
 
+SCORE_COLUMNS = (
+    "p_churn_3m", "p_churn_6m", "p_churn_12m", "p_runoff_12m", "p_refinanced_12m",
+    "p_credit_exit_12m", "p_lapsed_12m", CHURN_CAUSE, EXPECTED_MONTHS, "act_by",
+)  # fmt: skip
+
+
+def score_columns(
+    out: SurvivalOutputs, as_of: pd.Series, month_days: float, lead_days: int
+) -> pd.DataFrame:
+    """The `tierwise score` columns of the survival model (SCORE_COLUMNS), one row per input.
+
+    Not yet wired into `tierwise score` or a registered pyfunc (docs/survival.md).
+    """
+    cols = outputs_frame(out, (3, 6, 12))
+    days = act_by_days(out, month_days, lead_days)
+    act_by = pd.to_datetime(as_of).to_numpy() + days.astype("timedelta64[D]")
+    frame = pd.DataFrame({name: cols[name] for name in SCORE_COLUMNS if name != "act_by"})
+    return frame.assign(act_by=pd.Series(act_by).dt.normalize().to_numpy())
+
+
 def outcome_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Rows with an outcome: active at t and observed for at least one month."""
     return table[table[SURV_MONTHS].fillna(0) >= 1]
@@ -89,10 +109,14 @@ def fit_survival(
     return FittedSurvival(model, baseline, split, len(fit), round(time.perf_counter() - start, 2))
 
 
-def predict_survival_test(fitted: FittedSurvival, table: pd.DataFrame, spec: SurvivalSpec):
+def predict_survival_test(
+    fitted: FittedSurvival, table: pd.DataFrame, spec: SurvivalSpec, month_days: float
+) -> pd.DataFrame:
     """Every test row with an outcome: ids, outcome, the model's and the baseline's outputs."""
     rows = outcome_rows(fitted.split.rows(table, "test")).reset_index(drop=True)
-    cols = outputs_frame(fitted.model.predict(rows), spec.horizons_months)
+    out = fitted.model.predict(rows)
+    cols = outputs_frame(out, spec.horizons_months)
+    cols["act_by"] = score_columns(out, rows[AS_OF], month_days, spec.act_lead_days)["act_by"]
     cols |= outputs_frame(fitted.baseline.predict(rows), spec.horizons_months, prefix="aj_")
     return pd.concat([rows.loc[:, list(ID_COLUMNS)], pd.DataFrame(cols)], axis=1)
 

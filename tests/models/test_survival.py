@@ -32,6 +32,22 @@ def test_outputs_from_constant_hazards():
     assert out.likely_cause()[0] == CAUSES[0]
 
 
+def test_score_columns_and_act_by():
+    from models.survival.train import SCORE_COLUMNS, score_columns
+
+    early = np.zeros((1, 12, 4))
+    early[0, 0, 1] = 0.3  # refinancing, all of it in month 1: act now
+    late = np.zeros((1, 12, 4))
+    late[0, 8, 0] = 0.2  # run-off in month 9: act 60 days before day 8 x 30.4375
+    out = SurvivalOutputs.from_hazards(np.concatenate([early, late]))
+    frame = score_columns(out, pd.Series(pd.to_datetime(["2024-01-31"] * 2)), 30.4375, 60)
+    assert tuple(frame.columns) == SCORE_COLUMNS
+    assert frame["churn_cause"].tolist() == ["refinanced", "runoff"]
+    assert frame["p_churn_12m"].tolist() == pytest.approx([0.3, 0.2])
+    expected = [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-01-31") + pd.Timedelta(days=184)]
+    assert frame["act_by"].tolist() == expected
+
+
 def test_person_periods_one_row_per_month_observed():
     rows = pd.DataFrame({"x": [1.0, 2.0], SURV_MONTHS: [3.0, 2.0], SURV_EVENT: [1.0, 0.0],
                          SURV_CAUSE: ["refinanced", None]})  # fmt: skip
