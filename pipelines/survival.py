@@ -19,12 +19,18 @@ from features.events import compute_events
 from features.registry import feature_groups
 from features.spec import CAUSES
 from models.columns import CHURN_PROBABILITY
+from models.evaluation.champion import ChampionError, beats_champion
 from models.serving import registry
-from models.survival.evaluation import compute_survival_evaluation
+from models.serving.survival import RegisteredSurvivalModel
+from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
 from models.survival.train import (
+    EXPECTED_MONTHS,
+    FittedSurvival,
     attach_binary,
     cause_column,
+    churn_column,
     fit_survival,
+    outcome_rows,
     predict_survival_test,
 )
 from pipelines.config import Config
@@ -57,6 +63,43 @@ def _plots(cfg: Config, fitted, predictions: pd.DataFrame, confusion: pd.DataFra
     mix = predictions[[cause_column(c, h) for c in CAUSES]].mean().rename("mean_incidence")
     save_frame(mix.rename_axis("cause").reset_index(), folder / "cause_mix.csv")
     return folder
+
+
+def _rule(cfg: Config, outcomes: pd.DataFrame, answer: pd.DataFrame, month: int) -> dict:
+    p, expected = answer[churn_column(month)].to_numpy(), answer[EXPECTED_MONTHS].to_numpy()
+    return rule_metrics(outcomes, p, expected, month, cfg.survival.events.months)
+
+
+def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int) -> tuple[bool, str]:
+    """The champion rule (docs/models.md) on survival metrics: the current champion's answer on
+    the same test rows, through pyfunc, against this run's."""
+    name = registry.MODEL_NAMES["survival"]
+    champion = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows)
+    if champion is None:
+        return True, "no champion yet"
+    if champion.output is None:
+        why = f"champion v{champion.version} cannot score the current test set ({champion.error})"
+        if not cfg.evaluate.replace_broken_champion:
+            raise ChampionError(f"{why}; fix it, promote a version by hand (tierwise promote)")
+        return True, f"{why}; replaced as evaluate.replace_broken_champion allows"
+    theirs = _rule(cfg, rows, champion.output, month)
+    figures = ", ".join(f"{m} {ours[m]} vs {theirs[m]}" for m in PROMOTION_RULE)
+    if beats_champion(ours, theirs, PROMOTION_RULE, cfg.evaluate.promotion_tolerance):
+        return True, f"beats champion v{champion.version} on the current test set: {figures}"
+    return False, f"does not beat champion v{champion.version} on the current test set: {figures}"
+
+
+def _entry(
+    cfg: Config, fitted: FittedSurvival, table: pd.DataFrame, predictions: pd.DataFrame, month: int
+) -> registry.ModelEntry:
+    model = RegisteredSurvivalModel(
+        fitted.model, cfg.survival.events.month_days, cfg.survival.model.act_lead_days
+    )
+    rows = outcome_rows(fitted.split.rows(table, "test")).reset_index(drop=True)
+    ours = _rule(cfg, predictions, predictions, month)
+    promote, reason = _decision(cfg, rows, ours, month)
+    example = rows[model.input_columns()].head(5).reset_index(drop=True)
+    return registry.ModelEntry("survival", model, example, tuple(model.features), promote, reason)
 
 
 def run(cfg: Config) -> dict:
@@ -92,5 +135,8 @@ def run(cfg: Config) -> dict:
             cfg.path(cfg.paths.survival_by_snapshot),
         ),  # fmt: skip
     )
-    registry.log_run(cfg.root, record, [])
+    entry = _entry(cfg, fitted, table, predictions, binary_month)
+    logged = registry.log_run(cfg.root, record, [entry])
+    headline["registry"] = logged.to_json()
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
     return headline

@@ -109,3 +109,24 @@ def compute_survival_evaluation(
     agree = float(np.trace(confusion.to_numpy()) / max(confusion.to_numpy().sum(), 1))
     headline["cause_accuracy_among_churners"] = agree
     return _clean(headline), _clean(by_snapshot), confusion
+
+
+PROMOTION_RULE = {"c_index": 1, "brier_churn": -1}  # +1 higher is better, -1 lower is better
+
+
+def rule_metrics(
+    outcomes: pd.DataFrame, p_churn: np.ndarray, expected_months: np.ndarray, month: int, K: int
+) -> dict[str, float | None]:
+    """The champion rule's figures of any survival answer on the test rows: the C-index of the
+    expected months and the IPCW Brier score of the all-cause churn probability at ``month``,
+    each the mean over the test snapshots."""
+    per_snapshot = []
+    for _, idx in outcomes.groupby(AS_OF).indices.items():
+        t = outcomes[SURV_MONTHS].to_numpy(np.int64)[idx]
+        event = outcomes[SURV_EVENT].to_numpy()[idx] == 1.0
+        G = censoring_survival(t, event, K)
+        brier = cause_metrics(t, event, np.ones(len(t), bool), p_churn[idx], month, G, 10)
+        per_snapshot.append(
+            {"c_index": c_index(t, event, expected_months[idx]), "brier_churn": brier["brier"]}
+        )
+    return _clean(_mean(per_snapshot))
