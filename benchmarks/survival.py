@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from features.registry import feature_groups
 from models.survival.train import fit_survival, score_columns
