@@ -201,6 +201,10 @@ def score(
     tier_model: Annotated[
         str | None, typer.Option(help="tier model URI (default: models:/tierwise-tier@champion)")
     ] = None,
+    survival_model: Annotated[
+        str | None,
+        typer.Option(help="survival model URI (default: the tierwise-survival champion if any)"),
+    ] = None,
     engine: Annotated[ScoreEngine, typer.Option(help="feature and model engine")] = (
         ScoreEngine.pandas
     ),
@@ -233,6 +237,7 @@ def score(
         master=master,
         explain=explain.value if explain else None,
         overwrite=overwrite,
+        survival_model=survival_model,
     )
     try:
         _run(lambda: stage.run(cfg, request))

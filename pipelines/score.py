@@ -55,6 +55,8 @@ class ScoreRequest:
     master: str = "local[*]"
     explain: str | None = None
     overwrite: bool = False
+    # None: the survival champion's columns when one is registered (pandas engine), else none
+    survival_model: str | None = None
 
 
 def _is_uri(out: str | Path) -> bool:
@@ -106,10 +108,23 @@ def _score_pandas(
         chunk_customers=cfg.features.chunk_customers,
     )  # fmt: skip
     churn, tier = models
+    survival = _survival_model(cfg, request)
     chunks = iter_scores(
-        _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain
-    )
+        _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain,
+        None if survival is None else survival.model,
+    )  # fmt: skip
     save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
+
+
+def _survival_model(cfg: Config, request: ScoreRequest) -> registry.LoadedModel | None:
+    """The survival model to add: the one asked for (it must load), else the champion if any."""
+    if request.survival_model is not None:
+        return registry.load_model(cfg.root, request.survival_model)
+    try:
+        return registry.load_model(cfg.root, CHAMPION_URIS["survival"])
+    except registry.RegistryError:
+        log.info("no tierwise-survival champion: the score has no survival columns")
+        return None
 
 
 def _score_spark(
@@ -122,6 +137,8 @@ def _score_spark(
     from pipelines.spark_session import spark_session
 
     churn, tier = models
+    if request.survival_model is not None:
+        raise ScoreError("--survival-model: the survival columns come with the pandas engine only")
     spark = spark_session(request.master, app_name="tierwise-score")
     as_of = pd.Timestamp(request.as_of)
     features = spark_features_as_of(spark, tables, as_of, cfg.defs, cfg.features)

@@ -182,3 +182,21 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     # a second run meets the first as champion and decides by the survival rule
     again = survival.run(cfg)
     assert "champion v1" in again["registry"]["models"]["survival"]["reason"]
+
+    # `tierwise score` adds the survival champion's columns, as the registry consumer gets them
+    import mlflow
+
+    from features.build import build_feature_table
+    from pipelines import evaluate
+    from pipelines import score as score_stage
+    from pipelines.io import read_contract
+
+    evaluate.run(cfg)
+    as_of = pd.Timestamp(predictions["as_of"].max())
+    request = score_stage.ScoreRequest(cfg.path(cfg.paths.world), as_of, tmp_path / "s.parquet")
+    score_stage.run(cfg, request)
+    scored = pd.read_parquet(tmp_path / "s.parquet")
+    tables, _ = read_contract(cfg.path(cfg.paths.world))
+    feats = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
+    consumer = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(feats)
+    pd.testing.assert_frame_equal(scored[list(SCORE_COLUMNS)], consumer[list(SCORE_COLUMNS)])
