@@ -71,6 +71,8 @@ def check_request(request: ScoreRequest) -> None:
         raise ScoreError(f"engine must be one of {ENGINES}, got {request.engine!r}")
     if request.explain is not None and request.explain not in EXPLAIN_POLICIES:
         raise ScoreError(f"explain must be one of {EXPLAIN_POLICIES}, got {request.explain!r}")
+    if request.survival_model is not None and request.engine == "spark":
+        raise ScoreError("--survival-model: the survival columns come with the pandas engine only")
     uri = _is_uri(request.out)
     if uri and request.engine == "pandas":
         raise ScoreError(f"--out {request.out}: the pandas engine writes a local file")
@@ -137,8 +139,6 @@ def _score_spark(
     from pipelines.spark_session import spark_session
 
     churn, tier = models
-    if request.survival_model is not None:
-        raise ScoreError("--survival-model: the survival columns come with the pandas engine only")
     spark = spark_session(request.master, app_name="tierwise-score")
     as_of = pd.Timestamp(request.as_of)
     features = spark_features_as_of(spark, tables, as_of, cfg.defs, cfg.features)
