@@ -200,3 +200,14 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     feats = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
     consumer = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(feats)
     pd.testing.assert_frame_equal(scored[list(SCORE_COLUMNS)], consumer[list(SCORE_COLUMNS)])
+
+
+def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
+    from pipelines import score as score_stage
+
+    request = score_stage.ScoreRequest(
+        tmp_path, pd.Timestamp("2022-12-31"), tmp_path / "s.parquet", engine="spark",
+        survival_model="models:/tierwise-survival/1",
+    )  # fmt: skip
+    with pytest.raises(score_stage.ScoreError, match="pandas engine only"):
+        score_stage.check_request(request)
