@@ -16,10 +16,11 @@ import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID, data_end
 from features.events import compute_events
-from features.registry import feature_groups
+from features.registry import feature_groups, value_feature
 from features.spec import CAUSES
 from models.columns import CHURN_PROBABILITY
 from models.evaluation.champion import ChampionError, beats_champion
+from models.evaluation.kpis import compute_clv, compute_survival_clv
 from models.serving import registry
 from models.serving.survival import RegisteredSurvivalModel
 from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
@@ -32,6 +33,7 @@ from models.survival.train import (
     fit_survival,
     outcome_rows,
     predict_survival_test,
+    survival_column,
 )
 from pipelines.config import Config
 from pipelines.io import load_frame, load_tables, save_frame, save_json
@@ -102,6 +104,24 @@ def _entry(
     return registry.ModelEntry("survival", model, example, tuple(model.features), promote, reason)
 
 
+def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Survival-weighted CLV (``clv_survival``) beside today's geometric one from the binary
+    model's probability (``clv_geometric``), for the same customers and value."""
+    column = value_feature(cfg.kpis.value_window_days)
+    value = predictions[[CUSTOMER_ID, AS_OF]].merge(
+        table[[CUSTOMER_ID, AS_OF, column]], on=[CUSTOMER_ID, AS_OF], how="left"
+    )[column]
+    yearly = value.fillna(0.0).to_numpy() * 365.0 / cfg.kpis.value_window_days
+    months = [survival_column(k) for k in range(1, cfg.survival.events.months + 1)]
+    curve = predictions[months].to_numpy()
+    binary = predictions["binary_churn_probability"].fillna(1.0).to_numpy()
+    month_days = cfg.survival.events.month_days
+    return predictions.assign(
+        clv_survival=compute_survival_clv(curve, yearly, cfg.kpis, month_days),
+        clv_geometric=compute_clv(binary, yearly, cfg.kpis, cfg.labels.horizon_days),
+    )
+
+
 def run(cfg: Config) -> dict:
     spec, events = cfg.survival.model, cfg.survival.events
     table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
@@ -114,6 +134,11 @@ def run(cfg: Config) -> dict:
     headline, by_snapshot, confusion = compute_survival_evaluation(
         predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
     )
+    predictions = with_clv(cfg, predictions, table)
+    headline["clv_mean"] = {
+        "survival": float(predictions["clv_survival"].mean()),
+        "geometric": float(predictions["clv_geometric"].mean()),
+    }
     headline["train"] = {
         "fit_rows": fitted.fit_rows,
         "seconds": fitted.seconds,

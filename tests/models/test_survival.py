@@ -211,3 +211,16 @@ def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
     )  # fmt: skip
     with pytest.raises(score_stage.ScoreError, match="pandas engine only"):
         score_stage.check_request(request)
+
+
+def test_survival_clv_with_a_constant_hazard_is_the_geometric_clv(params_cfg):
+    from models.evaluation.kpis import compute_clv, compute_survival_clv
+
+    spec = params_cfg.kpis
+    survival = np.array([[0.98**k for k in range(1, 13)], [0.9**k for k in range(1, 13)]])
+    value = np.array([1200.0, 500.0])
+    expected = compute_clv(np.array([0.02, 0.1]), value, spec, 30)  # monthly periods
+    np.testing.assert_allclose(compute_survival_clv(survival, value, spec, 30.0), expected)
+    # a curve that stops falling after month 12 keeps the customer: more value than geometric
+    flat = np.array([[0.98**k for k in range(1, 12)] + [0.98**11]])
+    assert compute_survival_clv(flat, value[:1], spec, 30.0)[0] > expected[0]
