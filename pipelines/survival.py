@@ -23,7 +23,9 @@ from models.evaluation.champion import ChampionError, beats_champion
 from models.evaluation.kpis import compute_clv, compute_survival_clv
 from models.serving import registry
 from models.serving.survival import RegisteredSurvivalModel
+from models.strategies.catalog import load_catalog
 from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
+from models.survival.strategies import cause_strategies
 from models.survival.train import (
     EXPECTED_MONTHS,
     FittedSurvival,
@@ -135,6 +137,9 @@ def run(cfg: Config) -> dict:
         predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
     )
     predictions = with_clv(cfg, predictions, table)
+    catalog = load_catalog()
+    first = {cause: cause_strategies(catalog, cause)[0].id for cause in CAUSES}
+    predictions = predictions.assign(cause_strategy=predictions["churn_cause"].map(first))
     headline["clv_mean"] = {
         "survival": float(predictions["clv_survival"].mean()),
         "geometric": float(predictions["clv_geometric"].mean()),

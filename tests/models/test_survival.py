@@ -155,6 +155,8 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     assert saved["lightgbm"]["churn_3m"]["auc"] > saved["aalen_johansen"]["churn_3m"]["auc"]
     predictions = pd.read_parquet(cfg.path(cfg.paths.survival_predictions))
     assert predictions["churn_cause"].isin(CAUSES).all()
+    assert predictions["cause_strategy"].notna().all()
+    assert (predictions["clv_survival"] >= 0).all() and "clv_mean" in saved
     assert predictions["expected_months_to_churn"].between(1, 12).all()
     for name in ("incidence_by_tier", "cause_confusion", "cause_mix"):
         assert (cfg.path(cfg.paths.survival_plots) / f"{name}.csv").exists()
@@ -224,3 +226,15 @@ def test_survival_clv_with_a_constant_hazard_is_the_geometric_clv(params_cfg):
     # a curve that stops falling after month 12 keeps the customer: more value than geometric
     flat = np.array([[0.98**k for k in range(1, 12)] + [0.98**11]])
     assert compute_survival_clv(flat, value[:1], spec, 30.0)[0] > expected[0]
+
+
+def test_every_cause_has_cited_strategies_in_the_catalog():
+    from models.strategies.catalog import load_catalog
+    from models.survival.strategies import cause_strategies
+
+    catalog = load_catalog()
+    files = {
+        cause: {s.source_file[:3] for s in cause_strategies(catalog, cause)} for cause in CAUSES
+    }
+    assert files == {"runoff": {"003", "000"}, "refinanced": {"003", "002"},
+                     "credit_exit": {"001", "004"}, "lapsed": {"002"}}  # fmt: skip
