@@ -37,6 +37,7 @@ from models.survival.train import (
     predict_survival_test,
     survival_column,
 )
+from models.training.split import SplitError
 from pipelines.config import Config
 from pipelines.io import load_frame, load_tables, save_frame, save_json
 
@@ -124,10 +125,25 @@ def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.
     )
 
 
+def _skipped(cfg: Config, why: str) -> dict:
+    """Too short a history for the survival split: every output written, empty, with the reason
+    (the pipeline goes on; the report has no "When and why" section)."""
+    log.warning("survival: skipped: %s", why)
+    headline = {"skipped": why}
+    save_frame(pd.DataFrame(), cfg.path(cfg.paths.survival_predictions))
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json({}, cfg.path(cfg.paths.survival_by_snapshot))
+    cfg.path(cfg.paths.survival_plots).mkdir(parents=True, exist_ok=True)
+    return headline
+
+
 def run(cfg: Config) -> dict:
     spec, events = cfg.survival.model, cfg.survival.events
     table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
-    fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
+    try:
+        fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
+    except SplitError as err:
+        return _skipped(cfg, f"{err} (the survival window is {events.months} months)")
     log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
     predictions = predict_survival_test(fitted, table, spec, events.month_days)
     binary = load_frame(cfg.path(cfg.paths.predictions))

@@ -23,6 +23,7 @@ SECTIONS = {
     "transitions": "Tier transitions",
     "drivers": "Top drivers",
     "playbook": "Strategy playbook",
+    "when": "When and why",  # only when the survival stage ran (docs/survival.md)
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -186,7 +187,12 @@ def page(run: RunInfo, as_of: str, body: Sequence[str]) -> str:
     spans = "".join(f"<span>{cell(m)}</span>" for m in meta if m)
     spans += f"<span>Run <code>{cell(run.run_id or '–')}</code></span>"
     spans += f"<span>Data <code>{cell(run.data_fingerprint[:12] or '–')}</code></span>"
-    nav = "".join(f'<a href="#{k}">{cell(v)}</a>' for k, v in SECTIONS.items())
+    shown = "".join(body)
+    nav = "".join(
+        f'<a href="#{k}">{cell(v)}</a>'
+        for k, v in SECTIONS.items()
+        if f'<section id="{k}"' in shown
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -238,3 +238,26 @@ def test_every_cause_has_cited_strategies_in_the_catalog():
     }
     assert files == {"runoff": {"003", "000"}, "refinanced": {"003", "002"},
                      "credit_exit": {"001", "004"}, "lapsed": {"002"}}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_history_too_short_for_the_survival_window_skips_the_stage(tmp_path, monkeypatch):
+    from pipelines import features, generate, survival, train, validate
+    from pipelines.config import load_config
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"] |= {"customers": 150, "years": 3, "seed": 5}
+    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    for model in (params["train"]["churn"], params["train"]["tier"]):
+        model |= {"n_estimators": 50, "learning_rate": 0.2, "early_stopping_rounds": 5,
+                  "min_child_samples": 10}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    cfg = load_config(tmp_path / "params.yaml")
+    for stage in (generate, validate, features, train):
+        stage.run(cfg)
+    headline = survival.run(cfg)
+    assert "survival window is 12 months" in headline["skipped"]
+    assert json.loads(cfg.path(cfg.paths.survival_metrics).read_text()) == headline
+    assert pd.read_parquet(cfg.path(cfg.paths.survival_predictions)).empty
+    assert cfg.path(cfg.paths.survival_plots).is_dir()
