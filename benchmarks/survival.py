@@ -15,8 +15,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported (STACK-NOTES)
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+# benchmarks/features.py would shadow the features package: the repository root comes first
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np
 
