@@ -30,6 +30,7 @@ PRODUCT = "product"
 INTEREST_RATE = "interest_rate"
 TERM_MONTHS = "term_months"
 CLOSED_DATE = "closed_date"
+CLOSE_REASON = "close_reason"
 ONBOARDING_DATE = "onboarding_date"
 SEGMENT = "segment"
 INDUSTRY = "industry"
@@ -54,6 +55,11 @@ OTHER_KIND = "other"
 # Channels on which a relationship manager speaks with the customer in person or by phone.
 RM_CHANNELS = ("visit", "call")
 KNOWN_CHANNELS = ("visit", "call", "email", "event", "online")
+
+# Why a loan closed (optional loans.close_reason). Values outside CLOSE_REASONS are mapped to
+# OTHER_CLOSE_REASON (a soft warning); docs/definitions.md maps each to a churn cause.
+CLOSE_REASONS = ("matured", "prepaid", "refinanced", "written_off", "restructured", "other")
+OTHER_CLOSE_REASON = "other"
 
 SATISFACTION_RANGE = (1, 5)
 NPS_RANGE = (0, 10)
@@ -102,6 +108,7 @@ CONTRACT: dict[str, TableSpec] = {
             C(INTEREST_RATE, "float", required=False, nullable=True),
             C(TERM_MONTHS, "int", required=False, nullable=True),
             C(CLOSED_DATE, "date", required=False, nullable=True),
+            C(CLOSE_REASON, "str", required=False, nullable=True),
         ),
     ),
     CUSTOMERS: TableSpec(

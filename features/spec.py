@@ -57,3 +57,30 @@ class FeatureSpec:
             raise ValueError("windows_days must be a non-empty list of positive day counts")
         if self.value_window_days <= 0:
             raise ValueError("value_window_days must be positive")
+
+
+CAUSES = ("runoff", "refinanced", "credit_exit", "lapsed")  # competing causes of churn
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """Churn time and cause over (t, t + months] (``survival.events``, docs/definitions.md)."""
+
+    months: int  # K: churn time is read over months 1..K after t
+    month_days: float  # length of one month of the survival grid, in days
+    maturity_tolerance_days: int  # a close this close to (or after) the maturity is a run-off
+    arrears_window_days: int  # installments due in this window before the close are looked at
+    arrears_dpd_days: int  # days past due (at the close) from which a close is a credit exit
+    arrears_missed: int  # ... or this many missed installments in the window
+
+    def __post_init__(self) -> None:
+        if self.months < 1 or self.month_days <= 0:
+            raise ValueError("survival.months must be >= 1 and survival.month_days > 0")
+        if min(self.maturity_tolerance_days, self.arrears_window_days) < 0:
+            raise ValueError("maturity_tolerance_days and arrears_window_days must be >= 0")
+        if self.arrears_dpd_days < 1 or self.arrears_missed < 1:
+            raise ValueError("arrears_dpd_days and arrears_missed must be >= 1")
+
+    def month_ends(self) -> list[int]:
+        """Day offsets of the grid's month ends 1..K after t."""
+        return [round(k * self.month_days) for k in range(1, self.months + 1)]

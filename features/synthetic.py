@@ -33,7 +33,7 @@ INDUSTRIES = ("manufacturing", "wholesale_trade", "construction", "agriculture",
               "technology", "energy", "real_estate")  # fmt: skip
 REGIONS = ("north", "south", "east", "west", "central")
 STATES = ("pending", "prospect", "active", "drifting", "churned", "cold")
-EVENTS = ("convert", "drift", "churn", "winback")
+EVENTS = ("convert", "drift", "churn", "winback", "write_off")
 _PENDING, _PROSPECT, _ACTIVE, _DRIFTING, _CHURNED, _COLD = range(len(STATES))
 _DAY, _SEC = np.int64(86_400 * 10**9), np.int64(10**9)
 
@@ -76,8 +76,22 @@ _LONG_TERMS = np.array([120, 144, 180])  # project-finance maturities of 10–15
 _REVOLVING_TERM = 12  # a credit line is reviewed and renewed once a year
 _REVOLVING_RENEW = 2.0  # extra renewal logit of a credit line at its review
 _REVOLVING_LABEL = "credit_line"  # its product in the loans table
-_BOOK = ("cust", "product", "orig_m", "day", "term", "close_m", "principal", "rate", "kind")
+_BOOK = (
+    "cust",
+    "product",
+    "orig_m",
+    "day",
+    "term",
+    "close_m",
+    "principal",
+    "rate",
+    "kind",
+    "reason",
+    "miss",
+)
 _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64) for k in _BOOK}
+# Why a loan closed early (book "reason"; a close at maturity is "matured" whatever the code).
+_MATURED, _REFINANCED, _WRITTEN_OFF = range(3)
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,9 @@ class WorldSpec:
     long_maturity_share: float  # project-finance loans with a 10–15-year maturity
     bullet_share: float  # term and project-finance loans repaid at maturity (interest only)
     revolving_share: float  # working-capital loans that are credit lines renewed yearly
+    arrears_persistence: float  # logit added to a miss when the previous installment was missed
+    writeoff_missed: int  # consecutive missed installments after which a loan is written off
+    close_reason: bool  # export loans.close_reason (matured, refinanced, written_off)
     drift: DriftSpec  # drift scenarios from a date (off by default)
     extract_start: str  # "" = the whole history; else export what a bank's extract from then holds
 
@@ -219,6 +236,8 @@ def _check_spec(spec: WorldSpec) -> None:
               spec.bullet_share, spec.revolving_share)  # fmt: skip
     if not all(0.0 <= s <= 1.0 for s in shares) or not 0.0 < spec.survey_response < 1.0:
         raise ValueError(f"shares must lie in [0, 1], survey_response in (0, 1): {spec}")
+    if spec.writeoff_missed < 1 or spec.arrears_persistence < 0:
+        raise ValueError(f"writeoff_missed must be >= 1, arrears_persistence >= 0: {spec}")
     _check_segments(spec.segment_shares)
     if spec.extract_start and not pd.Timestamp(spec.start) < _day(spec.extract_start) <= spec.end:
         raise ValueError(
@@ -456,6 +475,7 @@ def _prepay(sim: _Sim, t: int, gone: np.ndarray) -> None:
     close, at = sim.loans("close_m"), when[sim.loans("cust")]
     early = (at < close) & (at > sim.loans("orig_m"))
     close[early] = at[early]  # a view: updates the book
+    sim.loans("reason")[early] = _REFINANCED
 
 
 def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
@@ -484,7 +504,8 @@ def _originate(sim: _Sim, t: int, first: np.ndarray) -> None:
     day = np.concatenate([sim.loans("day")[ren], np.minimum(day, 27)])
     principal = np.maximum(np.round(principal, -3), 1000.0)
     _book(sim, cust=cust, product=product, orig_m=np.full(len(cust), t), day=day, term=term,
-          close_m=t + term, principal=principal, rate=rate, kind=kind)  # fmt: skip
+          close_m=t + term, principal=principal, rate=rate, kind=kind,
+          reason=np.zeros(len(cust), np.int64), miss=np.zeros(len(cust), np.int64))  # fmt: skip
     c["last_rate"][cust], c["last_fair"][cust] = rate, fair
     np.add.at(c["projects"], fresh, 1)
     c["first_m"][fresh] = np.where(c["first_m"][fresh] < 0, t, c["first_m"][fresh])
@@ -576,7 +597,8 @@ def _payments(sim: _Sim, t: int) -> np.ndarray:
     loyalty, drift = c["L"][cu], c["state"][cu] == _DRIFTING
     stress = 0.6 * c["frag"][cu] + sim.stress[c["ind"][cu], t]
     u = rng.random(n)
-    p_miss = _sigmoid(-5.2 - 0.9 * loyalty + 1.0 * stress + 1.2 * drift)
+    behind = sim.spec.arrears_persistence * (sim.loans("miss")[due] > 0)
+    p_miss = _sigmoid(-5.2 - 0.9 * loyalty + 1.0 * stress + 1.2 * drift + behind)
     missed = u < p_miss
     late = ~missed & (u < p_miss + _sigmoid(-2.4 - 0.8 * loyalty + 0.8 * stress + 1.0 * drift))
     days_late = 1 + np.floor(rng.lognormal(1.5 - 0.4 * loyalty + 0.3 * stress, 0.9))
@@ -585,7 +607,25 @@ def _payments(sim: _Sim, t: int) -> np.ndarray:
     partial = ~missed & (rng.random(n) < _sigmoid(-4.0 - 0.6 * loyalty + 0.8 * stress))
     frac = np.where(missed, np.nan, np.where(partial, rng.uniform(0.3, 0.9, n), 1.0))
     sim.emit("repayments", loan=due, t=np.full(n, t), days=days, frac=frac.astype(np.float32))
+    _write_offs(sim, t, due, missed)
     return np.bincount(cu[missed | (days > 7)], minlength=len(c["L"]))
+
+
+def _write_offs(sim: _Sim, t: int, due: np.ndarray, missed: np.ndarray) -> None:
+    """Financial stress -> arrears -> credit exit: a loan with ``writeoff_missed`` missed
+    installments in a row is written off this month, with every other open loan of its borrower,
+    who leaves the bank (state churned)."""
+    miss = sim.loans("miss")  # a view: updates the book
+    miss[due] = np.where(missed, miss[due] + 1, 0)
+    bad = np.unique(sim.loans("cust")[due[miss[due] >= sim.spec.writeoff_missed]])
+    if not len(bad):
+        return
+    close, cust = sim.loans("close_m"), sim.loans("cust")
+    hit = np.isin(cust, bad) & (sim.loans("orig_m") < t) & (close > t)
+    close[hit] = t
+    sim.loans("reason")[hit] = _WRITTEN_OFF
+    sim.c["state"][bad] = _CHURNED
+    _event(sim, bad, "write_off", t)
 
 
 def _interaction_rates(sim: _Sim, idx: np.ndarray) -> np.ndarray:
@@ -731,10 +771,20 @@ def _tables(sim: _Sim, cid: np.ndarray) -> ct.Tables:
     )
 
 
+def _close_reasons(sim: _Sim) -> np.ndarray:
+    """loans.close_reason: matured at the contractual term, else the book's reason; empty while
+    the loan is open at the end of the data."""
+    close = sim.loans("close_m")
+    matured = close == sim.loans("orig_m") + sim.loans("term")
+    code = np.where(matured, _MATURED, sim.loans("reason"))
+    names = np.array(["matured", "refinanced", "written_off"], dtype=object)[code]
+    return np.where(close >= sim.months, None, names)
+
+
 def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
     close, day = sim.loans("close_m"), sim.loans("day")
     closed_ns = sim.month_ns[np.minimum(close, sim.months)] + day * _DAY
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         ct.LOAN_ID: lid,
         ct.CUSTOMER_ID: cid[sim.loans("cust")],
         ct.ORIGINATION_DATE: _dates(sim.month_ns[sim.loans("orig_m")] + day * _DAY),
@@ -745,6 +795,9 @@ def _loans_frame(sim: _Sim, cid: np.ndarray, lid: np.ndarray) -> pd.DataFrame:
         ct.TERM_MONTHS: sim.loans("term"),
         ct.CLOSED_DATE: _dates(closed_ns, close >= sim.months),
     })  # fmt: skip
+    return (
+        frame.assign(**{ct.CLOSE_REASON: _close_reasons(sim)}) if sim.spec.close_reason else frame
+    )
 
 
 def _installment(principal: np.ndarray, rate: np.ndarray, term: np.ndarray) -> np.ndarray:

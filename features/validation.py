@@ -288,6 +288,9 @@ def _clean_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
     if name == fc.INTERACTIONS:
         df, vocabulary = _interaction_vocabulary(df)
         warnings += vocabulary
+    if name == fc.LOANS and fc.CLOSE_REASON in df.columns:
+        df, reason = _close_reason_vocabulary(df)
+        warnings.append(reason)
     if name == fc.SURVEYS and {fc.SATISFACTION, fc.NPS} <= set(df.columns):
         empty = df[fc.SATISFACTION].isna() & df[fc.NPS].isna()
         rule = "both scores empty (kept)"
@@ -312,6 +315,17 @@ def _interaction_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
         )
         df = df.assign(**{fc.CHANNEL: channel})
     return df, warnings
+
+
+def _close_reason_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, Problem | None]:
+    """Lower-case close_reason; values outside the vocabulary become 'other' (a warning)."""
+    reason = df[fc.CLOSE_REASON].str.lower()
+    unknown = reason.notna() & ~reason.isin(fc.CLOSE_REASONS)
+    rule = (
+        f"close_reason outside {', '.join(fc.CLOSE_REASONS)} (mapped to '{fc.OTHER_CLOSE_REASON}')"
+    )
+    warning = _problem(fc.LOANS, fc.CLOSE_REASON, rule, df.loc[unknown, fc.CLOSE_REASON])
+    return df.assign(**{fc.CLOSE_REASON: reason.mask(unknown, fc.OTHER_CLOSE_REASON)}), warning
 
 
 def _schema_failures(

@@ -190,3 +190,25 @@ class ScoreSpec:
         if self.explain not in EXPLAIN_POLICIES:
             raise ValueError(f"explain must be one of {EXPLAIN_POLICIES}")
         object.__setattr__(self, "risk_bands", bands)
+
+
+@dataclass(frozen=True)
+class SurvivalSpec:
+    """The competing-risks time-to-churn model (docs/survival.md)."""
+
+    horizons_months: tuple[int, ...]  # cumulative incidence reported at these months
+    max_train_rows: int  # (customer, snapshot) rows sampled for the person-period fit
+    survivor_share: float  # survivors' person-period rows kept (weighted by its inverse)
+    act_lead_days: int  # act_by: this many days before the likely churn month
+    seed: int
+    booster: BoosterParams  # LightGBM multiclass on person-period rows
+
+    def __post_init__(self) -> None:
+        if not self.horizons_months or min(self.horizons_months) < 1:
+            raise ValueError("survival.model.horizons_months must be positive month counts")
+        if self.max_train_rows < 100:
+            raise ValueError("survival.model.max_train_rows must be at least 100")
+        if self.act_lead_days < 0:
+            raise ValueError("survival.model.act_lead_days must be >= 0")
+        if not 0 < self.survivor_share <= 1:
+            raise ValueError("survival.model.survivor_share must be in (0, 1]")

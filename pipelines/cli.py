@@ -140,6 +140,7 @@ STAGES = {
     "evaluate": "Stage `evaluate`: metrics, KPIs and plots; log to MLflow; register both models.",
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
     "report": "Stage `report`: the run's self-contained HTML report (reports/report.html).",
+    "survival": "Stage `survival`: competing-risks time to churn and its cause, with baselines.",
 }
 
 
@@ -255,6 +256,10 @@ def score(
     tier_model: Annotated[
         str | None, typer.Option(help="tier model URI (default: models:/tierwise-tier@champion)")
     ] = None,
+    survival_model: Annotated[
+        str | None,
+        typer.Option(help="survival model URI (default: the tierwise-survival champion if any)"),
+    ] = None,
     engine: Annotated[ScoreEngine, typer.Option(help="feature and model engine")] = (
         ScoreEngine.pandas
     ),
@@ -296,6 +301,7 @@ def score(
         overwrite=overwrite,
         monitor=monitor,
         ignore_task=ignore_task,
+        survival_model=survival_model,
     )
     try:
         _run(lambda: stage.run(cfg, request))

@@ -16,10 +16,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from features.spec import Definitions, FeatureSpec
+from features.spec import Definitions, EventSpec, FeatureSpec
 from features.synthetic import WorldSpec
 from models.monitoring.spec import MonitorSpec
-from models.spec import EvaluateSpec, ExplainSpec, KpiSpec, ScoreSpec, SplitSpec, TrainSpec
+from models.spec import (
+    EvaluateSpec,
+    ExplainSpec,
+    KpiSpec,
+    ScoreSpec,
+    SplitSpec,
+    SurvivalSpec,
+    TrainSpec,
+)
 
 DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the repository's own
@@ -55,6 +63,10 @@ class Paths:
     report: Path
     monitor: Path  # the monitor stage's DVC metrics: test snapshots against the training window
     monitor_by_snapshot: Path  # the same per test snapshot (an output, not a metric)
+    survival_predictions: Path  # the survival stage's test-row outputs
+    survival_metrics: Path
+    survival_by_snapshot: Path
+    survival_plots: Path
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,21 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class SurvivalConfig:
+    """Churn time and cause (``events``, docs/definitions.md) and their model (docs/survival.md)."""
+
+    events: EventSpec
+    model: SurvivalSpec
+
+    def __post_init__(self) -> None:
+        if max(self.model.horizons_months) > self.events.months:
+            raise ConfigError(
+                f"params: survival.model.horizons_months {list(self.model.horizons_months)} "
+                f"reach past survival.events.months = {self.events.months}"
+            )
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     paths: Paths
@@ -130,6 +157,7 @@ class Config:
     explain: ExplainSpec
     score: ScoreSpec
     monitor: MonitorSpec
+    survival: SurvivalConfig
 
     def __post_init__(self) -> None:
         _check_risk_thresholds(self.score, self.explain)

@@ -17,12 +17,27 @@ from models.strategies.catalog import load_catalog
 from models.training.summary import TrainSummary
 from pipelines.config import Config
 from pipelines.io import load_frame, load_json, save_text
-from pipelines.reporting.report import render_report, report_inputs_from, run_info_from
+from pipelines.reporting.report import (
+    render_report,
+    report_inputs_from,
+    run_info_from,
+    survival_view,
+)
 
 IMAGES = {
     "SHAP summary (beeswarm) of the churn model": "shap_beeswarm.png",
     "Feature-group importance": "group_importance.png",
 }
+
+
+def _survival(cfg: Config):
+    """The "When and why" tables when the survival stage has run (else None: no section)."""
+    predictions = cfg.path(cfg.paths.survival_predictions)
+    incidence = cfg.path(cfg.paths.survival_plots) / "incidence_by_tier.csv"
+    if not (predictions.exists() and incidence.exists()):
+        return None
+    frame = load_frame(predictions)
+    return survival_view(frame, load_frame(incidence)) if len(frame) else None
 
 
 def run(cfg: Config) -> Path:
@@ -42,6 +57,7 @@ def run(cfg: Config) -> Path:
         images={caption: (explain_dir / name).read_bytes() for caption, name in IMAGES.items()},
         threshold=cfg.explain.at_risk_threshold,
         watch=cfg.explain.watch_threshold,
+        survival=_survival(cfg),
     )
     out = save_text(render_report(inputs), cfg.path(p.report))
     registry.log_to_run(cfg.root, logged.run_id, [out], {})

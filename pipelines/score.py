@@ -58,6 +58,8 @@ class ScoreRequest:
     overwrite: bool = False
     monitor: bool = False  # also write the full monitor JSON beside --out (docs/monitoring.md)
     ignore_task: bool = False  # score with models of another task than params' (--ignore-task)
+    # None: the survival champion's columns when one is registered (pandas engine), else none
+    survival_model: str | None = None
 
 
 def _is_uri(out: str | Path) -> bool:
@@ -72,6 +74,8 @@ def check_request(request: ScoreRequest) -> None:
         raise ScoreError(f"engine must be one of {ENGINES}, got {request.engine!r}")
     if request.explain is not None and request.explain not in EXPLAIN_POLICIES:
         raise ScoreError(f"explain must be one of {EXPLAIN_POLICIES}, got {request.explain!r}")
+    if request.survival_model is not None and request.engine == "spark":
+        raise ScoreError("--survival-model: the survival columns come with the pandas engine only")
     uri = _is_uri(request.out)
     if uri and request.engine == "pandas":
         raise ScoreError(f"--out {request.out}: the pandas engine writes a local file")
@@ -135,9 +139,11 @@ def _score_pandas(
     book = _book_monitor(churn)
     if book is not None:
         slices = book.watch_features(slices)
+    survival = _survival_model(cfg, request)
     chunks = iter_scores(
-        _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain
-    )
+        _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain,
+        None if survival is None else survival.model,
+    )  # fmt: skip
     save_frame_chunks(
         chunks if book is None else book.watch_scores(chunks), Path(request.out),
         overwrite=request.overwrite,
@@ -173,6 +179,17 @@ def monitor_path(out: Path | str) -> Path:
     """Where `score --monitor` writes the monitor JSON: beside --out."""
     out = Path(out)
     return out.with_name(out.stem + ".monitor.json")
+
+
+def _survival_model(cfg: Config, request: ScoreRequest) -> registry.LoadedModel | None:
+    """The survival model to add: the one asked for (it must load), else the champion if any."""
+    if request.survival_model is not None:
+        return registry.load_model(cfg.root, request.survival_model)
+    try:
+        return registry.load_model(cfg.root, CHAMPION_URIS["survival"])
+    except registry.RegistryError:
+        log.info("no tierwise-survival champion: the score has no survival columns")
+        return None
 
 
 def _score_spark(

@@ -133,3 +133,26 @@ def kpi_headline(rows: pd.DataFrame) -> dict:
     """One number per KPI over all test rows (the DVC metric)."""
     summary = _summarise(rows)
     return {k: (None if pd.isna(v) else round(float(v), 6)) for k, v in summary.items()}
+
+
+def compute_survival_clv(
+    survival: np.ndarray, yearly_value: np.ndarray, spec: KpiSpec, month_days: float
+) -> np.ndarray:
+    """Survival-weighted CLV: the expected discounted margin over ``kpis.clv_horizon_days`` from
+    the monthly all-cause survival curve S(1..K) of the survival model (docs/survival.md),
+
+        CLV = Σ_{k=1..N} m · V · (month_days / 365) · S(k) / (1 + d)^(k · month_days / 365),
+
+    N = clv_horizon_days / month_days months; past K the curve continues with its last monthly
+    hazard (a constant hazard beyond the model's window)."""
+    survival = np.clip(np.asarray(survival, float), 0.0, 1.0)
+    K = survival.shape[1]
+    months = np.arange(1, int(spec.clv_horizon_days // month_days) + 1)
+    previous = survival[:, -2] if K > 1 else np.ones(len(survival))
+    step = np.divide(survival[:, -1], previous, out=np.zeros(len(survival)), where=previous > 0)
+    beyond = survival[:, -1:] * step[:, None] ** np.maximum(months - K, 0)[None, :]
+    curve = np.where(months[None, :] <= K, survival[:, np.minimum(months, K) - 1], beyond)
+    years = months * month_days / 365.0
+    weights = curve / (1.0 + spec.discount_rate) ** years[None, :]
+    per_month = spec.margin_share * np.asarray(yearly_value, float) * month_days / 365.0
+    return per_month * weights.sum(axis=1)

@@ -37,7 +37,9 @@ from models.serving.task import TASK_PARAMS, TASK_TAG, Task
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier"}
+MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier", "survival": "tierwise-survival"}
+# The code MLflow stores with a version, by kind (model_code.py unless named here).
+MODEL_CODES = {"survival": MODEL_CODE.with_name("survival_code.py")}
 CHAMPION, CHALLENGER = "champion", "challenger"
 DB_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
 ENV_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -172,7 +174,7 @@ def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str])
     with tempfile.TemporaryDirectory(prefix="tierwise-model-") as tmp:
         info = mlflow.pyfunc.log_model(
             name=f"{entry.kind}-model",
-            python_model=str(MODEL_CODE),
+            python_model=str(MODEL_CODES.get(entry.kind, MODEL_CODE)),
             artifacts=entry.model.write_artifacts(Path(tmp)),
             signature=_signature(entry),
             input_example=entry.input_example,

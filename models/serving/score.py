@@ -21,6 +21,7 @@ from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
 from models.explain.reasons import reason_column_names
 from models.strategies.catalog import strategy_columns, strategy_detail_columns
+from models.survival.train import SCORE_COLUMNS as SURVIVAL_COLUMNS
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL)
 CHURN_MODEL_NAME, CHURN_MODEL_VERSION = "churn_model_name", "churn_model_version"
@@ -120,14 +121,31 @@ def score_features(
     return assemble_scores(features, churn_out, tier.predict(features), lineage)
 
 
+def add_survival(
+    scores: pd.DataFrame, features: pd.DataFrame, survival: Predictor | None
+) -> pd.DataFrame:
+    """The survival model's columns (SURVIVAL_COLUMNS, docs/survival.md) after the score's, when
+    a survival model is given; the score unchanged otherwise."""
+    if survival is None:
+        return scores
+    out = survival.predict(features)
+    missing = [c for c in SURVIVAL_COLUMNS if c not in out.columns]
+    if missing:
+        raise IncompatibleModelError(f"the survival model does not output {', '.join(missing)}")
+    extra = out.loc[:, list(SURVIVAL_COLUMNS)].reset_index(drop=True)
+    return pd.concat([scores.reset_index(drop=True), extra], axis=1)
+
+
 def iter_scores(
     slices: Iterable[pd.DataFrame],
     churn: Predictor,
     tier: Predictor,
     lineage: Lineage,
     explain: str,
+    survival: Predictor | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Score rows of each non-empty slice of feature rows, in the slices' order."""
     for features in slices:
         if len(features):
-            yield score_features(features, churn, tier, lineage, explain)
+            scores = score_features(features, churn, tier, lineage, explain)
+            yield add_survival(scores, features, survival)

@@ -57,6 +57,14 @@ def make_tier_classifier(params: BoosterParams, seed: int) -> lgb.LGBMClassifier
     )
 
 
+def survival_booster_params(params: BoosterParams, seed: int, n_classes: int) -> dict:
+    """lgb.train params of the multiclass hazard model of models/survival/ (class 0: no churn
+    this month). The native API keeps every class even when one is absent from the fit rows."""
+    kwargs = _booster_kwargs(params, seed)
+    kwargs.pop("n_estimators")
+    return {"objective": "multiclass", "num_class": n_classes, **kwargs}
+
+
 def make_logistic_baseline(params: LogisticParams, seed: int) -> Pipeline:
     """Logistic regression on median-imputed (plus missing indicators), standardised features."""
     return make_pipeline(

@@ -23,6 +23,7 @@ SECTIONS = {
     "transitions": "Tier transitions",
     "drivers": "Top drivers",
     "playbook": "Strategy playbook",
+    "when": "When and why",  # only when the survival stage ran (docs/survival.md)
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -204,7 +205,12 @@ def page(run: RunInfo, as_of: str, body: Sequence[str]) -> str:
     spans += f"<span>Data <code>{cell(run.data_fingerprint[:12] or '–')}</code></span>"
     if run.currency:
         spans += f"<span>Amounts in {cell(run.currency)}</span>"
-    nav = "".join(f'<a href="#{k}">{cell(v)}</a>' for k, v in SECTIONS.items())
+    shown = "".join(body)
+    nav = "".join(
+        f'<a href="#{k}">{cell(v)}</a>'
+        for k, v in SECTIONS.items()
+        if f'<section id="{k}"' in shown
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -73,6 +73,9 @@ class ReportInputs:
     images: Mapping[str, bytes] = field(default_factory=dict)
     snapshots: tuple[str, ...] = ()
     value_at_risk_total: float | None = None
+    # "When and why" (survival stage): incidence (tier, month, causes...), mix (cause, customers,
+    # mean_incidence_12m), calendar (month, customers to act on); None without the stage
+    survival: Mapping[str, pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold < self.at_risk_threshold <= 1:

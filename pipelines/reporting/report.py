@@ -151,6 +151,7 @@ def report_inputs_from(
     threshold: float,
     watch: float,
     examples_per_strategy: int = 3,
+    survival: Mapping[str, pd.DataFrame] | None = None,
 ) -> ReportInputs:
     """The report's inputs from reports/predictions.parquet
     (``models.training.train.predict_test``), the explanations (customer_id, as_of, reason_j,
@@ -180,7 +181,23 @@ def report_inputs_from(
         at_risk_threshold=threshold,
         watch_threshold=watch,
         value_at_risk_total=total,
+        survival=survival,
     )
+
+
+def survival_view(predictions: pd.DataFrame, incidence: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The "When and why" tables from the survival stage's test outputs (latest snapshot) and
+    its Aalen–Johansen incidence by tier (reports/survival_plots/incidence_by_tier.csv)."""
+    at = predictions[pd.to_datetime(predictions[AS_OF]) == pd.to_datetime(predictions[AS_OF]).max()]
+    causes = [c for c in incidence.columns if c not in ("tier", "month")]
+    mix = pd.DataFrame({
+        "cause": causes,
+        "customers": [int((at["churn_cause"] == c).sum()) for c in causes],
+        "mean_incidence_12m": [float(at[f"p_{c}_12m"].mean()) for c in causes],
+    })  # fmt: skip
+    months = pd.to_datetime(at["act_by"]).dt.strftime("%Y-%m")
+    calendar = months.value_counts().sort_index().rename_axis("month").reset_index(name="customers")
+    return {"incidence": incidence, "mix": mix, "calendar": calendar}
 
 
 def render_report(inputs: ReportInputs) -> str:
@@ -192,5 +209,6 @@ def render_report(inputs: ReportInputs) -> str:
         sections.transition_section(inputs),
         sections.driver_section(inputs),
         sections.playbook_section(inputs),
+        sections.when_section(inputs),
     ]
-    return page(inputs.run, inputs.as_of, body)
+    return page(inputs.run, inputs.as_of, [part for part in body if part])

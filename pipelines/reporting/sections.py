@@ -249,3 +249,32 @@ def playbook_section(inputs: ReportInputs) -> str:
     summary = table(PLAYBOOK_HEADER, rows, (1, 2, 3, 4))
     title = "<h3>Strategies and example customers</h3>"
     return section("playbook", lead, chart, summary, title, cards, _unused(unused))
+
+
+def when_section(inputs: ReportInputs) -> str:
+    """When and why (docs/survival.md): cumulative incidence by tier and cause, the cause mix of
+    the book at the snapshot, and when to act over the next 12 months; empty without the
+    survival stage."""
+    if inputs.survival is None:
+        return ""
+    view = inputs.survival
+    inc = view["incidence"]
+    causes = [c for c in inc.columns if c not in ("tier", "month")]
+    at = inc[inc["month"].isin((3, 6, 12))]
+    rows = [[r["tier"], int(r["month"]), *(pct(r[c]) for c in causes)] for _, r in at.iterrows()]
+    curves = table(("Tier", "Months", *causes), rows, numeric=range(1, 2 + len(causes)))
+    mix = view["mix"]
+    mix_rows = [[r["cause"], num(r["customers"]), pct(r["mean_incidence_12m"])]
+                for _, r in mix.iterrows()]  # fmt: skip
+    mix_table = table(("Most likely cause", "Customers", "Mean 12-month incidence"), mix_rows,
+                      numeric=(1, 2))  # fmt: skip
+    cal = view["calendar"]
+    cal_rows = [[r["month"], num(r["customers"])] for _, r in cal.iterrows()]
+    cal_table = table(("Act by (month)", "Customers"), cal_rows, numeric=(1,))
+    lead = (
+        "Cumulative incidence of each churn cause by tier (Aalen–Johansen, training snapshots); "
+        f"the cause mix of the {num(mix['customers'].sum())} customers of the latest test "
+        "snapshot by their most likely cause; and the calendar of act-by dates (60 days before "
+        "the likely churn month of the most likely cause) over the next 12 months."
+    )
+    return section("when", lead, curves, f'<div class="grid2">{mix_table}{cal_table}</div>')

@@ -29,7 +29,10 @@ def _before(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """The rows dated before START as known then (a later closing date is not known yet)."""
     rows = frame[frame[column] < pd.Timestamp(START)].reset_index(drop=True)
     if "closed_date" in rows:
-        rows = rows.assign(closed_date=rows["closed_date"].where(rows["closed_date"] < START))
+        known = rows["closed_date"] < START
+        rows = rows.assign(closed_date=rows["closed_date"].where(known))
+        if "close_reason" in rows:  # why a loan closed is known once it has closed
+            rows = rows.assign(close_reason=rows["close_reason"].where(known))
     return rows
 
 

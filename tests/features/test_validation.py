@@ -328,3 +328,20 @@ def test_report_dict_is_json_serialisable(tmp_path):
     assert data["tables"]["repayments"] == {"rows_in": 3, "rows_out": 3, "ignored_columns": []}
     kinds = [w for w in data["warnings"] if w["column"] == "kind"]
     assert kinds[0]["count"] == 1 and kinds[0]["examples"] == [{"row": 1, "value": "lunch"}]
+
+
+def test_close_reason_is_optional_lower_cased_and_unknown_values_become_other(tmp_path):
+    from features.contract import CLOSE_REASONS
+
+    loans = world()["loans"]
+    reasons = ["Matured", "sold", ""] + ["prepaid"] * (len(loans) - 3)
+    tables, report = load(tmp_path, loans=loans.assign(close_reason=reasons[: len(loans)]))
+    rule = f"close_reason outside {', '.join(CLOSE_REASONS)} (mapped to 'other')"
+    warning = {(w.table, w.column, w.rule): w for w in report.warnings}[
+        "loans", "close_reason", rule
+    ]
+    assert warning.examples["value"].tolist() == ["sold"]
+    assert tables.loans["close_reason"].iloc[:2].tolist() == ["matured", "other"]
+    assert tables.loans["close_reason"].isna().iloc[2]
+    without, _ = load(tmp_path)
+    assert "close_reason" not in without.loans.columns

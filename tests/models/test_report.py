@@ -514,3 +514,35 @@ def test_chinese_names_render_with_a_cjk_font_and_english_names_everywhere(
     for probe in (with_cjk, without):
         assert probe["without_english"] == 0
         assert probe["latin_shapes"] == probe["latin"] > 15
+
+
+def test_when_and_why_appears_only_with_the_survival_stage(inputs, report) -> None:
+    import dataclasses
+
+    from pipelines.reporting.report import survival_view
+
+    assert 'href="#when"' not in report and 'id="when"' not in report
+    causes = ("runoff", "refinanced", "credit_exit", "lapsed")
+    incidence = pd.DataFrame(
+        [
+            {"tier": t, "month": m, **{c: 0.01 * m for c in causes}}
+            for t in ("*", "core")
+            for m in range(1, 13)
+        ]  # fmt: skip
+    )
+    predictions = pd.DataFrame({
+        "as_of": pd.to_datetime(["2024-06-30"] * 3 + ["2024-05-31"]),
+        "churn_cause": ["runoff", "runoff", "lapsed", "credit_exit"],
+        "act_by": pd.to_datetime(["2024-06-30", "2024-09-14", "2024-06-30", "2024-05-31"]),
+        **{f"p_{c}_12m": [0.1, 0.2, 0.3, 0.4] for c in causes},
+    })  # fmt: skip
+    view = survival_view(predictions, incidence)
+    assert view["mix"].set_index("cause")["customers"].to_dict() == {
+        "runoff": 2, "refinanced": 0, "credit_exit": 0, "lapsed": 1}  # fmt: skip
+    assert view["calendar"].to_dict("list") == {
+        "month": ["2024-06", "2024-09"],
+        "customers": [2, 1],
+    }
+    html = render_report(dataclasses.replace(inputs, survival=view))
+    parsed = _parse(html)
+    assert "when" in parsed.ids and 'href="#when"' in html and "When and why" in html

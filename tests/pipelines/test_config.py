@@ -175,3 +175,18 @@ def test_paths_resolve_against_the_root(params_cfg, tmp_path):
     assert cfg.path(cfg.paths.features) == tmp_path / "data/features/feature_table.parquet"
     assert cfg.path(Path("/abs/x")) == Path("/abs/x")
     assert cfg.data_dir == tmp_path / "data/world"
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"survival": {"model": {"horizons_months": [3, 24]}}}, "reach past survival.events"),
+        ({"survival": {"model": {"survivor_share": 0.0}}}, "survivor_share must be in"),
+        ({"survival": {"events": {"months": 0}}}, "survival.months must be >= 1"),
+        ({"survival": {"events": {"arrears_dpd_days": 0}}}, "arrears_dpd_days"),
+        ({"survival": {"events": {"lag": 1}}}, "unknown key.*survival.events.lag"),
+    ],
+)
+def test_survival_params_are_checked(params_cfg, sections, message):
+    with pytest.raises(ConfigError, match=message):
+        config_with(params_cfg, **sections)

@@ -32,11 +32,11 @@ def test_the_readmes_example_outputs_and_dvc_plots_are_git_ignored() -> None:
 
 def test_only_headline_metrics_are_dvc_metrics() -> None:
     """Per-snapshot tables are plots, the feature summary an output: `dvc metrics show` prints
-    the headline files alone (the models' test metrics and the monitor's verdict on the test
-    snapshots; each snapshot's figures are outputs)."""
+    the headline files alone (the models' test metrics, the survival model's and the monitor's
+    verdict on the test snapshots; each snapshot's figures are outputs)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     metrics = [m for s in stages.values() for e in s.get("metrics", []) for m in e]
-    assert sorted(metrics) == ["${paths.metrics}", "${paths.monitor}"]
+    assert sorted(metrics) == ["${paths.metrics}", "${paths.monitor}", "${paths.survival_metrics}"]
 
 
 def test_the_registry_record_names_the_store_relative_to_the_root(tmp_path) -> None:

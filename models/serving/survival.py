@@ -1,0 +1,67 @@
+"""tierwise-survival as a registered model: in process, and as stored files (no pickle).
+
+``RegisteredSurvivalModel`` answers through ``survival_frame`` both in process and from the
+stored files (``survival_code.py``, MLflow models from code), so the two agree by construction.
+Stored: LightGBM's model text (``booster.txt``) and ``model.json`` (features, months, the
+recalibrated intercepts, the act_by settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.contract import AS_OF, CUSTOMER_ID
+from models.serving.artifacts import spec_document, write_artifacts
+from models.survival.hazards import HazardModel
+from models.survival.train import score_columns
+
+
+def survival_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: dict) -> pd.DataFrame:
+    """customer_id, as_of and the survival score columns of every input row."""
+    model = HazardModel(booster, list(spec["features"]), int(spec["months"]),
+                        np.asarray(spec["log_prior"], dtype=float))  # fmt: skip
+    out = model.predict(frame)
+    as_of = pd.to_datetime(frame[AS_OF]).reset_index(drop=True)
+    scores = score_columns(out, as_of, float(spec["month_days"]), int(spec["act_lead_days"]))
+    ids = frame.loc[:, [CUSTOMER_ID, AS_OF]].reset_index(drop=True)
+    return pd.concat([ids, scores], axis=1)
+
+
+@dataclass(frozen=True)
+class RegisteredSurvivalModel:
+    model: HazardModel
+    month_days: float
+    act_lead_days: int
+
+    @property
+    def features(self) -> list[str]:
+        return self.model.features
+
+    def input_columns(self) -> list[str]:
+        return [CUSTOMER_ID, AS_OF, *self.model.features]
+
+    def spec(self) -> dict:
+        body = {
+            "features": self.model.features,
+            "months": self.model.months,
+            "log_prior": [float(v) for v in self.model.log_prior],
+            "best_iteration": int(self.model.booster.best_iteration),
+            "month_days": self.month_days,
+            "act_lead_days": self.act_lead_days,
+        }
+        return spec_document("survival", body, None)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return survival_frame(frame, self.model.booster, self.spec())
+
+    def predict_params(self) -> dict[str, str]:
+        return {}
+
+    def write_artifacts(self, folder: Path) -> dict[str, str]:
+        text = self.model.booster.model_to_string(num_iteration=self.model.booster.best_iteration)
+        return write_artifacts(text, self.spec(), folder)

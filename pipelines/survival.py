@@ -1,0 +1,188 @@
+"""Stage `survival`: competing-risks time to churn beside the binary churn model.
+
+Reads the feature table, the validated tables (churn time and cause, features/events.py) and the
+train stage's test predictions (the binary model to compare with). Fits the discrete-time
+cause-specific hazard model and the Aalen–Johansen baseline by tier out of time, writes the test
+rows' outputs, metrics (headline and per test snapshot), plot data, and logs one MLflow run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import AS_OF, CUSTOMER_ID, data_end
+from features.events import compute_events
+from features.registry import feature_groups, value_feature
+from features.spec import CAUSES
+from models.columns import CHURN_PROBABILITY
+from models.evaluation.champion import ChampionError, beats_champion
+from models.evaluation.kpis import compute_clv, compute_survival_clv
+from models.serving import registry
+from models.serving.survival import RegisteredSurvivalModel
+from models.strategies.catalog import load_catalog
+from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
+from models.survival.strategies import cause_strategies
+from models.survival.train import (
+    EXPECTED_MONTHS,
+    FittedSurvival,
+    attach_binary,
+    cause_column,
+    churn_column,
+    fit_survival,
+    outcome_rows,
+    predict_survival_test,
+    survival_column,
+)
+from models.training.split import SplitError
+from pipelines.config import Config
+from pipelines.io import load_frame, load_tables, save_frame, save_json
+
+log = logging.getLogger(__name__)
+
+
+def with_events(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
+    """The feature table with each row's churn time and cause (features/events.py)."""
+    tables = load_tables(cfg.path(cfg.paths.validated))
+    end = cfg.data.end or data_end(tables)
+    events = compute_events(
+        tables, table[CUSTOMER_ID], table[AS_OF], cfg.defs, cfg.survival.events, end
+    )
+    return pd.concat([table.reset_index(drop=True), events], axis=1)
+
+
+def _plots(cfg: Config, fitted, predictions: pd.DataFrame, confusion: pd.DataFrame) -> Path:
+    """CSV plot data: Aalen–Johansen incidence by tier and cause, the cause confusion."""
+    folder = cfg.path(cfg.paths.survival_plots)
+    curves = [
+        {"tier": tier, "month": k + 1, **{c: float(v[k, i]) for i, c in enumerate(CAUSES)}}
+        for tier, v in fitted.baseline.curves.items()
+        for k in range(v.shape[0])
+    ]
+    save_frame(pd.DataFrame(curves), folder / "incidence_by_tier.csv")
+    save_frame(confusion.reset_index(), folder / "cause_confusion.csv")
+    h = max(cfg.survival.model.horizons_months)
+    mix = predictions[[cause_column(c, h) for c in CAUSES]].mean().rename("mean_incidence")
+    save_frame(mix.rename_axis("cause").reset_index(), folder / "cause_mix.csv")
+    return folder
+
+
+def _rule(cfg: Config, outcomes: pd.DataFrame, answer: pd.DataFrame, month: int) -> dict:
+    p, expected = answer[churn_column(month)].to_numpy(), answer[EXPECTED_MONTHS].to_numpy()
+    return rule_metrics(outcomes, p, expected, month, cfg.survival.events.months)
+
+
+def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int) -> tuple[bool, str]:
+    """The champion rule (docs/models.md) on survival metrics: the current champion's answer on
+    the same test rows, through pyfunc, against this run's."""
+    name = registry.MODEL_NAMES["survival"]
+    champion = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows)
+    if champion is None:
+        return True, "no champion yet"
+    if champion.output is None:
+        why = f"champion v{champion.version} cannot score the current test set ({champion.error})"
+        if not cfg.evaluate.replace_broken_champion:
+            raise ChampionError(f"{why}; fix it, promote a version by hand (tierwise promote)")
+        return True, f"{why}; replaced as evaluate.replace_broken_champion allows"
+    theirs = _rule(cfg, rows, champion.output, month)
+    figures = ", ".join(f"{m} {ours[m]} vs {theirs[m]}" for m in PROMOTION_RULE)
+    if beats_champion(ours, theirs, PROMOTION_RULE, cfg.evaluate.promotion_tolerance):
+        return True, f"beats champion v{champion.version} on the current test set: {figures}"
+    return False, f"does not beat champion v{champion.version} on the current test set: {figures}"
+
+
+def _entry(
+    cfg: Config, fitted: FittedSurvival, table: pd.DataFrame, predictions: pd.DataFrame, month: int
+) -> registry.ModelEntry:
+    model = RegisteredSurvivalModel(
+        fitted.model, cfg.survival.events.month_days, cfg.survival.model.act_lead_days
+    )
+    rows = outcome_rows(fitted.split.rows(table, "test")).reset_index(drop=True)
+    ours = _rule(cfg, predictions, predictions, month)
+    promote, reason = _decision(cfg, rows, ours, month)
+    example = rows[model.input_columns()].head(5).reset_index(drop=True)
+    return registry.ModelEntry("survival", model, example, tuple(model.features), promote, reason)
+
+
+def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Survival-weighted CLV (``clv_survival``) beside today's geometric one from the binary
+    model's probability (``clv_geometric``), for the same customers and value."""
+    column = value_feature(cfg.kpis.value_window_days)
+    value = predictions[[CUSTOMER_ID, AS_OF]].merge(
+        table[[CUSTOMER_ID, AS_OF, column]], on=[CUSTOMER_ID, AS_OF], how="left"
+    )[column]
+    yearly = value.fillna(0.0).to_numpy() * 365.0 / cfg.kpis.value_window_days
+    months = [survival_column(k) for k in range(1, cfg.survival.events.months + 1)]
+    curve = predictions[months].to_numpy()
+    binary = predictions["binary_churn_probability"].fillna(1.0).to_numpy()
+    month_days = cfg.survival.events.month_days
+    return predictions.assign(
+        clv_survival=compute_survival_clv(curve, yearly, cfg.kpis, month_days),
+        clv_geometric=compute_clv(binary, yearly, cfg.kpis, cfg.labels.horizon_days),
+    )
+
+
+def _skipped(cfg: Config, why: str) -> dict:
+    """Too short a history for the survival split: every output written, empty, with the reason
+    (the pipeline goes on; the report has no "When and why" section)."""
+    log.warning("survival: skipped: %s", why)
+    headline = {"skipped": why}
+    save_frame(pd.DataFrame(), cfg.path(cfg.paths.survival_predictions))
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json({}, cfg.path(cfg.paths.survival_by_snapshot))
+    cfg.path(cfg.paths.survival_plots).mkdir(parents=True, exist_ok=True)
+    return headline
+
+
+def run(cfg: Config) -> dict:
+    spec, events = cfg.survival.model, cfg.survival.events
+    table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
+    try:
+        fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
+    except SplitError as err:
+        return _skipped(cfg, f"{err} (the survival window is {events.months} months)")
+    log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
+    predictions = predict_survival_test(fitted, table, spec, events.month_days)
+    binary = load_frame(cfg.path(cfg.paths.predictions))
+    predictions = attach_binary(predictions, binary, CHURN_PROBABILITY)
+    binary_month = max(1, round(cfg.labels.horizon_days / events.month_days))
+    headline, by_snapshot, confusion = compute_survival_evaluation(
+        predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
+    )
+    predictions = with_clv(cfg, predictions, table)
+    catalog = load_catalog()
+    first = {cause: cause_strategies(catalog, cause)[0].id for cause in CAUSES}
+    predictions = predictions.assign(cause_strategy=predictions["churn_cause"].map(first))
+    headline["clv_mean"] = {
+        "survival": float(predictions["clv_survival"].mean()),
+        "geometric": float(predictions["clv_geometric"].mean()),
+    }
+    headline["train"] = {
+        "fit_rows": fitted.fit_rows,
+        "seconds": fitted.seconds,
+        "trees": int(fitted.model.booster.best_iteration),
+    }
+    save_frame(predictions, cfg.path(cfg.paths.survival_predictions))
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json(by_snapshot, cfg.path(cfg.paths.survival_by_snapshot))
+    plots = _plots(cfg, fitted, predictions, confusion)
+    params = {"survival": dataclasses.asdict(cfg.survival), "split": dataclasses.asdict(cfg.split)}
+    record = registry.RunRecord(
+        experiment=cfg.mlflow.experiment,
+        params=params,
+        tags={"task": "survival", "git_commit": registry.git_commit(cfg.root)},
+        metrics=headline,
+        artifacts=(
+            plots,
+            cfg.path(cfg.paths.survival_metrics),
+            cfg.path(cfg.paths.survival_by_snapshot),
+        ),  # fmt: skip
+    )
+    entry = _entry(cfg, fitted, table, predictions, binary_month)
+    logged = registry.log_run(cfg.root, record, [entry])
+    headline["registry"] = logged.to_json()
+    save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    return headline

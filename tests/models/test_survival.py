@@ -1,0 +1,263 @@
+"""The competing-risks model (models/survival/): outputs, person-period rows, IPCW metrics, a fit
+that recovers a known hazard, and the `survival` stage end to end on a small world."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from features.events import SURV_CAUSE, SURV_EVENT, SURV_MONTHS
+from features.spec import CAUSES
+from models.survival.hazards import SurvivalOutputs, fit_hazard_model, person_periods
+from models.survival.metrics import c_index, cause_metrics, censoring_survival, integrated_brier
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_outputs_from_constant_hazards():
+    hazards = np.tile(np.array([0.1, 0.05, 0.0, 0.0]), (1, 3, 1))  # 1 row, K = 3
+    out = SurvivalOutputs.from_hazards(hazards)
+    np.testing.assert_allclose(out.survival[0], 0.85 ** np.arange(1, 4))
+    before = np.r_[1.0, 0.85, 0.85**2]
+    np.testing.assert_allclose(out.incidence[0, :, 0], np.cumsum(before * 0.1))
+    np.testing.assert_allclose(out.incidence[0].sum(axis=1) + out.survival[0], 1.0)
+    assert out.expected_months()[0] == pytest.approx(1 + 0.85 + 0.85**2)
+    assert out.likely_cause()[0] == CAUSES[0]
+
+
+def test_score_columns_and_act_by():
+    from models.survival.train import SCORE_COLUMNS, score_columns
+
+    early = np.zeros((1, 12, 4))
+    early[0, 0, 1] = 0.3  # refinancing, all of it in month 1: act now
+    late = np.zeros((1, 12, 4))
+    late[0, 8, 0] = 0.2  # run-off in month 9: act 60 days before day 8 x 30.4375
+    out = SurvivalOutputs.from_hazards(np.concatenate([early, late]))
+    frame = score_columns(out, pd.Series(pd.to_datetime(["2024-01-31"] * 2)), 30.4375, 60)
+    assert tuple(frame.columns) == SCORE_COLUMNS
+    assert frame["churn_cause"].tolist() == ["refinanced", "runoff"]
+    assert frame["p_churn_12m"].tolist() == pytest.approx([0.3, 0.2])
+    expected = [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-01-31") + pd.Timedelta(days=184)]
+    assert frame["act_by"].tolist() == expected
+
+
+def test_person_periods_one_row_per_month_observed():
+    rows = pd.DataFrame({"x": [1.0, 2.0], SURV_MONTHS: [3.0, 2.0], SURV_EVENT: [1.0, 0.0],
+                         SURV_CAUSE: ["refinanced", None]})  # fmt: skip
+    X, y, w = person_periods(rows, ["x"], 1.0, 0)
+    assert X["x"].tolist() == [1, 1, 1, 2, 2] and X["surv_month"].tolist() == [1, 2, 3, 1, 2]
+    assert y.tolist() == [0, 0, 1 + CAUSES.index("refinanced"), 0, 0]
+    assert w.tolist() == [1.0] * 5
+    _, y_half, w_half = person_periods(rows, ["x"], 0.5, 0)
+    assert (y_half > 0).sum() == 1 and set(w_half[y_half == 0]) <= {2.0}
+
+
+def _outcomes(rng, n, K=12, censor=False):
+    months = rng.integers(1, K + 1, n)
+    event = rng.random(n) < 0.4
+    if not censor:
+        months = np.where(event, months, K)
+    return months, event
+
+
+def test_ipcw_metrics_without_censoring_are_the_plain_ones():
+    rng = np.random.default_rng(0)
+    months, event = _outcomes(rng, 400)
+    G = censoring_survival(months, event, 12)
+    np.testing.assert_allclose(G, 1.0)
+    y = (event & (months <= 6)).astype(float)
+    predicted = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    m = cause_metrics(months, event, np.ones(400, bool), predicted, 6, G, 10)
+    assert m["brier"] == pytest.approx(np.mean((y - predicted) ** 2))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, predicted))
+    assert m["observed"] == pytest.approx(y.mean())
+
+
+def test_ipcw_reweights_censored_rows_and_knows_when_nobody_was_followed():
+    rng = np.random.default_rng(1)
+    months, event = _outcomes(rng, 2000, censor=True)
+    G = censoring_survival(months, event, 12)
+    assert (np.diff(G) <= 0).all() and G[-1] < 1.0
+    predicted = rng.random(2000)
+    m = cause_metrics(months, event, np.ones(2000, bool), predicted, 6, G, 10)
+    naive = ((event & (months <= 6)) | ~((months >= 6) | event)).mean()
+    assert m["observed"] != pytest.approx(naive)  # censored rows are not counted as survivors
+    short = np.minimum(months, 5)
+    assert np.isnan(cause_metrics(short, event, event, predicted, 6, G, 10)["auc"])
+    assert not np.isnan(integrated_brier(short, event, np.ones((2000, 12)) * 0.5, G))
+    assert c_index(months, event, -months.astype(float)) < 0.5 < c_index(months, event, months)
+
+
+def test_the_hazard_model_recovers_a_known_cause_specific_hazard(params_cfg):
+    """Customers with a larger x run off faster; the other causes are rare and flat."""
+    rng = np.random.default_rng(2)
+    n, K = 3000, 12
+    x = rng.random(n)
+    hazard = np.column_stack([0.01 + 0.12 * x, np.full(n, 0.01)])
+    draws = rng.random((n, K))
+    cause_draw = rng.random((n, K))
+    churn = draws < hazard.sum(axis=1)[:, None]
+    first = np.where(churn.any(axis=1), churn.argmax(axis=1) + 1, K)
+    cause = np.where(cause_draw[np.arange(n), first - 1] < hazard[:, 0] / hazard.sum(axis=1), 0, 1)
+    event = churn.any(axis=1)
+    rows = pd.DataFrame({"x": x, SURV_MONTHS: first.astype(float), SURV_EVENT: event * 1.0,
+                         SURV_CAUSE: np.where(event, np.array(CAUSES)[cause], None)})  # fmt: skip
+    booster = replace(params_cfg.survival.model.booster, n_estimators=200, learning_rate=0.1,
+                      early_stopping_rounds=20, min_child_samples=20)  # fmt: skip
+    spec = replace(params_cfg.survival.model, booster=booster)
+    model = fit_hazard_model(rows.iloc[:2000], rows.iloc[2000:], ["x"], spec, K)
+    out = model.predict(rows.iloc[2000:])
+    test = rows.iloc[2000:]
+    runoff_6 = ((test[SURV_CAUSE] == CAUSES[0]) & (test[SURV_MONTHS] <= 6)).to_numpy()
+    true = np.zeros((n - 2000, K, len(CAUSES)))
+    true[:, :, :2] = hazard[2000:, None, :]
+    oracle = SurvivalOutputs.from_hazards(true).incidence[:, 5, 0]
+    attainable = roc_auc_score(runoff_6, oracle)
+    assert roc_auc_score(runoff_6, out.incidence[:, 5, 0]) > attainable - 0.02
+    assert out.incidence[:, 5, 0].mean() == pytest.approx(runoff_6.mean(), abs=0.03)
+    assert np.corrcoef(test["x"], out.expected_months())[0, 1] < -0.8
+
+
+@pytest.mark.slow
+def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
+    from pipelines import features, generate, survival, train, validate
+    from pipelines.config import load_config
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"] |= {"customers": 300, "years": 4, "seed": 5}
+    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    fast = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping_rounds": 10,
+            "min_child_samples": 20}  # fmt: skip
+    for model in (params["train"]["churn"], params["train"]["tier"]):
+        model |= fast
+    params["survival"]["model"]["booster"] |= fast
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(tmp_path / "params.yaml")
+    for stage in (generate, validate, features, train):
+        stage.run(cfg)
+    headline = survival.run(cfg)
+    saved = json.loads(cfg.path(cfg.paths.survival_metrics).read_text())
+    assert saved == json.loads(json.dumps(headline))
+    by_snapshot = json.loads(cfg.path(cfg.paths.survival_by_snapshot).read_text())
+    assert len(by_snapshot) == 3
+    assert set(saved) >= {"lightgbm", "aalen_johansen", "binary", "calibration_vs_binary"}
+    assert saved["lightgbm"]["churn_3m"]["auc"] > saved["aalen_johansen"]["churn_3m"]["auc"]
+    predictions = pd.read_parquet(cfg.path(cfg.paths.survival_predictions))
+    assert predictions["churn_cause"].isin(CAUSES).all()
+    assert predictions["cause_strategy"].notna().all()
+    assert (predictions["clv_survival"] >= 0).all() and "clv_mean" in saved
+    assert predictions["expected_months_to_churn"].between(1, 12).all()
+    for name in ("incidence_by_tier", "cause_confusion", "cause_mix"):
+        assert (cfg.path(cfg.paths.survival_plots) / f"{name}.csv").exists()
+
+    # registered as tierwise-survival, champion; a fresh process answers identically
+    version = saved["registry"]["models"]["survival"]
+    assert version["champion"] and version["reason"] == "no champion yet"
+    table = pd.read_parquet(cfg.path(cfg.paths.features))
+    rows = predictions[["customer_id", "as_of"]].merge(table, on=["customer_id", "as_of"])
+    rows.head(200).to_parquet(tmp_path / "rows.parquet")
+    code = (
+        "import mlflow, pandas as pd, sys;"
+        "m = mlflow.pyfunc.load_model('models:/tierwise-survival@champion');"
+        "m.predict(pd.read_parquet(sys.argv[1])).to_parquet(sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.parquet"),
+                    str(tmp_path / "out.parquet")], check=True)  # fmt: skip
+    fresh = pd.read_parquet(tmp_path / "out.parquet")
+    from models.survival.train import SCORE_COLUMNS
+
+    stage = predictions.head(200).reset_index(drop=True)
+    pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
+                                  check_dtype=False)  # fmt: skip
+
+    # a second run meets the first as champion and decides by the survival rule
+    again = survival.run(cfg)
+    assert "champion v1" in again["registry"]["models"]["survival"]["reason"]
+
+    # `tierwise score` adds the survival champion's columns, as the registry consumer gets them
+    import mlflow
+
+    from features.build import build_feature_table
+    from pipelines import evaluate
+    from pipelines import score as score_stage
+    from pipelines.io import read_contract
+
+    evaluate.run(cfg)
+    as_of = pd.Timestamp(predictions["as_of"].max())
+    request = score_stage.ScoreRequest(cfg.path(cfg.paths.world), as_of, tmp_path / "s.parquet")
+    score_stage.run(cfg, request)
+    scored = pd.read_parquet(tmp_path / "s.parquet")
+    tables, _ = read_contract(cfg.path(cfg.paths.world))
+    feats = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
+    consumer = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(feats)
+    pd.testing.assert_frame_equal(scored[list(SCORE_COLUMNS)], consumer[list(SCORE_COLUMNS)])
+
+
+def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
+    from pipelines import score as score_stage
+
+    request = score_stage.ScoreRequest(
+        tmp_path, pd.Timestamp("2022-12-31"), tmp_path / "s.parquet", engine="spark",
+        survival_model="models:/tierwise-survival/1",
+    )  # fmt: skip
+    with pytest.raises(score_stage.ScoreError, match="pandas engine only"):
+        score_stage.check_request(request)
+
+
+def test_survival_clv_with_a_constant_hazard_is_the_geometric_clv(params_cfg):
+    from models.evaluation.kpis import compute_clv, compute_survival_clv
+
+    spec = params_cfg.kpis
+    survival = np.array([[0.98**k for k in range(1, 13)], [0.9**k for k in range(1, 13)]])
+    value = np.array([1200.0, 500.0])
+    expected = compute_clv(np.array([0.02, 0.1]), value, spec, 30)  # monthly periods
+    np.testing.assert_allclose(compute_survival_clv(survival, value, spec, 30.0), expected)
+    # a curve that stops falling after month 12 keeps the customer: more value than geometric
+    flat = np.array([[0.98**k for k in range(1, 12)] + [0.98**11]])
+    assert compute_survival_clv(flat, value[:1], spec, 30.0)[0] > expected[0]
+
+
+def test_every_cause_has_cited_strategies_in_the_catalog():
+    from models.strategies.catalog import load_catalog
+    from models.survival.strategies import cause_strategies
+
+    catalog = load_catalog()
+    files = {
+        cause: {s.source_file[:3] for s in cause_strategies(catalog, cause)} for cause in CAUSES
+    }
+    assert files == {"runoff": {"003", "000"}, "refinanced": {"003", "002"},
+                     "credit_exit": {"001", "004"}, "lapsed": {"002"}}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_history_too_short_for_the_survival_window_skips_the_stage(tmp_path, monkeypatch):
+    from pipelines import features, generate, survival, train, validate
+    from pipelines.config import load_config
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"] |= {"customers": 150, "years": 3, "seed": 5}
+    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    for model in (params["train"]["churn"], params["train"]["tier"]):
+        model |= {"n_estimators": 50, "learning_rate": 0.2, "early_stopping_rounds": 5,
+                  "min_child_samples": 10}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    cfg = load_config(tmp_path / "params.yaml")
+    for stage in (generate, validate, features, train):
+        stage.run(cfg)
+    headline = survival.run(cfg)
+    assert "survival window is 12 months" in headline["skipped"]
+    assert json.loads(cfg.path(cfg.paths.survival_metrics).read_text()) == headline
+    assert pd.read_parquet(cfg.path(cfg.paths.survival_predictions)).empty
+    assert cfg.path(cfg.paths.survival_plots).is_dir()
