@@ -80,10 +80,25 @@ def _entries(
         )
         example = rows[model.input_columns()].head(EXAMPLE_ROWS).reset_index(drop=True)
         required = tuple(model.features)
+        tags = _version_tags(model.model)
         entries.append(
-            registry.ModelEntry(kind, model, example, required, decision.promote, decision.reason)
+            registry.ModelEntry(
+                kind, model, example, required, decision.promote, decision.reason, tags
+            )
         )
     return entries
+
+
+def _version_tags(model) -> dict[str, str]:
+    """A version that is the Markov baseline standing in for the tier model says so."""
+    baseline = getattr(model, "baseline", "")
+    return {"baseline": baseline, "model": f"{baseline} baseline"} if baseline else {}
+
+
+def _warning_tags(summary: TrainSummary) -> dict[str, str]:
+    """The train stage's warnings and the tier model used, as run tags."""
+    tags = {"tier_model": summary.tier.model}
+    return tags | ({"warnings": " | ".join(summary.warnings)} if summary.warnings else {})
 
 
 def _record(
@@ -94,6 +109,7 @@ def _record(
     tags = {
         "git_commit": registry.git_commit(cfg.root),
         "data_fingerprint": summary.data_fingerprint,
+        **_warning_tags(summary),
     }
     trained = {"train_seconds": summary.seconds.to_json(), "trees": summary.trees}
     return registry.RunRecord(

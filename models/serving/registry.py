@@ -63,6 +63,7 @@ class ModelEntry:
     required: tuple[str, ...]  # input columns the model cannot do without (its features)
     promote: bool
     reason: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # this version's own tags
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str])
             registered_model_name=name,
         )
     version = str(info.registered_model_version)
-    for key, value in {**tags, "promotion": entry.reason}.items():
+    for key, value in {**tags, **entry.tags, "promotion": entry.reason}.items():
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHALLENGER, version)
     if entry.promote:

@@ -40,6 +40,7 @@ class RunInfo:
     data_fingerprint: str
     created: str
     title: str = "tierwise · churn & loyalty report"
+    warnings: tuple[str, ...] = ()  # the train stage's (reports/train.json), shown at the top
 
 
 @dataclass(frozen=True, eq=False)

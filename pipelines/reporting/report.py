@@ -49,11 +49,14 @@ from pipelines.reporting.inputs import (
 _STRATEGY_SLOT = re.compile(r"strategy_(\d+)")
 
 
-def run_info_from(registry: RegistryRecord, data_fingerprint: str, created: str) -> RunInfo:
-    """RunInfo from the registry record (reports/registry.json: run id, versions) and the feature
-    table's fingerprint (``TrainSummary.data_fingerprint``, reports/train.json)."""
+def run_info_from(
+    registry: RegistryRecord, data_fingerprint: str, created: str, warnings: tuple[str, ...] = ()
+) -> RunInfo:
+    """RunInfo from the registry record (reports/registry.json: run id, versions), the feature
+    table's fingerprint and the train stage's warnings (``TrainSummary.data_fingerprint`` and
+    ``.warnings``, reports/train.json)."""
     versions = {kind: entry.version for kind, entry in registry.models.items()}
-    return RunInfo(registry.run_id, versions, data_fingerprint, created)
+    return RunInfo(registry.run_id, versions, data_fingerprint, created, warnings=warnings)
 
 
 def _date(value) -> str:
