@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.build import build_feature_table, iter_feature_table
 from features.contract import Tables, data_end
+from features.observation import observation_start
 from features.snapshots import snapshot_dates
 from features.summary import FeatureSummary
 from pipelines.config import Config
@@ -22,11 +23,25 @@ from pipelines.io import load_tables, read_contract, save_frame, save_frame_chun
 log = logging.getLogger(__name__)
 
 
-def iter_snapshot_features(cfg: Config, tables: Tables) -> Iterator[pd.DataFrame]:
-    end = cfg.data.end or data_end(tables)
-    dates = snapshot_dates(
-        tables, cfg.snapshots.start, cfg.snapshots.end, cfg.labels.active_window_days, end
+def warmup_warning(cfg: Config, start: pd.Timestamp) -> str:
+    """A warning when snapshots.start lies before data.start + warm-up ('' otherwise)."""
+    ready = start + pd.Timedelta(days=cfg.warmup_days)
+    if cfg.snapshots.start is None or cfg.snapshots.start >= ready:
+        return ""
+    return (
+        f"snapshots.start {cfg.snapshots.start:%Y-%m-%d} is before data.start {start:%Y-%m-%d} "
+        f"+ warm-up {cfg.warmup_days} days = {ready:%Y-%m-%d}: windows reaching before "
+        "data.start are not observed (NaN) at the first snapshots"
     )
+
+
+def iter_snapshot_features(
+    cfg: Config, tables: Tables, start: pd.Timestamp | None = None
+) -> Iterator[pd.DataFrame]:
+    end = cfg.data.end or data_end(tables)
+    start = start if start is not None else observation_start(tables, cfg.data.start)
+    first = cfg.snapshots.start or start + pd.Timedelta(days=cfg.warmup_days)
+    dates = snapshot_dates(tables, first, cfg.snapshots.end, cfg.warmup_days, end)
     log.info("%d snapshots from %s to %s", len(dates), dates[0].date(), dates[-1].date())
     yield from iter_feature_table(
         tables,
@@ -35,16 +50,24 @@ def iter_snapshot_features(cfg: Config, tables: Tables) -> Iterator[pd.DataFrame
         cfg.features,
         data_end=end,
         chunk_customers=cfg.features.chunk_customers,
+        observed_from=start,
     )
 
 
 def run(cfg: Config) -> Path:
     tables = load_tables(cfg.path(cfg.paths.validated))
+    start = observation_start(tables, cfg.data.start)
+    warnings = [w for w in (warmup_warning(cfg, start),) if w]
+    for warning in warnings:
+        log.warning(warning)
     summary = FeatureSummary()
     out = save_frame_chunks(
-        summary.watch(iter_snapshot_features(cfg, tables)), cfg.path(cfg.paths.features)
+        summary.watch(iter_snapshot_features(cfg, tables, start)), cfg.path(cfg.paths.features)
     )
-    save_json(summary.to_dict(), cfg.path(cfg.paths.features_summary))
+    extra = {"data_start": f"{start:%Y-%m-%d}", "warmup_days": cfg.warmup_days}
+    save_json(
+        summary.to_dict() | extra | {"warnings": warnings}, cfg.path(cfg.paths.features_summary)
+    )
     return out
 
 
