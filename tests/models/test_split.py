@@ -125,3 +125,10 @@ def test_auto_sizes_follow_the_span(first, test, validation):
 def test_split_spec_rejects_non_positive_counts():
     with pytest.raises(ValueError):
         SplitSpec(test_snapshots=0, validation_snapshots=3)
+
+
+def test_a_three_year_world_splits_with_the_default_params(small_table, params_cfg):
+    """The small world is 3 years (generate.years=3): the default (auto) split trains on it."""
+    split = split_snapshots(small_table, params_cfg.split, params_cfg.labels.horizon_days)
+    assert len(split.fit) >= 3 and len(split.validation) >= 1 and len(split.test) >= 1
+    assert not split.validation_purge  # two purges would leave a single fit snapshot
