@@ -39,6 +39,6 @@ def minimum_span(cfg: Config) -> str:
     parts = 1 + (cfg.split.validation_snapshots or 1) + (cfg.split.test_snapshots or 1)
     days = warm + 31 * (parts - 1) + 2 * h
     return (
-        f"With these params: warm-up {warm} days + {parts} month-ends + 2 x H = {h} days: at "
+        f"With these params: warm-up {warm} days + {parts} month-ends + 2 x H ({h} days): at "
         f"least ~{days} days (~{days / 30.44:.0f} months) from data.start to data.end"
     )
