@@ -30,8 +30,10 @@ from features.registry import (
     STATE_COLUMNS,
     TIER,
     feature_names,
+    lookbacks,
     value_feature,
 )
+from features.runway import build_runway_features
 from features.snapshots import Universe, build_grid, build_universe
 from features.spec import (
     LIFECYCLE_STATES,
@@ -141,6 +143,20 @@ def build_btyd_features(
     return {"btyd_p_alive": p_alive, "btyd_expected_originations": expected}
 
 
+def mask_unobserved(
+    cols: Columns, days: np.ndarray, observed_from: int | None, windows: Mapping[str, int]
+) -> None:
+    """NaN for every windowed feature whose window (t - w, t] starts before ``observed_from``
+    (the day number of data.start): time before the observation start is not observed, so it
+    is never counted as zero events. In place on ``cols``, the builder's own working dict."""
+    if observed_from is None:
+        return
+    for name, w in windows.items():
+        if name in cols:
+            unobserved = np.asarray(days) - w + 1 < observed_from
+            cols[name] = np.where(unobserved, np.nan, np.asarray(cols[name], dtype="float64"))
+
+
 def _states(book, cols: Columns, codes, days, defs: Definitions, bars) -> Columns:
     tier = compute_tier(book, codes, days, defs, bars)
     lifecycle = compute_lifecycle(book, codes, days, defs)
@@ -177,10 +193,12 @@ def build_feature_table(
     spec: FeatureSpec,
     data_end: pd.Timestamp | None = None,
     context: BookContext | None = None,
+    observed_from: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Features, states and labels for every customer known at each as_of date.
 
     ``data_end`` enables labels (a row is labelled when as_of + horizon <= data_end).
+    ``observed_from`` (data.start): windowed features reaching before it are NaN.
     ``context`` holds the cross-customer figures (features.context); a caller that passes only
     some customers (a chunk, a Spark partition) passes the whole book's context so that every
     row equals the whole-book computation.
@@ -220,6 +238,9 @@ def build_feature_table(
     cols.update(
         _optional(sur, build_survey_features, sur_names, n, sur_codes, codes, days, spec, defs)
     )
+    start_day = None if observed_from is None else int(day_numbers([observed_from])[0])
+    windows = lookbacks(spec)
+    mask_unobserved(cols, days, start_day, windows)  # before the states: loyalty reads a rate
     spread = context.loan_spread.reindex(book.loan_ids).to_numpy(dtype="float64")
     cols.update(build_pricing_features(book, codes, days, spread, context.product_median))
     cols.update(_states(book, cols, codes, days, defs, context.vip_bars))
@@ -231,7 +252,11 @@ def build_feature_table(
     )
     short = min(spec.windows_days)
     cols[f"rel_maturing_{short}"] = _maturing(book, codes, days, short)
+    cols.update(
+        build_runway_features(book, reps, codes, days, spec.windows_days, defs.horizon_days)
+    )
     cols.update(build_btyd_features(book, codes, days, spec, defs.horizon_days, context.btyd))
+    mask_unobserved(cols, days, start_day, windows)
 
     table = pd.DataFrame({CUSTOMER_ID: grid[CUSTOMER_ID].to_numpy(), AS_OF: grid[AS_OF].to_numpy()})
     table = table.assign(**{c: cols[c] for c in STATE_COLUMNS})
@@ -256,6 +281,7 @@ def iter_feature_table(
     spec: FeatureSpec,
     data_end: pd.Timestamp | None = None,
     chunk_customers: int | None = None,
+    observed_from: pd.Timestamp | None = None,
 ) -> Iterator[pd.DataFrame]:
     """``build_feature_table`` in slices of at most ``chunk_customers`` customers.
 
@@ -267,13 +293,13 @@ def iter_feature_table(
     context = build_book_context(tables.loans, day_numbers(dates), defs, spec)
     n_chunks = slice_count(len(ids), chunk_customers)
     if n_chunks == 1:
-        yield build_feature_table(tables, dates, defs, spec, data_end, context)
+        yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
         return
     slices = CustomerSlices(tables, ids)
     for i, chunk in enumerate(np.array_split(np.arange(len(ids)), n_chunks)):
         log.info("customer slice %d of %d", i + 1, n_chunks)
         part = slices.slice(int(chunk[0]), int(chunk[-1]) + 1)
-        yield build_feature_table(part, dates, defs, spec, data_end, context)
+        yield build_feature_table(part, dates, defs, spec, data_end, context, observed_from)
 
 
 __all__ = ["build_feature_table", "iter_feature_table", "slice_count", "LABEL_COLUMNS"]

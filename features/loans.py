@@ -69,6 +69,11 @@ class LoanBook:
         self.has_rate = INTEREST_RATE in loans.columns
         self.has_product = PRODUCT in loans.columns
         self.has_term = TERM_MONTHS in loans.columns
+        self.term_months = (
+            loans[TERM_MONTHS].to_numpy(dtype="float64")
+            if self.has_term
+            else np.full(len(loans), np.nan)
+        )
         self.product = loans[PRODUCT].astype("string").fillna("") if self.has_product else None
         self.orig = EventIndex(self.codes, self.orig_day)
         self.close = EventIndex(self.codes, self.close_day)

@@ -19,6 +19,7 @@ GROUPS = (
     "satisfaction",
     "pricing",
     "relationship",
+    "contract",
     "btyd",
 )
 
@@ -41,14 +42,24 @@ class FeatureDef:
     name: str
     group: str
     description: str
+    # Days the feature looks back over, (t - lookback_days, t]; 0 = at t or to date. A window
+    # reaching before the observation start (data.start) is not observed: NaN (features/build.py).
+    lookback_days: int = 0
 
 
 def _windowed(prefix: str, group: str, text: str, windows: tuple[int, ...]) -> list[FeatureDef]:
-    return [FeatureDef(f"{prefix}_{w}", group, text.format(w=w)) for w in windows]
+    return [FeatureDef(f"{prefix}_{w}", group, text.format(w=w), w) for w in windows]
 
 
-def _fixed(group: str, items: list[tuple[str, str]]) -> list[FeatureDef]:
-    return [FeatureDef(name, group, text) for name, text in items]
+def lookbacks(spec: FeatureSpec) -> dict[str, int]:
+    """Feature name -> days it looks back over, for the features with a trailing window."""
+    return {f.name: f.lookback_days for f in feature_registry(spec) if f.lookback_days}
+
+
+def _fixed(group: str, items: list[tuple]) -> list[FeatureDef]:
+    """(name, description) or (name, description, lookback_days) items of one group."""
+    keys = ("name", "description", "lookback_days")
+    return [FeatureDef(group=group, **dict(zip(keys, item, strict=False))) for item in items]
 
 
 def feature_registry(spec: FeatureSpec) -> tuple[FeatureDef, ...]:
@@ -76,10 +87,15 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
             ("loan_avg_principal", "mean principal of the loans originated to date"),
             ("loan_open_n", "loans open at the snapshot"),
             ("loan_exposure", "principal of the loans open at the snapshot"),
-            (f"loan_exposure_change_{short}", f"open principal now minus {short} days earlier"),
+            (
+                f"loan_exposure_change_{short}",
+                f"open principal now minus {short} days earlier",
+                short,
+            ),
             (
                 value_feature(value_window_days),
                 "interest income over the trailing value window (tier value)",
+                value_window_days,
             ),
             ("loan_product_breadth", "distinct products taken to date"),
         ],
@@ -102,6 +118,7 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
             (
                 "pay_on_time_trend",
                 f"on-time rate of the last {short} days minus the {short} before",
+                2 * short,
             ),
         ],
     )
@@ -121,7 +138,11 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
                 "eng_days_since_rm_contact",
                 "days since the latest relationship-manager visit or call",
             ),
-            ("eng_trend", f"interactions in the last {short} days minus the {short} before"),
+            (
+                "eng_trend",
+                f"interactions in the last {short} days minus the {short} before",
+                2 * short,
+            ),
         ],
     )
     defs += _windowed("svc_complaints", "service", "complaints in the last {w} days", ws)
@@ -132,10 +153,10 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
         [
             ("sat_latest", "latest satisfaction score (1-5)"),
             ("sat_change", "latest satisfaction minus the previous one"),
-            ("sat_mean_365", "mean satisfaction over the last 365 days"),
+            ("sat_mean_365", "mean satisfaction over the last 365 days", 365),
             ("sat_nps_latest", "latest NPS answer (0-10)"),
             ("sat_nps_change", "latest NPS answer minus the previous one"),
-            ("sat_nps_mean_365", "mean NPS answer over the last 365 days"),
+            ("sat_nps_mean_365", "mean NPS answer over the last 365 days", 365),
             ("sat_days_since_survey", "days since the latest survey answer"),
         ],
     )
@@ -147,6 +168,7 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
             (
                 "price_spread_mean_365",
                 "mean spread to the book median of loans of the last 365 days",
+                365,
             ),
             ("price_gap_now", "latest loan's rate minus today's book median for its product"),
         ],
@@ -164,6 +186,7 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
         ],
     )
     defs += _windowed("rel_referrals", "relationship", "referrals made in the last {w} days", ws)
+    defs += _contract(ws)
     defs += _fixed(
         "btyd",
         [
@@ -172,6 +195,42 @@ def registry_for(ws: tuple[int, ...], value_window_days: int) -> tuple[FeatureDe
         ],
     )
     return tuple(defs)
+
+
+def _contract(ws: tuple[int, ...]) -> list[FeatureDef]:
+    """The contractual runway (features/runway.py); H is labels.horizon_days."""
+    defs = _fixed(
+        "contract",
+        [
+            ("con_days_to_last_maturity", "days to the latest scheduled maturity of an open loan"),
+            (
+                "con_days_to_first_maturity",
+                "days to the earliest scheduled maturity of an open loan",
+            ),
+            ("con_open_n_h", "open loans scheduled to remain open at t+H"),
+            ("con_open_principal_h", "principal of the open loans scheduled to remain at t+H"),
+        ],
+    )
+    for w in ws:
+        defs += _fixed(
+            "contract",
+            [
+                (f"con_open_n_{w}", f"open loans scheduled to remain open in {w} days"),
+                (f"con_open_principal_{w}", f"principal of the open loans remaining in {w} days"),
+            ],
+        )
+    return defs + _fixed(
+        "contract",
+        [
+            ("con_maturing_n_h", "open loans reaching maturity within H: up for renewal"),
+            ("con_maturing_share_h", "share of the open principal maturing within H"),
+            (
+                "con_scheduled_outstanding_h",
+                "scheduled principal still outstanding at t+H (amortisation by the schedule)",
+            ),
+            ("con_renewal_rate", "share of past loans that ran to maturity and were renewed"),
+        ],
+    )
 
 
 def feature_names(spec: FeatureSpec) -> list[str]:

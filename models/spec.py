@@ -15,14 +15,17 @@ FLOAT32_CHOICES = ("auto", "true", "false")
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """Out-of-time split: the last ``test_snapshots`` labelled snapshots are the test set."""
+    """Out-of-time split: the last ``test_snapshots`` labelled snapshots are the test set.
 
-    test_snapshots: int
-    validation_snapshots: int  # latest training snapshots: early stopping and calibration
+    None (``auto`` in params.yaml): the size follows the span (models/training/split.py)."""
+
+    test_snapshots: int | None
+    validation_snapshots: int | None  # latest training snapshots: early stopping, calibration
 
     def __post_init__(self) -> None:
-        if self.test_snapshots < 1 or self.validation_snapshots < 1:
-            raise ValueError("test_snapshots and validation_snapshots must be at least 1")
+        sizes = (self.test_snapshots, self.validation_snapshots)
+        if any(size is not None and size < 1 for size in sizes):
+            raise ValueError("test_snapshots and validation_snapshots must be at least 1 or auto")
 
 
 @dataclass(frozen=True)

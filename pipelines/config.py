@@ -36,6 +36,9 @@ PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the repo
 DERIVED_KEYS = ("features.value_window_days", "kpis.value_window_days")
 
 
+AUTO = "auto"  # an optional setting derived from the data (split sizes): the same as empty
+
+
 class ConfigError(ValueError):
     pass
 
@@ -72,6 +75,9 @@ class Paths:
 @dataclass(frozen=True)
 class DataConfig:
     dir: Path  # any directory that follows the input contract
+    # The observation start (docs/data-contract.md, "Observation window"); empty: the earliest
+    # date of the event tables, else the earliest origination (features/observation.py).
+    start: pd.Timestamp | None
     end: pd.Timestamp | None  # empty: the latest date in any table that is not future-dated
     # With end empty, records dated more than this many days after the day of the run are
     # future-dated: a validation warning, not counted in the data's end (docs/data-contract.md).
@@ -89,8 +95,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SnapshotConfig:
-    start: pd.Timestamp | None  # empty: one active window after the data starts
+    start: pd.Timestamp | None  # empty: data.start + warmup_days
     end: pd.Timestamp | None  # empty: the data's last month-end
+    warmup_days: int | None  # empty: the longest feature window (every window observed)
+
+    def __post_init__(self) -> None:
+        if self.warmup_days is not None and self.warmup_days < 0:
+            raise ValueError("snapshots.warmup_days must be >= 0 (or empty)")
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,13 @@ class Config:
         return self.path(self.data.dir)
 
     @property
+    def warmup_days(self) -> int:
+        """snapshots.warmup_days, or the longest feature window when empty."""
+        if self.snapshots.warmup_days is not None:
+            return self.snapshots.warmup_days
+        return max((*self.features.windows_days, self.features.value_window_days))
+
+    @property
     def defs(self) -> Definitions:
         return Definitions(
             horizon_days=self.labels.horizon_days,
@@ -229,7 +247,7 @@ def _derive(raw: dict[str, Any]) -> dict[str, Any]:
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value in (None, "") and type(None) in args:
+        if value in (None, "", AUTO) and type(None) in args:  # auto: derived (split sizes)
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)

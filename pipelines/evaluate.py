@@ -157,10 +157,14 @@ def _entries(
         # column answers a served request with the whole input frame; the model's check
         # (models.serving.outputs.request_problem) answers with one line naming the columns.
         required: tuple[str, ...] = ()
-        tags = task.to_tags() | {
-            FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, model.features),
-            TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
-        }
+        tags = (
+            task.to_tags()
+            | {
+                FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, model.features),
+                TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
+            }
+            | _version_tags(model.model)
+        )
         entries.append(
             registry.ModelEntry(
                 kind,
@@ -176,6 +180,18 @@ def _entries(
     return entries
 
 
+def _version_tags(model) -> dict[str, str]:
+    """A version that is the Markov baseline standing in for the tier model says so."""
+    baseline = getattr(model, "baseline", "")
+    return {"baseline": baseline, "model": f"{baseline} baseline"} if baseline else {}
+
+
+def _warning_tags(summary: TrainSummary) -> dict[str, str]:
+    """The train stage's warnings and the tier model used, as run tags."""
+    tags = {"tier_model": summary.tier.model}
+    return tags | ({"warnings": " | ".join(summary.warnings)} if summary.warnings else {})
+
+
 def _record(
     cfg: Config, ev: Evaluation, summary: TrainSummary, artifacts: list[Path]
 ) -> registry.RunRecord:
@@ -184,6 +200,7 @@ def _record(
     tags = {
         "git_commit": registry.git_commit(cfg.root),
         "data_fingerprint": summary.data_fingerprint,
+        **_warning_tags(summary),
     }
     trained = {"train_seconds": summary.seconds.to_json(), "trees": summary.trees}
     return registry.RunRecord(

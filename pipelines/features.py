@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.build import build_feature_table, iter_feature_table
 from features.contract import Tables, data_end
+from features.observation import observation_start
 from features.snapshots import count_known, snapshot_dates
 from features.summary import FeatureSummary
 from pipelines.config import Config
@@ -38,13 +39,31 @@ def validated_end(cfg: Config) -> pd.Timestamp | None:
     return pd.Timestamp(recorded) if recorded else None
 
 
-def iter_snapshot_features(
-    cfg: Config, tables: Tables, end: pd.Timestamp | None = None
-) -> Iterator[pd.DataFrame]:
-    end = cfg.data.end or end or data_end(tables)
-    dates = snapshot_dates(
-        tables, cfg.snapshots.start, cfg.snapshots.end, cfg.labels.active_window_days, end
+def warmup_warning(cfg: Config, start: pd.Timestamp) -> str:
+    """A warning when snapshots.start lies before data.start + warm-up ('' otherwise)."""
+    ready = start + pd.Timedelta(days=cfg.warmup_days)
+    if cfg.snapshots.start is None or cfg.snapshots.start >= ready:
+        return ""
+    return (
+        f"snapshots.start {cfg.snapshots.start:%Y-%m-%d} is before data.start {start:%Y-%m-%d} "
+        f"+ warm-up {cfg.warmup_days} days = {ready:%Y-%m-%d}: windows reaching before "
+        "data.start are not observed (NaN) at the first snapshots"
     )
+
+
+def iter_snapshot_features(
+    cfg: Config,
+    tables: Tables,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The feature table's slices: snapshots from ``start`` (the observation start; inferred
+    when None) + warm-up to the data's ``end`` (params, else the validate stage's, else the
+    latest date in the tables)."""
+    end = cfg.data.end or end or data_end(tables)
+    start = start if start is not None else observation_start(tables, cfg.data.start)
+    first = cfg.snapshots.start or start + pd.Timedelta(days=cfg.warmup_days)
+    dates = snapshot_dates(tables, first, cfg.snapshots.end, cfg.warmup_days, end)
     log.info("%d snapshots from %s to %s", len(dates), dates[0].date(), dates[-1].date())
     yield from iter_feature_table(
         tables,
@@ -53,17 +72,25 @@ def iter_snapshot_features(
         cfg.features,
         data_end=end,
         chunk_customers=cfg.features.chunk_customers,
+        observed_from=start,
     )
 
 
 def run(cfg: Config) -> Path:
     tables = load_tables(cfg.path(cfg.paths.validated))
+    start = observation_start(tables, cfg.data.start)
+    warnings = [w for w in (warmup_warning(cfg, start),) if w]
+    for warning in warnings:
+        log.warning(warning)
     summary = FeatureSummary()
     out = save_frame_chunks(
-        summary.watch(iter_snapshot_features(cfg, tables, validated_end(cfg))),
+        summary.watch(iter_snapshot_features(cfg, tables, start, validated_end(cfg))),
         cfg.path(cfg.paths.features),
     )
-    save_json(summary.to_dict(), cfg.path(cfg.paths.features_summary))
+    extra = {"data_start": f"{start:%Y-%m-%d}", "warmup_days": cfg.warmup_days}
+    save_json(
+        summary.to_dict() | extra | {"warnings": warnings}, cfg.path(cfg.paths.features_summary)
+    )
     return out
 
 

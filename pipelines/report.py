@@ -45,7 +45,9 @@ def run(cfg: Config) -> Path:
     logged = RegistryRecord.from_json(load_json(cfg.path(p.registry)))
     summary = TrainSummary.from_json(load_json(cfg.path(p.train_summary)))
     created = f"{pd.Timestamp.now():%Y-%m-%d %H:%M}"
-    run_info = run_info_from(logged, summary.data_fingerprint, created, cfg.explain.currency)
+    run_info = run_info_from(
+        logged, summary.data_fingerprint, created, cfg.explain.currency, summary.warnings
+    )
     inputs = report_inputs_from(
         load_frame(cfg.path(p.predictions)),
         load_frame(cfg.path(p.explanations)),

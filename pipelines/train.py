@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import LABEL_AVAILABLE
 from features.registry import TIER, feature_groups
+from models.training.split import SplitError
 from models.training.train import (
     KEY_COLUMNS,
     TRAINING_COLUMNS,
@@ -81,14 +82,28 @@ def train_parquet(cfg: Config, path: Path) -> TrainResult:
 
 def run(cfg: Config) -> TrainResult:
     path = cfg.path(cfg.paths.features)
-    if path.suffix.lower() == ".parquet":
-        result = train_parquet(cfg, path)
-    else:
-        table = load_frame(path)
-        features = feature_groups(cfg.features)
-        result = train_models(table, cfg.split, cfg.train, cfg.labels.horizon_days, features)
+    try:
+        if path.suffix.lower() == ".parquet":
+            result = train_parquet(cfg, path)
+        else:
+            table = load_frame(path)
+            features = feature_groups(cfg.features)
+            result = train_models(table, cfg.split, cfg.train, cfg.labels.horizon_days, features)
+    except SplitError as err:  # say what the minimum span is with these params
+        raise SplitError(f"{err}. {minimum_span(cfg)}") from err
     save_pickle(result.models, cfg.path(cfg.paths.models))
     save_frame(result.predictions, cfg.path(cfg.paths.predictions))
     save_json(result.summary.to_json(), cfg.path(cfg.paths.train_summary))
     log.info("train: %s", result.summary.seconds)
     return result
+
+
+def minimum_span(cfg: Config) -> str:
+    """The smallest data span the split can use with ``cfg``, in days and months."""
+    h, warm = cfg.labels.horizon_days, cfg.warmup_days
+    parts = 1 + (cfg.split.validation_snapshots or 1) + (cfg.split.test_snapshots or 1)
+    days = warm + 31 * (parts - 1) + 2 * h
+    return (
+        f"With these params: warm-up {warm} days + {parts} month-ends + 2 x H ({h} days): at "
+        f"least ~{days} days (~{days / 30.44:.0f} months) from data.start to data.end"
+    )

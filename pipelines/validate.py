@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from features.contract import Tables
+from features.observation import observation_report, observation_start
 from pipelines.config import Config
 from pipelines.io import read_contract, save_json, save_tables
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 def run(cfg: Config) -> Tables:
     tables, report = read_contract(cfg.data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff())
+    start = observation_start(tables, cfg.data.start)
+    report = {**report, "observation": observation_report(tables, start, cfg.data.start is None)}
     save_tables(tables.present(), cfg.path(cfg.paths.validated))
     save_json(report, cfg.path(cfg.paths.validation_report))
     return tables

@@ -190,6 +190,37 @@ TEMPLATES: dict[str, ReasonTemplate] = {
         "count",
         zero="no referral in the last {w} days",
     ),
+    # contract: the contractual runway of the open loans (features/runway.py)
+    "con_days_to_last_maturity": T(
+        "last loan matures in {v} day{s}, nothing scheduled after",
+        "days",
+        negative="every open loan is past its maturity, the last by {v} day{s}",
+        missing="no open loan with a scheduled maturity",
+    ),
+    "con_days_to_first_maturity": T(
+        "next loan matures in {v} day{s}",
+        "days",
+        negative="a loan is {v} day{s} past its maturity and still open",
+        missing="no open loan with a scheduled maturity",
+    ),
+    "con_open_n_h": T("{v} loan{s} scheduled to stay open beyond the horizon", "count"),
+    "con_open_principal_h": T("{v} of principal scheduled to stay beyond the horizon", "amount"),
+    "con_open_n_": T("{v} loan{s} scheduled to stay open beyond {w} days", "count"),
+    "con_open_principal_": T("{v} of principal scheduled to stay beyond {w} days", "amount"),
+    "con_maturing_n_h": T("{v} loan{s} up for renewal within the horizon", "count"),
+    "con_maturing_share_h": T(
+        "{v} of the open principal matures within the horizon",
+        "share",
+        missing="no open principal",
+    ),
+    "con_scheduled_outstanding_h": T(
+        "{v} scheduled to be outstanding at the horizon's end", "amount"
+    ),
+    "con_renewal_rate": T(
+        "renewed {v} of past loans at maturity",
+        "share",
+        missing="no past loan has reached maturity yet",
+    ),
     # btyd
     "btyd_p_alive": T("BG/NBD probability of still being active {v}", "share"),
     "btyd_expected_originations": T("only {v} new loan{s} expected within the horizon (BG/NBD)"),

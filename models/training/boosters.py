@@ -81,7 +81,11 @@ class ChurnModel(BoosterModel):
 
 
 class TierModel(BoosterModel):
-    """Probabilities of each tier at t+H (columns in TIERS order)."""
+    """Probabilities of each tier at t+H (columns in TIERS order).
+
+    ``baseline`` is "" for a trained LightGBM model and "markov" when the booster encodes the
+    Markov baseline (models/training/fallback.py: the data could not train a tier model).
+    """
 
     def __init__(
         self,
@@ -89,9 +93,11 @@ class TierModel(BoosterModel):
         class_codes: Sequence[int],
         features: Sequence[str],
         groups: Mapping[str, str],
+        baseline: str = "",
     ) -> None:
         super().__init__(booster, features, groups)
         self.class_codes = [int(c) for c in class_codes]
+        self.baseline = baseline
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, 4) next-tier probabilities; a tier absent from training gets 0."""
@@ -105,4 +111,5 @@ class TierModel(BoosterModel):
         return pd.DataFrame(proba, columns=list(NEXT_TIER_COLUMNS), index=frame.index)
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "class_codes": list(self.class_codes)}
+        extra = {"baseline": self.baseline} if getattr(self, "baseline", "") else {}
+        return {**super().to_dict(), "class_codes": list(self.class_codes), **extra}

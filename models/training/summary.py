@@ -39,6 +39,7 @@ class SplitSummary:
     fit: SplitPart
     validation: SplitPart
     test: SplitPart
+    validation_purge: bool = True  # fit purged against validation (models/training/split.py)
 
     def part(self, name: Part) -> SplitPart:
         return getattr(self, name)
@@ -48,9 +49,10 @@ class SplitSummary:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SplitSummary:
-        d = checked(data, ("horizon_days", *PARTS), "split")
+        d = checked(data, ("horizon_days", *PARTS, "validation_purge"), "split")
         parts = {p: SplitPart.from_json(d[p]) for p in PARTS}
-        return cls(horizon_days=int(d["horizon_days"]), **parts)
+        purge = bool(d["validation_purge"])
+        return cls(horizon_days=int(d["horizon_days"]), **parts, validation_purge=purge)
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,21 @@ class ChurnInfo:
 @dataclass(frozen=True)
 class TierInfo:
     """The fitted tier model: trees kept by early stopping, rows of the fit and validation
-    slices."""
+    slices, which model gives the next-tier probabilities ("lightgbm", or "markov_baseline"
+    when the data could not train one) and why it fell back ("" when it did not)."""
 
     trees: int
     fit_rows: int
     validation_rows: int
+    model: str = "lightgbm"
+    fallback: str = ""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TierInfo:
-        d = checked(data, ("trees", "fit_rows", "validation_rows"), "tier info")
-        return cls(int(d["trees"]), int(d["fit_rows"]), int(d["validation_rows"]))
+        keys = ("trees", "fit_rows", "validation_rows", "model", "fallback")
+        d = checked(data, keys, "tier info")
+        counts = (int(d["trees"]), int(d["fit_rows"]), int(d["validation_rows"]))
+        return cls(*counts, model=str(d["model"]), fallback=str(d["fallback"]))
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ class TrainSummary:
     churn: ChurnInfo
     tier: TierInfo
     seconds: TrainSeconds
+    warnings: tuple[str, ...] = ()  # e.g. the tier model fell back to the Markov baseline
 
     @property
     def trees(self) -> dict[str, int]:
@@ -152,11 +160,11 @@ class TrainSummary:
         return {"churn": self.churn.trees, "tier": self.tier.trees}
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "warnings": list(self.warnings)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrainSummary:
-        keys = ("split", "data_fingerprint", "test_rows", "churn", "tier", "seconds")
+        keys = ("split", "data_fingerprint", "test_rows", "churn", "tier", "seconds", "warnings")
         d = checked(data, keys, "train summary")
         return cls(
             split=SplitSummary.from_json(d["split"]),
@@ -165,4 +173,5 @@ class TrainSummary:
             churn=ChurnInfo.from_json(d["churn"]),
             tier=TierInfo.from_json(d["tier"]),
             seconds=TrainSeconds.from_json(d["seconds"]),
+            warnings=tuple(str(w) for w in d["warnings"]),
         )

@@ -47,6 +47,7 @@ from models.training.estimators import (
     make_tier_classifier,
     tier_codes,
 )
+from models.training.fallback import markov_tier_model, tier_fallback_reason
 from models.training.sampling import sample_customers, sample_share
 from models.training.split import Split, churn_rows, split_snapshots, tier_rows
 from models.training.summary import (
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 BTYD_P_ALIVE = "btyd_p_alive"
 LOGISTIC_PROBABILITY = "logistic_churn_probability"
 BTYD_PROBABILITY = "btyd_churn_probability"
+MARKOV_MODEL = "markov_baseline"  # TierInfo.model when the tier model fell back (fallback.py)
 MARKOV_COLUMNS = tuple(f"markov_{c}" for c in NEXT_TIER_COLUMNS)
 _EVAL_XY = "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL, CHURNED, NEXT_TIER)
@@ -191,8 +193,14 @@ def fit_models(
     btyd = make_calibrator("platt").fit(
         btyd_score(churn["validation"]), churn["validation"][CHURNED].to_numpy(int)
     )
-    (tier_model, tier_info), t_tier = _timed(fit_tier_model, *tier.values(), features, spec)
     markov = make_markov_baseline(spec.markov.alpha).fit(tier_train[TIER], tier_train[NEXT_TIER])
+    fallback = tier_fallback_reason(tier["fit"], tier_rows(table))
+    if fallback:  # the data cannot train a tier model: its outputs come from the Markov baseline
+        log.warning("tier model: %s; using the Markov baseline", fallback)
+        (tier_model, tier_info), t_tier = (markov_tier_model(markov, features), {"trees": 0}), 0.0
+    else:
+        (tier_model, tier_info), t_tier = _timed(fit_tier_model, *tier.values(), features, spec)
+    tier_info |= {"model": MARKOV_MODEL if fallback else "lightgbm", "fallback": fallback}
     info = FitInfo(
         churn=ChurnInfo(**churn_info, **{f"{p}_rows": len(churn[p]) for p in churn}),
         tier=TierInfo(**tier_info, **{f"{p}_rows": len(tier[p]) for p in tier}),
@@ -257,6 +265,7 @@ def _summary(
         churn=models.info.churn,
         tier=models.info.tier,
         seconds=models.info.seconds,
+        warnings=train_warnings(models.info),
     )
 
 
@@ -356,9 +365,19 @@ def train_in_batches(
     for batch in read_all():
         fingerprint.update(batch)
         test = batch[batch[AS_OF].isin(split.test)]
-        if len(test):
+        if len(test):  # in the dtype the models were fitted on, like the in-memory path
+            features_in = list(features)
+            test = test.assign(**{n: test[n].astype(dtype) for n in features_in})
             parts.append(predict_test(models, test))
     predictions = pd.concat(parts, ignore_index=True)
     return TrainResult(
         models, predictions, _summary(split, models, predictions, fingerprint.hexdigest())
     )
+
+
+def train_warnings(info: FitInfo) -> tuple[str, ...]:
+    """What a reader of reports/train.json, the MLflow run and the report must know."""
+    if not info.tier.fallback:
+        return ()
+    return (f"tier model: {info.tier.fallback}; next-tier probabilities come from the Markov "
+            "baseline (registered as the tier model)",)  # fmt: skip

@@ -67,6 +67,8 @@ p.lead { margin: 0 0 16px; color: var(--muted); font-size: 14px; }
 .card .value { font-size: 23px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .note { font-size: 12px; color: var(--muted); }
 .card.alert .value { color: var(--risk); }
+p.warning { margin: 22px 0 0; padding: 10px 14px; border: 1px solid #e7b6ae;
+  border-left: 4px solid var(--risk); border-radius: 8px; background: #fdf3f1; }
 .table-scroll { overflow-x: auto; margin: 8px 0 14px; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
@@ -211,6 +213,7 @@ def page(run: RunInfo, as_of: str, body: Sequence[str]) -> str:
         for k, v in SECTIONS.items()
         if f'<section id="{k}"' in shown
     )
+    body = [*(f'<p class="warning">Warning: {cell(w)}</p>' for w in run.warnings), *body]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -44,6 +44,7 @@ class RunInfo:
     title: str = "tierwise · churn & loyalty report"
     champions: Mapping[str, bool] = field(default_factory=dict)
     currency: str = ""
+    warnings: tuple[str, ...] = ()  # the train stage's (reports/train.json), shown at the top
 
 
 @dataclass(frozen=True, eq=False)

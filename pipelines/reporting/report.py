@@ -50,16 +50,21 @@ _STRATEGY_SLOT = re.compile(r"strategy_(\d+)")
 
 
 def run_info_from(
-    registry: RegistryRecord, data_fingerprint: str, created: str, currency: str = ""
+    registry: RegistryRecord,
+    data_fingerprint: str,
+    created: str,
+    currency: str = "",
+    warnings: tuple[str, ...] = (),
 ) -> RunInfo:
     """RunInfo from the registry record (reports/registry.json: run id, versions, whether each
-    became champion) and the feature table's fingerprint (``TrainSummary.data_fingerprint``,
-    reports/train.json)."""
+    became champion), the feature table's fingerprint and the train stage's warnings
+    (``TrainSummary.data_fingerprint`` and ``.warnings``, reports/train.json)."""
     versions = {kind: entry.version for kind, entry in registry.models.items()}
     champions = {kind: entry.champion for kind, entry in registry.models.items()}
     return RunInfo(
-        registry.run_id, versions, data_fingerprint, created, champions=champions, currency=currency
-    )
+        registry.run_id, versions, data_fingerprint, created, champions=champions,
+        currency=currency, warnings=warnings,
+    )  # fmt: skip
 
 
 def _date(value) -> str:

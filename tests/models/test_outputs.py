@@ -91,7 +91,9 @@ def test_tiny_contributions_are_not_reasons(trained, params_cfg, score_rows):
 
 def test_every_amount_carries_the_currency():
     names = ["loan_amount_365", "loan_exposure", "pay_overdue_amount", "loan_value_365",
-             "loan_exposure_change_90", "loan_avg_principal", "loan_open_n"]  # fmt: skip
+             "loan_exposure_change_90", "loan_avg_principal", "loan_open_n",
+             "con_open_principal_h", "con_open_principal_90",
+             "con_scheduled_outstanding_h"]  # fmt: skip
     templates = dict(zip(names, feature_templates(names, currency="CNY"), strict=True))
     for template in templates.values():
         text = render_reason(template, 1_870_000.0, 0.05)

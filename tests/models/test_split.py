@@ -78,17 +78,57 @@ def test_row_selections_for_each_model():
 @pytest.mark.parametrize(
     ("first", "spec", "message"),
     [
-        ("2022-03-31", SplitSpec(3, 2), "labelled snapshots"),
-        ("2021-10-31", SplitSpec(3, 2), "before the first test snapshot"),
-        ("2021-06-30", SplitSpec(3, 2), "before the first validation snapshot"),
+        ("2022-03-31", SplitSpec(3, 2), "the data span is too short: 4 labelled"),
+        ("2021-10-31", SplitSpec(3, 2), "the data span is too short: 9 labelled"),
+        ("2022-03-31", SplitSpec(None, None), "the data span is too short: 4 labelled"),
     ],
 )
-def test_too_short_a_history_fails_with_a_clear_error(first, spec, message):
+def test_too_short_a_history_fails_with_one_message_naming_the_minimum(first, spec, message):
     table = grid(first, "2022-12-31", "2022-12-31")
-    with pytest.raises(SplitError, match=message):
+    with pytest.raises(SplitError, match=message) as err:
         split_snapshots(table, spec, H)
+    text = str(err.value)
+    assert "the smallest split needs" in text and "Minimum span: warm-up +" in text
+    for param in ("labels.horizon_days", "snapshots.start", "split.test_snapshots"):
+        assert param in text
+
+
+def test_a_short_span_keeps_one_purge_and_the_fit_slice():
+    """Two purges would leave 1 fit snapshot of the 6 before validation: the validation purge is
+    dropped, the purge before the test set stays."""
+    table = grid("2021-06-30", "2022-12-31", "2022-12-31")
+    split = split_snapshots(table, SplitSpec(3, 2), H)
+    horizon = pd.Timedelta(days=H)
+    assert not split.validation_purge and split.summary().validation_purge is False
+    assert (split.validation + horizon < split.test[0]).all()
+    assert split.fit[-1] + pd.offsets.MonthEnd(1) == split.validation[0]  # adjacent
+
+
+def test_a_long_span_keeps_both_purges():
+    split = split_snapshots(grid("2020-12-31", "2024-12-31", "2024-12-31"), SplitSpec(6, 3), H)
+    assert split.validation_purge
+
+
+@pytest.mark.parametrize(
+    ("first", "test", "validation"),
+    [("2019-12-31", 6, 3), ("2022-01-31", 4, 3), ("2022-07-31", 3, 2), ("2022-10-31", 2, 1)],
+)
+def test_auto_sizes_follow_the_span(first, test, validation):
+    """K = L // 4 in [1, 6], V = L // 6 in [1, 3]; 18 labelled month-ends (a 3-year history
+    after a year of warm-up, H = 180) give 4 test and 3 validation snapshots."""
+    table = grid(first, "2023-12-31", "2023-12-31")
+    split = split_snapshots(table, SplitSpec(None, None), H)
+    assert (len(split.test), len(split.validation)) == (test, validation)
+    assert len(split.fit) >= 1 and split.test[-1] == pd.Timestamp("2023-06-30")
 
 
 def test_split_spec_rejects_non_positive_counts():
     with pytest.raises(ValueError):
         SplitSpec(test_snapshots=0, validation_snapshots=3)
+
+
+def test_a_three_year_world_splits_with_the_default_params(small_table, params_cfg):
+    """The small world is 3 years (generate.years=3): the default (auto) split trains on it."""
+    split = split_snapshots(small_table, params_cfg.split, params_cfg.labels.horizon_days)
+    assert len(split.fit) >= 3 and len(split.validation) >= 1 and len(split.test) >= 1
+    assert not split.validation_purge  # two purges would leave a single fit snapshot

@@ -95,3 +95,24 @@ def test_dvc_exp_run_with_a_param(own_copy):
     assert "Running stage 'generate'" not in out
     shown = _sh(own_copy, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "labels.horizon_days" in shown and ",90," in shown
+
+
+def test_dvc_exp_run_with_observation_dates_given_as_strings(own_copy):
+    """`-S data.start=2021-01-01 -S snapshots.start=2021-06-30`: DVC hands the dates over as
+    strings; the features stage parses them, masks windows before data.start and warns that the
+    snapshots start inside the warm-up."""
+    args = ("-S", "data.start=2021-01-01", "-S", "snapshots.start=2021-06-30")
+    out = _sh(own_copy, "dvc", "exp", "run", "features", *args)
+    assert "Running stage 'features'" in out and "Running stage 'generate'" not in out
+    params = yaml.safe_load((own_copy / "params.yaml").read_text())
+    assert str(params["data"]["start"]) == "2021-01-01"
+    summary = yaml.safe_load((own_copy / "reports/features_summary.json").read_text())
+    assert summary["data_start"] == "2021-01-01"
+    assert any("snapshots.start 2021-06-30" in w and "data.start 2021-01-01" in w
+               for w in summary["warnings"])  # fmt: skip
+    import pandas as pd
+
+    table = pd.read_parquet(own_copy / "data/features/feature_table.parquet")
+    first = table[table["as_of"] == table["as_of"].min()]
+    assert str(first["as_of"].iloc[0].date()) == "2021-06-30"
+    assert first["pay_late_n_365"].isna().all() and first["pay_late_n_90"].notna().any()
