@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import build_feature_table, iter_feature_table
+from features.build import iter_feature_table
 from features.contract import Tables, data_end
 from features.snapshots import snapshot_dates
 from features.summary import FeatureSummary
 from pipelines.config import Config
-from pipelines.io import load_tables, read_contract, save_frame, save_frame_chunks, save_json
+from pipelines.io import OutputExistsError, load_tables, save_frame_chunks, save_json
+from pipelines.slices import iter_slice_features, read_contract_sliced
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ def run(cfg: Config) -> Path:
 
 def run_as_of(cfg: Config, data_dir: Path, as_of: pd.Timestamp, out: Path, overwrite: bool) -> Path:
     """Feature rows of every customer known at ``as_of`` (labels omitted) into ``out``."""
-    tables, _ = read_contract(data_dir, end=cfg.data.end)
-    rows = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
-    return save_frame(rows, out, overwrite=overwrite)
+    if Path(out).exists() and not overwrite:  # before any work
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    chunk = cfg.features.chunk_customers
+    with read_contract_sliced(data_dir, chunk, end=cfg.data.end) as book:
+        rows = iter_slice_features(book, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
+        return save_frame_chunks(rows, out, overwrite=overwrite)

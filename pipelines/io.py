@@ -181,6 +181,16 @@ def load_raw_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
     return raw
 
 
+def contract_files(data_dir: Path | str) -> dict[str, Path]:
+    """The file of every contract table found in ``data_dir`` (the one place files are found:
+    ``load_raw_tables`` and the sliced reader, pipelines/slices.py, both go through it)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    found = {name: _table_file(data_dir, name) for name in TABLE_NAMES}
+    return {name: path for name, path in found.items() if path is not None}
+
+
 def save_tables(tables: dict[str, pd.DataFrame], data_dir: Path | str) -> Path:
     """Write tables as ``NAME.parquet`` into ``data_dir``, replacing the folder as a whole.
 

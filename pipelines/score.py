@@ -1,6 +1,7 @@
 """`tierwise score`: a portfolio scored as of one date by the registered churn and tier models.
 
-validate the contract directory -> features as of DATE for every customer known then (slices of
+validate the contract directory slice by slice (pipelines/slices.py: only the loans table is
+held whole) -> features as of DATE for every customer known then (slices of
 ``features.chunk_customers`` customers with the whole book's context, so memory is bounded by a
 slice) -> both models through MLflow pyfunc, exactly as a registry consumer calls them -> one row
 per customer, streamed into one Parquet or CSV file that appears only when complete. The Spark
@@ -20,7 +21,6 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from features.build import iter_feature_table, slice_count
 from features.contract import Tables, data_end
 from features.snapshots import count_known
 from models.serving import registry
@@ -28,6 +28,7 @@ from models.serving.score import Lineage, iter_scores
 from models.spec import EXPLAIN_POLICIES
 from pipelines.config import Config
 from pipelines.io import OutputExistsError, read_contract, save_frame_chunks
+from pipelines.slices import SlicedBook, iter_slice_features, read_contract_sliced
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,11 @@ def _lineage(models: tuple[registry.LoadedModel, registry.LoadedModel]) -> Linea
     return Lineage(churn.name, churn.version, tier.name, tier.version)
 
 
-def _score_pandas(
-    cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str, in_data: int
-):
-    total = slice_count(in_data, cfg.features.chunk_customers)
-    slices = iter_feature_table(
-        tables, pd.DatetimeIndex([request.as_of]), cfg.defs, cfg.features,
-        chunk_customers=cfg.features.chunk_customers,
-    )  # fmt: skip
+def _score_pandas(cfg: Config, book: SlicedBook, request: ScoreRequest, models, explain: str):
+    """Features slice by slice from the sliced book, both models, one file streamed."""
+    dates = pd.DatetimeIndex([request.as_of])
+    slices = iter_slice_features(book, dates, cfg.defs, cfg.features)
+    total = len(book)
     churn, tier = models
     chunks = iter_scores(
         _with_progress(slices, total), churn.model, tier.model, _lineage(models), explain
@@ -112,9 +110,7 @@ def _score_pandas(
     save_frame_chunks(chunks, Path(request.out), overwrite=request.overwrite)
 
 
-def _score_spark(
-    cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str, in_data: int
-):
+def _score_spark(cfg: Config, tables: Tables, request: ScoreRequest, models, explain: str):
     """Features on Spark, both models through ``spark_udf``, the Parquet directory written."""
     from features.spark import spark_features_as_of
     from models.serving.spark import output_struct, score_frame
@@ -135,6 +131,17 @@ def _score_spark(
     write_parquet_atomic(scored, request.out, overwrite=request.overwrite)
 
 
+def _check_known(request: ScoreRequest, customers: int, _in_data: int, end: pd.Timestamp) -> int:
+    """Customers known at the date (none: ScoreError); a date after the data is a warning."""
+    if customers == 0:
+        raise ScoreError(f"no customer is known at {request.as_of:%Y-%m-%d} in {request.data_dir}")
+    if request.as_of > end:
+        log.warning("--as-of %s is after the data's last date %s: nothing after it is known",
+                    request.as_of.date(), end.date())  # fmt: skip
+    log.info("scoring %d customers as of %s", customers, request.as_of.date())
+    return customers
+
+
 def run(cfg: Config, request: ScoreRequest) -> dict:
     """Score ``request.data_dir`` as of ``request.as_of`` into ``request.out``; a summary."""
     check_request(request)
@@ -143,16 +150,15 @@ def run(cfg: Config, request: ScoreRequest) -> dict:
     uris = (request.churn_model, request.tier_model)
     # a wrong model URI fails before the data is read
     models = tuple(registry.load_model(cfg.root, uri) for uri in uris)
-    tables, _ = read_contract(request.data_dir, end=cfg.data.end)
-    customers, in_data = count_known(tables, request.as_of)
-    if customers == 0:
-        raise ScoreError(f"no customer is known at {request.as_of:%Y-%m-%d} in {request.data_dir}")
-    if request.as_of > data_end(tables):
-        log.warning("--as-of %s is after the data's last date %s: nothing after it is known",
-                    request.as_of.date(), data_end(tables).date())  # fmt: skip
-    log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
-    engine = _score_spark if request.engine == "spark" else _score_pandas
-    engine(cfg, tables, request, models, explain, in_data)
+    if request.engine == "spark":
+        tables, _ = read_contract(request.data_dir, end=cfg.data.end)
+        customers = _check_known(request, *count_known(tables, request.as_of), data_end(tables))
+        _score_spark(cfg, tables, request, models, explain)
+    else:
+        chunk = cfg.features.chunk_customers
+        with read_contract_sliced(request.data_dir, chunk, end=cfg.data.end) as book:
+            customers = _check_known(request, *book.count_known(request.as_of), book.end)
+            _score_pandas(cfg, book, request, models, explain)
     seconds = round(time.perf_counter() - start, 2)
     log.info("%d customers scored into %s in %.1f s", customers, request.out, seconds)
     lineage = {m.name: m.version for m in models}
