@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -49,6 +50,7 @@ from pipelines.io import contract_files, load_raw_tables
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500_000
+CACHE_COMPRESSION = "lz4"  # temporary files: fast beats small
 ROW = "_tierwise_row"  # a row's number in its file (from 1, header excluded)
 
 
@@ -132,7 +134,7 @@ def read_contract_sliced(
         for k in range(n_slices):
             part = {LOANS: loans[loan_slice == k]}
             for name in others:
-                raw = _read_typed(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
+                raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
                 rows = pd.Index(raw[ROW].to_numpy())
                 part[name] = check.table(name, raw.drop(columns=ROW), rows)
             check.keys(part)
@@ -204,17 +206,31 @@ def _read_all(path: Path) -> pd.DataFrame:
 
 def _book_ids(loans: pd.DataFrame, sources: dict[str, Path]) -> pd.Index:
     """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables."""
-    from features.validation import stripped_text
-
     found = [loans[CUSTOMER_ID].dropna().unique()]
     for path in sources.values():
         if CUSTOMER_ID not in _schema(path).names:
             continue
         for batch in _batches(path, [CUSTOMER_ID]):
-            ids = stripped_text(batch.column(0).to_pandas())
-            found.append(ids.dropna().unique())
-    ids = pd.unique(np.concatenate(found).astype(object)) if found else np.empty(0, object)
+            distinct = _distinct(batch.column(0))[1]
+            found.append(distinct[distinct.notna()].to_numpy())
+    ids = pd.unique(np.concatenate(found).astype(object))
     return pd.Index(np.sort(ids.astype(str)).astype(object))
+
+
+def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:
+    """(each cell's code, the distinct values stripped as validation strips them; code -1 for
+    an empty cell): keys are matched once per distinct value, in Arrow, not per row."""
+    from features.validation import stripped_text
+
+    encoded = pc.dictionary_encode(column)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64), stripped_text(encoded.dictionary.to_pandas())
+
+
+def _positions(column: pa.Array, index: pd.Index) -> np.ndarray:
+    """Each cell's position in ``index`` after stripping (-1: empty or not found)."""
+    codes, distinct = _distinct(column)
+    return np.append(index.get_indexer(distinct), -1)[codes]
 
 
 def _slice_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -223,7 +239,7 @@ def _slice_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 
 def _loan_owners(loans: pd.DataFrame, loan_slice: np.ndarray) -> pd.Series:
-    """loan_id -> its first row's slice: where its repayments go."""
+    """loan_id -> its first row's slice: where its repayments go (unique index)."""
     owner = pd.Series(loan_slice, index=loans[LOAN_ID].to_numpy())
     return owner[~owner.index.duplicated(keep="first") & owner.index.notna()]
 
@@ -232,8 +248,6 @@ def _partition(
     name: str, path: Path, ids: pd.Index, owner: pd.Series, bounds: np.ndarray, out: Path
 ) -> pa.Schema:
     """Stream a table into one Parquet file per slice (rows in file order, with ROW)."""
-    from features.validation import stripped_text
-
     schema = _schema(path)
     key = LOAN_ID if name == REPAYMENTS else CUSTOMER_ID
     schema = schema.append(pa.field(ROW, pa.int64()))
@@ -246,12 +260,11 @@ def _partition(
             )
             start += batch.num_rows
             slices = np.zeros(batch.num_rows, dtype=np.int64)
-            if key in batch.schema.names:
-                keys = stripped_text(batch.column(key).to_pandas())
-                if key == LOAN_ID:
-                    slices = keys.map(owner).fillna(0).to_numpy(np.int64)
-                else:
-                    slices = _slice_of(ids.get_indexer(keys), bounds)
+            if key == LOAN_ID and key in batch.schema.names:
+                found = _positions(batch.column(key), owner.index)
+                slices = np.where(found >= 0, np.append(owner.to_numpy(), 0)[found], 0)
+            elif key in batch.schema.names:
+                slices = _slice_of(_positions(batch.column(key), ids), bounds)
             order = np.argsort(slices, kind="stable")
             counts = np.bincount(slices, minlength=len(bounds) - 1)
             table = table.take(pa.array(order))
@@ -259,8 +272,9 @@ def _partition(
             for k in np.flatnonzero(counts):
                 if k not in writers:
                     (out / str(k)).mkdir(parents=True, exist_ok=True)
-                    writers[k] = pq.ParquetWriter(out / str(k) / f"{name}.parquet", schema)
-                writers[k].write_table(table.slice(offset, counts[k]).cast(schema))
+                    path = out / str(k) / f"{name}.parquet"
+                    writers[k] = pq.ParquetWriter(path, schema, compression=CACHE_COMPRESSION)
+                writers[k].write_table(table.slice(offset, counts[k]))
                 offset += counts[k]
     finally:
         for writer in writers.values():
@@ -268,21 +282,28 @@ def _partition(
     return schema
 
 
-def _read_typed(path: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
-    """A slice file as pandas (empty with ``schema``'s columns when the slice has no rows);
-    missing text back as NaN, as validation returns it."""
-    if not path.exists():
-        table = pa.Table.from_batches([], schema=schema)
-        return table.to_pandas()
-    frame = pq.read_table(path).to_pandas()
-    text = [c for c in frame.columns if frame[c].dtype == object]
-    return frame.assign(**{c: frame[c].where(frame[c].notna(), np.nan) for c in text})
+def _read_raw(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    """A slice's raw rows (empty with ``schema``'s columns when the slice has none)."""
+    table = pq.read_table(path) if path.exists() else pa.Table.from_batches([], schema=schema)
+    return table.to_pandas()
+
+
+def _read_typed(path: Path) -> pd.DataFrame:
+    """A typed slice file as pandas; missing text back as NaN, as validation returns it."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if column.null_count and frame[field.name].dtype == object:
+            missing = pc.is_null(column).to_numpy(zero_copy_only=False)
+            frame[field.name] = frame[field.name].where(~missing, np.nan)
+    return frame
 
 
 def _save_slice(part: dict[str, pd.DataFrame], names: tuple[str, ...], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        part[name].to_parquet(out / f"{name}.parquet", index=False)
+        part[name].to_parquet(out / f"{name}.parquet", index=False, compression=CACHE_COMPRESSION)
 
 
 def _known_days(tables: Tables, size: int) -> np.ndarray:
