@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500_000
 CACHE_COMPRESSION = "lz4"  # temporary files: fast beats small
-ROW = "_tierwise_row"  # a row's number in its file (from 1, header excluded)
+ROW = "_tierwise_row"
+_ASCII_SPACE = "".join(
+    c for c in map(chr, range(128)) if c.isspace()
+)  # a row's number in its file (from 1, header excluded)
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,13 @@ def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:
 
     encoded = pc.dictionary_encode(column)
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-    return codes.astype(np.int64), stripped_text(encoded.dictionary.to_pandas())
+    values = encoded.dictionary
+    if pa.types.is_string(values.type) and pc.all(pc.string_is_ascii(values)).as_py() is not False:
+        # str.strip() of ASCII text, in Arrow: the same characters Python strips
+        trimmed = pc.utf8_trim(values, characters=_ASCII_SPACE)
+        text = pc.if_else(pc.equal(trimmed, ""), None, trimmed).to_pandas()
+        return codes.astype(np.int64), text.where(text.notna(), np.nan)
+    return codes.astype(np.int64), stripped_text(values.to_pandas())
 
 
 def _positions(column: pa.Array, index: pd.Index) -> np.ndarray:
