@@ -218,11 +218,41 @@ class SlicedValidation:
         failures = _merged(self._found)
         if failures:
             raise ContractError(failures)
-        warnings = _merged(self._warned)
+        warnings = _merged(self._warned, rank=False)
         for w in warnings:
             log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
         order = [n for n in TABLE_NAMES if n in self.counts]
         return ValidationReport({n: self.counts[n] for n in order}, warnings, self.end)
+
+    def export(self) -> list[tuple]:
+        """This check's state as plain rows (a Spark task's result): one per problem and per
+        table count; ``absorb`` on the driver merges them."""
+        rows = []
+        for kind, found in (("failure", self._found), ("warning", self._warned)):
+            for key, problems in found.items():
+                for p in problems:
+                    examples = (p.examples["row"].astype("int64").tolist(),
+                                p.examples["value"].astype(str).tolist())  # fmt: skip
+                    rows.append((kind, key[0], key[1], *key[2:], int(p.count), *examples))
+        for name, c in self.counts.items():
+            ignored = "\x1f".join(c["ignored_columns"])
+            rows.append(("count", 0, 0, name, ignored, "", "", int(c["rows_in"]),
+                         [int(c["rows_out"])], []))  # fmt: skip
+        return rows
+
+    def absorb(self, rows: Sequence[tuple]) -> None:
+        """Merge the rows ``export`` gave (in a deterministic order)."""
+        for kind, o1, o2, table, column, rule, detail, count, ex_rows, ex_values in rows:
+            if kind == "count":
+                total = self.counts.setdefault(table, {"rows_in": 0, "rows_out": 0})
+                total["rows_in"] += count
+                total["rows_out"] += ex_rows[0]
+                total["ignored_columns"] = [c for c in column.split("\x1f") if c]
+                continue
+            examples = pd.DataFrame({"row": ex_rows, "value": ex_values})
+            examples = examples.astype({"row": "int64", "value": object})
+            problem = Problem(table, column, rule, count, examples, detail)
+            self._add(self._found if kind == "failure" else self._warned, (o1, o2), [problem])
 
     @staticmethod
     def _add(into: dict, order: tuple, problems: Sequence[Problem | None]) -> None:
@@ -230,10 +260,32 @@ class SlicedValidation:
             into.setdefault((*order, p.table, p.column, p.rule, p.detail), []).append(p)
 
 
-def _merged(found: Mapping[tuple, list[Problem]]) -> list[Problem]:
-    """One problem per rule, in the order ``validate_tables`` lists them."""
+def _rank(key: tuple) -> tuple:
+    """Where ``validate_tables`` lists a problem: its table's place, then within a table
+    required columns, unparseable cells, then pandera's checks column by column."""
+    order, table, column, rule, detail = key[:2], *key[2:]
+    if order[0] < 0 or order[0] >= len(TABLE_NAMES) or table not in CONTRACT:
+        return (*order, 0, 0, 0)
+    names = CONTRACT[table].column_names
+    position = names.index(column) if column in names else len(names)
+    if rule == "required column present":
+        return (*order, 0, position, 0)
+    if rule in _PARSE_RULES.values() and not detail:
+        return (*order, 1, position, 0)
+    checks = [c.error for c in _CHECKS.get((table, column), ())]
+    within = {"not empty": 0, "unique": 1}.get(
+        rule, 2 + (checks.index(rule) if rule in checks else 0)
+    )
+    return (*order, 2, position, within)
+
+
+def _merged(found: Mapping[tuple, list[Problem]], rank: bool = True) -> list[Problem]:
+    """One problem per rule, in the order ``validate_tables`` lists them (warnings: by table,
+    then as first found)."""
     out = []
-    for key in sorted(found, key=lambda k: k[:2]):  # stable: first seen first within an order
+    for key in sorted(
+        found, key=_rank if rank else lambda k: k[:2]
+    ):  # stable: first seen first within an order
         parts = found[key]
         first = parts[0]
         if first.detail or len(parts) == 1:

@@ -389,3 +389,56 @@ def test_sliced_reading_gives_the_same_tables_and_warnings(tmp_path):
     write_csv(tmp_path, {n: f for n, f in frames.items() if n != "interactions"})
     frames["interactions"].to_parquet(tmp_path / "interactions.parquet", index=False)
     assert_sliced_like_whole(tmp_path, end="2023-04-30")
+
+
+# --- on Spark's executors (features/spark_validation.py): the same error and report -----------
+
+SPARK_CASES = [BAD_CELLS[i] for i in (0, 15)]  # a bad date; a repayment of an unknown loan
+
+
+def assert_spark_like_pandas(spark, data_dir: Path, end: str | None = None) -> None:
+    from features.spark_validation import check_contract, read_raw_tables
+    from pipelines.io import contract_files
+
+    end = None if end is None else pd.Timestamp(end)
+    raw = read_raw_tables(spark, {n: str(p) for n, p in contract_files(data_dir).items()})
+    try:
+        _, report = validate_tables(load_raw_tables(data_dir), end=end)
+    except ContractError as err:
+        with pytest.raises(ContractError) as info:
+            check_contract(raw, end, buckets=3)
+        assert str(info.value) == str(err)
+        return
+    assert check_contract(raw, end, buckets=3).to_dict() == report.to_dict()
+
+
+@pytest.mark.slow
+def test_spark_validation_raises_the_pandas_errors(spark, tmp_path):
+    for i, (table, row, column, value, *_) in enumerate(SPARK_CASES):
+        case = tmp_path / str(i)
+        case.mkdir()
+        write_csv(case, world(**{table: with_cell(table, row, column, value)}))
+        assert_spark_like_pandas(spark, case)
+
+
+@pytest.mark.slow
+def test_spark_validation_merges_buckets_and_reports_warnings(spark, tmp_path):
+    loans = with_cell("loans", 2, "principal", "-5")
+    loans.loc[0, "principal"] = "-1"
+    loans.loc[2, "loan_id"] = "L2"
+    (tmp_path / "bad").mkdir()
+    write_csv(tmp_path / "bad", world(loans=loans))
+    assert_spark_like_pandas(spark, tmp_path / "bad")
+    loans = pd.concat([world()["loans"], world()["loans"].iloc[[1]]], ignore_index=True)
+    interactions = with_cell("interactions", 1, "kind", "lunch")
+    frames = world(loans=loans, interactions=interactions)
+    (tmp_path / "ok").mkdir()
+    write_csv(tmp_path / "ok", {n: f for n, f in frames.items() if n != "surveys"})
+    typed = frames["surveys"].assign(
+        satisfaction=pd.to_numeric(frames["surveys"]["satisfaction"]),
+        nps=pd.to_numeric(frames["surveys"]["nps"]),
+    )
+    typed.assign(survey_date=pd.to_datetime(typed["survey_date"])).to_parquet(
+        tmp_path / "ok" / "surveys.parquet", index=False, coerce_timestamps="us"
+    )  # Spark 4.3 cannot read Parquet's nanosecond timestamps
+    assert_spark_like_pandas(spark, tmp_path / "ok", end="2023-04-30")
