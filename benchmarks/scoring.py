@@ -84,8 +84,9 @@ def prepare_project(workdir: Path, name: str, churn_changes: dict) -> Path:
     return project
 
 
-def one_world(workdir: Path, size: int) -> dict:
-    """Generate a portfolio and build its feature rows as of AS_OF (skipped when present)."""
+def one_world(workdir: Path, size: int, features: bool = True) -> dict:
+    """Generate a portfolio and build its feature rows as of AS_OF (skipped when present;
+    ``features`` False: the portfolio only)."""
     from dataclasses import replace
 
     import pandas as pd
@@ -104,7 +105,7 @@ def one_world(workdir: Path, size: int) -> dict:
         spec = replace(cfg.generate, customers=size, years=3)
         save_tables(generate_world(spec).present(), world)
         timings["generate_s"] = round(time.perf_counter() - start, 1)
-    if not out.exists():
+    if features and not out.exists():
         tables, _ = validate_tables(load_raw_tables(world))
         start = time.perf_counter()
         chunks = iter_feature_table(
@@ -268,13 +269,18 @@ def main() -> None:
     )
     parser.add_argument("--spark-sizes", type=int, nargs="*", default=[100_000])
     parser.add_argument("--component-rows", type=int, default=20_000)
+    parser.add_argument(
+        "--cli-only",
+        action="store_true",
+        help="only `tierwise score` end to end (none, at_risk): the bounded-memory figures",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     if args.child:
         kind, *rest = args.child
         steps = {
-            "world": lambda s: one_world(workdir, int(s)),
+            "world": lambda s, f="1": one_world(workdir, int(s), f == "1"),
             "prebuilt": lambda p, s, e: one_prebuilt(workdir, Path(p), int(s), e),
             "components": lambda p, label, s, n: one_components(
                 workdir, Path(p), label, int(s), int(n)
@@ -284,6 +290,8 @@ def main() -> None:
         return
     workdir.mkdir(parents=True, exist_ok=True)
     project = prepare_project(workdir, "project", {})
+    if args.cli_only:
+        return main_cli(workdir, project, args.sizes)
     depth6 = prepare_project(workdir, "project_depth6", {"max_depth": 6})
     results: dict[str, list] = {
         "worlds": [],
@@ -342,6 +350,28 @@ def main() -> None:
         ["size", "engine", "explain", "rows", "seconds", "customers_per_s", "peak_gb"],
     )
     print(json.dumps(results))
+
+
+def main_cli(workdir: Path, project: Path, sizes: list[int]) -> None:
+    """`tierwise score` end to end per size, ``--explain none`` and ``at_risk`` (the issue-15
+    targets: peak RSS at 1M within 1.5x the 100k peak; 1M under 90 s / 150 s)."""
+    rows = []
+    for size in sizes:
+        run_child("--child", "world", str(size), "0")
+        for explain in ("none", "at_risk"):
+            rows.append(cli_score(workdir, project, size, explain) | {"load": _load()})
+            console.log(rows[-1])
+    show(
+        "tierwise score, end to end (pandas engine)",
+        rows,
+        ["size", "explain", "rows", "seconds", "customers_per_s", "peak_gb", "load"],
+    )
+    print(json.dumps(rows))
+
+
+def _load() -> str:
+    """The 1-minute load average after a measurement (the VM is shared)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 if __name__ == "__main__":

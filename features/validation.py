@@ -178,10 +178,151 @@ def validate_tables(
     return Tables(**{n: f.reset_index(drop=True) for n, f in frames.items()}), report
 
 
+class SlicedValidation:
+    """``validate_tables`` for a portfolio read one slice of customers at a time.
+
+    Feed it the whole loans table once (``table``), then each slice's other tables (``table``)
+    and their cross-table rules (``keys``, with that slice's loans); ``finish`` raises the same
+    ``ContractError`` as ``validate_tables`` (problems of one rule merged across slices: counts
+    summed, the first five rows of the file shown) or returns the same report. Every rule holds
+    within one customer's rows (repayments follow their loan's customer), except the uniqueness
+    of ``loan_id``, which the whole loans table checks.
+    """
+
+    def __init__(self, present: Sequence[str], end: pd.Timestamp | None = None) -> None:
+        self.end = None if end is None else pd.Timestamp(end).normalize()
+        self._found: dict[tuple, list[Problem]] = {}
+        self._warned: dict[tuple, list[Problem]] = {}
+        self.counts: dict[str, dict[str, Any]] = {}
+        self.latest: pd.Timestamp | None = None  # the latest date seen (the report's data_end)
+        missing = [n for n, spec in CONTRACT.items() if spec.required and n not in present]
+        for n in missing:
+            problem = Problem(
+                n, ANY_COLUMN, "required table present", 1, _NO_ROWS, "table is missing"
+            )
+            self._add(self._found, (-1, 0), [problem])
+
+    def table(self, name: str, raw: pd.DataFrame, rows: pd.Index | None = None) -> pd.DataFrame:
+        """One table, or one slice of it; ``rows`` are its row numbers in the file."""
+        typed, failures, warnings = _prepare_table(name, raw, rows)
+        seen = [d for d in (self.latest, _latest_date({name: typed}, None)) if d is not None]
+        self.latest = max(seen) if seen else None
+        order = (TABLE_NAMES.index(name), 0)
+        self._add(self._found, order, failures)
+        self._add(self._warned, order, warnings)
+        if self.end is not None:
+            late = _late_warnings({name: typed}, self.end, f"dated after end {self.end:%Y-%m-%d}")
+            self._add(self._warned, (len(TABLE_NAMES), TABLE_NAMES.index(name)), late)
+        count = self.counts.setdefault(name, {"rows_in": 0, "rows_out": 0})
+        count["rows_in"] += len(raw)
+        count["rows_out"] += len(typed)
+        count["ignored_columns"] = _extra(raw, typed)
+        return typed
+
+    @property
+    def failed(self) -> bool:
+        """A hard failure was found so far."""
+        return bool(self._found)
+
+    def loan_rules(self, loans: pd.DataFrame) -> None:
+        self._add(self._found, (len(TABLE_NAMES), 0), _loan_rules({fc.LOANS: loans}))
+
+    def keys(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """The cross-table rules on one slice's typed tables (its loans included)."""
+        for i, problem in enumerate(_key_rules(frames), start=1):
+            self._add(self._found, (len(TABLE_NAMES), i), [problem])
+
+    def finish(self) -> ValidationReport:
+        failures = _merged(self._found)
+        if failures:
+            raise ContractError(failures)
+        warnings = _merged(self._warned, rank=False)
+        for w in warnings:
+            log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
+        order = [n for n in TABLE_NAMES if n in self.counts]
+        counts = {n: self.counts[n] for n in order}
+        return ValidationReport(counts, warnings, self.end, self.end or self.latest)
+
+    def export(self) -> list[tuple]:
+        """This check's state as plain rows (a Spark task's result): one per problem and per
+        table count; ``absorb`` on the driver merges them."""
+        rows = []
+        for kind, found in (("failure", self._found), ("warning", self._warned)):
+            for key, problems in found.items():
+                for p in problems:
+                    examples = (p.examples["row"].astype("int64").tolist(),
+                                p.examples["value"].astype(str).tolist())  # fmt: skip
+                    rows.append((kind, key[0], key[1], *key[2:], int(p.count), *examples))
+        for name, c in self.counts.items():
+            ignored = "\x1f".join(c["ignored_columns"])
+            rows.append(("count", 0, 0, name, ignored, "", "", int(c["rows_in"]),
+                         [int(c["rows_out"])], []))  # fmt: skip
+        return rows
+
+    def absorb(self, rows: Sequence[tuple]) -> None:
+        """Merge the rows ``export`` gave (in a deterministic order)."""
+        for kind, o1, o2, table, column, rule, detail, count, ex_rows, ex_values in rows:
+            if kind == "count":
+                total = self.counts.setdefault(table, {"rows_in": 0, "rows_out": 0})
+                total["rows_in"] += count
+                total["rows_out"] += ex_rows[0]
+                total["ignored_columns"] = [c for c in column.split("\x1f") if c]
+                continue
+            examples = pd.DataFrame({"row": ex_rows, "value": ex_values})
+            examples = examples.astype({"row": "int64", "value": object})
+            problem = Problem(table, column, rule, count, examples, detail)
+            self._add(self._found if kind == "failure" else self._warned, (o1, o2), [problem])
+
+    @staticmethod
+    def _add(into: dict, order: tuple, problems: Sequence[Problem | None]) -> None:
+        for p in (p for p in problems if p is not None):
+            into.setdefault((*order, p.table, p.column, p.rule, p.detail), []).append(p)
+
+
+def _rank(key: tuple) -> tuple:
+    """Where ``validate_tables`` lists a problem: its table's place, then within a table
+    required columns, unparseable cells, then pandera's checks column by column."""
+    order, table, column, rule, detail = key[:2], *key[2:]
+    if order[0] < 0 or order[0] >= len(TABLE_NAMES) or table not in CONTRACT:
+        return (*order, 0, 0, 0)
+    names = CONTRACT[table].column_names
+    position = names.index(column) if column in names else len(names)
+    if rule == "required column present":
+        return (*order, 0, position, 0)
+    if rule in _PARSE_RULES.values() and not detail:
+        return (*order, 1, position, 0)
+    checks = [c.error for c in _CHECKS.get((table, column), ())]
+    within = {"not empty": 0, "unique": 1}.get(
+        rule, 2 + (checks.index(rule) if rule in checks else 0)
+    )
+    return (*order, 2, position, within)
+
+
+def _merged(found: Mapping[tuple, list[Problem]], rank: bool = True) -> list[Problem]:
+    """One problem per rule, in the order ``validate_tables`` lists them (warnings: by table,
+    then as first found)."""
+    out = []
+    for key in sorted(
+        found, key=_rank if rank else lambda k: k[:2]
+    ):  # stable: first seen first within an order
+        parts = found[key]
+        first = parts[0]
+        if first.detail or len(parts) == 1:
+            out.append(first)
+            continue
+        examples = pd.concat([p.examples for p in parts]).sort_values("row", kind="stable")
+        count = sum(p.count for p in parts)
+        examples = examples.head(MAX_EXAMPLES).reset_index(drop=True)
+        out.append(Problem(first.table, first.column, first.rule, count, examples))
+    return out
+
+
 def _prepare_table(
-    name: str, df: pd.DataFrame
+    name: str, df: pd.DataFrame, rows: pd.Index | None = None
 ) -> tuple[pd.DataFrame, list[Problem], list[Problem]]:
-    numbered = df.set_axis(pd.RangeIndex(1, len(df) + 1, name="row"))
+    """Coerce, clean and check one table; ``rows`` numbers its rows (default 1..n)."""
+    rows = pd.RangeIndex(1, len(df) + 1) if rows is None else rows
+    numbered = df.set_axis(pd.Index(rows, name="row"))
     found = ", ".join(map(str, df.columns)) or "no columns"
     failures = [
         Problem(name, c, "required column present", 1, _NO_ROWS, f"missing; found {found}")
@@ -236,6 +377,12 @@ def _as_text(s: pd.Series) -> pd.Series:
     codes, uniques = pd.factorize(s)
     stripped = np.append(_strip(pd.Series(uniques, dtype=object)).to_numpy(), np.nan)
     return pd.Series(stripped[codes], index=s.index, name=s.name)  # code -1 (missing) -> NaN
+
+
+def stripped_text(s: pd.Series) -> pd.Series:
+    """A column as validation reads text (stripped ``str``, empty = NaN): keys found before the
+    tables are validated (pipelines/slices.py) match the validated ones."""
+    return _as_text(s)
 
 
 def _strip(s: pd.Series) -> pd.Series:
@@ -361,20 +508,33 @@ def _raw_cells(raw: pd.DataFrame, column: str, cases: pd.DataFrame) -> pd.Series
 
 def _cross_table_failures(frames: Mapping[str, pd.DataFrame]) -> list[Problem]:
     """Rules spanning columns or tables: known keys and ordered dates."""
+    found = _loan_rules(frames) + _key_rules(frames)
+    return [f for f in found if f is not None]
+
+
+def _loan_rules(frames: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
+    """Rules within the loans table (checked once on the whole table when sliced)."""
     loans = frames.get(fc.LOANS)
+    if loans is None or not {fc.CLOSED_DATE, fc.ORIGINATION_DATE} <= set(loans.columns):
+        return [None]
+    return [_before_origination(fc.LOANS, loans, fc.CLOSED_DATE, "")]
+
+
+def _key_rules(frames: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
+    """Rules between tables, one entry per rule (None: passed or not applicable). Each holds
+    within one customer's rows, so a slice of customers checks them for its rows."""
+    loans = frames.get(fc.LOANS)
+    out: list[Problem | None] = [None, None, None]
     if loans is None:
-        return []
-    out: list[Problem | None] = []
-    if {fc.CLOSED_DATE, fc.ORIGINATION_DATE} <= set(loans.columns):
-        out.append(_before_origination(fc.LOANS, loans, fc.CLOSED_DATE, ""))
+        return out
     customers = frames.get(fc.CUSTOMERS)
     if customers is not None:
-        out.append(_unknown_keys(fc.LOANS, loans, fc.CUSTOMER_ID, customers, fc.CUSTOMERS))
+        out[0] = _unknown_keys(fc.LOANS, loans, fc.CUSTOMER_ID, customers, fc.CUSTOMERS)
     repayments = frames.get(fc.REPAYMENTS)
     if repayments is not None:
-        out.append(_unknown_keys(fc.REPAYMENTS, repayments, fc.LOAN_ID, loans, fc.LOANS))
-        out.append(_due_before_origination(repayments, loans))
-    return [f for f in out if f is not None]
+        out[1] = _unknown_keys(fc.REPAYMENTS, repayments, fc.LOAN_ID, loans, fc.LOANS)
+        out[2] = _due_before_origination(repayments, loans)
+    return out
 
 
 def _unknown_keys(

@@ -345,3 +345,117 @@ def test_close_reason_is_optional_lower_cased_and_unknown_values_become_other(tm
     assert tables.loans["close_reason"].isna().iloc[2]
     without, _ = load(tmp_path)
     assert "close_reason" not in without.loans.columns
+
+
+# --- read in slices of customers (pipelines/slices.py): the same tables, errors and report -------
+
+
+def sliced(data_dir: Path, end: str | None = None):
+    """Read ``data_dir`` one customer per slice: tables concatenated back, and the report."""
+    from pipelines.slices import read_contract_sliced
+
+    end = None if end is None else pd.Timestamp(end)
+    with read_contract_sliced(data_dir, 1, end=end) as book:
+        parts = [book.slice(k) for k in range(len(book))]
+        names = parts[0].present()
+        frames = {n: pd.concat([p.get(n) for p in parts], ignore_index=True) for n in names}
+        frames["loans"] = book.loans
+        return Tables(**frames), book.report
+
+
+def assert_sliced_like_whole(data_dir: Path, end: str | None = None) -> None:
+    try:
+        whole, report = validate_tables(load_raw_tables(data_dir), end=end and pd.Timestamp(end))
+    except ContractError as err:
+        with pytest.raises(ContractError) as info:
+            sliced(data_dir, end)
+        assert str(info.value) == str(err)
+        return
+    tables, sliced_report = sliced(data_dir, end)
+    assert sliced_report == report.to_dict()
+    for name, df in whole.present().items():
+        order = ["customer_id", "loan_id"] if name != "repayments" else ["loan_id", "due_date"]
+        key = [c for c in order if c in df.columns] + ([] if name == "loans" else list(df.columns))
+        a = df.sort_values(key, kind="stable", ignore_index=True)
+        b = tables.get(name).sort_values(key, kind="stable", ignore_index=True)
+        pd.testing.assert_frame_equal(b, a, check_dtype=False)
+
+
+@pytest.mark.parametrize(("table", "row", "column", "value", "rule", "shown"), BAD_CELLS[::5])
+def test_sliced_reading_raises_the_same_error(tmp_path, table, row, column, value, rule, shown):
+    write_csv(tmp_path, world(**{table: with_cell(table, row, column, value)}))
+    assert_sliced_like_whole(tmp_path)
+
+
+def test_sliced_reading_merges_failures_of_every_slice(tmp_path):
+    loans = with_cell("loans", 2, "principal", "-5")
+    loans.loc[0, "principal"] = "-1"  # C1 and C2: two slices, one rule
+    loans.loc[2, "loan_id"] = "L2"  # a loan_id of two customers: only the whole table sees it
+    repayments = with_cell("repayments", 3, "loan_id", "L9")
+    repayments.loc[0, "amount_due"] = "-3"
+    write_csv(tmp_path, world(loans=loans, repayments=repayments))
+    assert_sliced_like_whole(tmp_path)
+
+
+def test_sliced_reading_gives_the_same_tables_and_warnings(tmp_path):
+    loans = pd.concat([world()["loans"], world()["loans"].iloc[[1]]], ignore_index=True)
+    interactions = with_cell("interactions", 1, "kind", "lunch")
+    interactions.loc[2, "channel"] = "pigeon"
+    surveys = with_cell("surveys", 2, "satisfaction", "")
+    frames = world(loans=loans, interactions=interactions, surveys=surveys)
+    write_csv(tmp_path, {n: f for n, f in frames.items() if n != "interactions"})
+    frames["interactions"].to_parquet(tmp_path / "interactions.parquet", index=False)
+    assert_sliced_like_whole(tmp_path, end="2023-04-30")
+
+
+# --- on Spark's executors (features/spark_validation.py): the same error and report -----------
+
+SPARK_CASES = [BAD_CELLS[i] for i in (0, 15)]  # a bad date; a repayment of an unknown loan
+
+
+def assert_spark_like_pandas(spark, data_dir: Path, end: str | None = None) -> None:
+    from features.spark_validation import check_contract, read_raw_tables
+    from pipelines.io import contract_files
+
+    end = None if end is None else pd.Timestamp(end)
+    raw = read_raw_tables(spark, {n: str(p) for n, p in contract_files(data_dir).items()})
+    try:
+        _, report = validate_tables(load_raw_tables(data_dir), end=end)
+    except ContractError as err:
+        with pytest.raises(ContractError) as info:
+            check_contract(raw, end, buckets=3)
+        assert str(info.value) == str(err)
+        return
+    assert check_contract(raw, end, buckets=3).to_dict() == report.to_dict()
+
+
+@pytest.mark.slow
+def test_spark_validation_raises_the_pandas_errors(spark, tmp_path):
+    for i, (table, row, column, value, *_) in enumerate(SPARK_CASES):
+        case = tmp_path / str(i)
+        case.mkdir()
+        write_csv(case, world(**{table: with_cell(table, row, column, value)}))
+        assert_spark_like_pandas(spark, case)
+
+
+@pytest.mark.slow
+def test_spark_validation_merges_buckets_and_reports_warnings(spark, tmp_path):
+    loans = with_cell("loans", 2, "principal", "-5")
+    loans.loc[0, "principal"] = "-1"
+    loans.loc[2, "loan_id"] = "L2"
+    (tmp_path / "bad").mkdir()
+    write_csv(tmp_path / "bad", world(loans=loans))
+    assert_spark_like_pandas(spark, tmp_path / "bad")
+    loans = pd.concat([world()["loans"], world()["loans"].iloc[[1]]], ignore_index=True)
+    interactions = with_cell("interactions", 1, "kind", "lunch")
+    frames = world(loans=loans, interactions=interactions)
+    (tmp_path / "ok").mkdir()
+    write_csv(tmp_path / "ok", {n: f for n, f in frames.items() if n != "surveys"})
+    typed = frames["surveys"].assign(
+        satisfaction=pd.to_numeric(frames["surveys"]["satisfaction"]),
+        nps=pd.to_numeric(frames["surveys"]["nps"]),
+    )
+    typed.assign(survey_date=pd.to_datetime(typed["survey_date"])).to_parquet(
+        tmp_path / "ok" / "surveys.parquet", index=False, coerce_timestamps="us"
+    )  # Spark 4.3 cannot read Parquet's nanosecond timestamps
+    assert_spark_like_pandas(spark, tmp_path / "ok", end="2023-04-30")

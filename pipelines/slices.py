@@ -1,0 +1,324 @@
+"""A contract directory read one slice of customers at a time: memory bounded by the slice.
+
+``read_contract_sliced`` gives the same typed tables, the same ``ContractError`` and the same
+validation report as ``pipelines.io.read_contract``, without holding the event tables whole:
+
+1. CSV files are converted once (per run) to Parquet, every column as text, streamed.
+2. The loans table is read and validated whole: the book context (VIP bar, BG/NBD, book median
+   rates) needs every loan, a repayment's customer is its loan's, and ``loan_id`` is unique
+   across the book. It is the smallest of the event tables (1.5M rows at 1M customers).
+3. Every customer id of the book (stripped as validation strips them) is collected, sorted, and
+   cut into slices of ``features.chunk_customers`` exactly as ``iter_feature_table`` cuts them.
+4. One streaming pass per other table writes each row into its slice's Parquet file, with its
+   row number in the file (repayments go to their loan's customer's slice; a row whose customer
+   or loan is unknown goes to slice 0, where the key rules name it).
+5. Each slice is validated (``features.validation.SlicedValidation``: the per-table rules and the
+   cross-table key rules, all of which hold within one customer's rows) and written typed; the
+   error, if any, is raised when every slice is checked: before any feature is built.
+
+Then ``SlicedBook.slice(k)`` reads slice k's typed tables back; ``iter_slice_features`` builds
+the features slice by slice with the whole book's context, equal to ``iter_feature_table``.
+The files live in a temporary directory (``TMPDIR``) removed when the ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from features.build import build_feature_table, slice_count
+from features.context import build_book_context
+from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES, Tables
+from features.contract import data_end as tables_end
+from features.snapshots import build_universe
+from features.spec import Definitions, FeatureSpec
+from features.windows import day_numbers
+from pipelines.io import contract_files, load_raw_tables
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 500_000
+CACHE_COMPRESSION = "lz4"  # temporary files: fast beats small
+ROW = "_tierwise_row"
+_ASCII_SPACE = "".join(
+    c for c in map(chr, range(128)) if c.isspace()
+)  # a row's number in its file (from 1, header excluded)
+
+
+@dataclass(frozen=True)
+class SlicedBook:
+    """A validated contract directory held as the whole loans table plus typed slices on disk."""
+
+    loans: pd.DataFrame  # typed, whole
+    ids: pd.Index  # every customer of the book, sorted; slice k = ids[bounds[k]:bounds[k + 1]]
+    bounds: np.ndarray
+    known_day: np.ndarray  # day each customer becomes known (features.snapshots.Universe)
+    end: pd.Timestamp  # the latest date in any table (features.contract.data_end)
+    report: dict  # the validation report (ValidationReport.to_dict)
+    directory: Path  # typed slices: {k}/{table}.parquet
+    others: tuple[str, ...]  # the present tables besides loans
+    loan_slice: np.ndarray  # each loan's slice
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def slice(self, k: int) -> Tables:
+        """Slice k's typed tables, rows in the file's order (as ``CustomerSlices.slice``)."""
+        parts = {
+            name: _read_typed(self.directory / str(k) / f"{name}.parquet") for name in self.others
+        }
+        return Tables(loans=self.loans[self.loan_slice == k], **parts)
+
+    def count_known(self, as_of: pd.Timestamp) -> tuple[int, int]:
+        """As ``features.snapshots.count_known``: (customers known at ``as_of``, in the data)."""
+        day = day_numbers(pd.DatetimeIndex([as_of]))[0]
+        return int((self.known_day <= day).sum()), len(self.ids)
+
+
+def iter_slice_features(
+    book: SlicedBook,
+    as_of_dates: pd.DatetimeIndex,
+    defs: Definitions,
+    spec: FeatureSpec,
+    data_end: pd.Timestamp | None = None,
+) -> Iterator[pd.DataFrame]:
+    """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice."""
+    dates = pd.DatetimeIndex(as_of_dates)
+    context = build_book_context(book.loans, day_numbers(dates), defs, spec)
+    for k in range(len(book)):
+        log.info("customer slice %d of %d", k + 1, len(book))
+        yield build_feature_table(book.slice(k), dates, defs, spec, data_end, context)
+
+
+@contextmanager
+def read_contract_sliced(
+    data_dir: Path | str, chunk_customers: int | None, end: pd.Timestamp | None = None
+) -> Iterator[SlicedBook]:
+    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers.
+
+    Raises ``ContractError`` (features.validation) before the ``with`` body runs.
+    """
+    from features.validation import SlicedValidation, validate_tables
+
+    files = contract_files(data_dir)
+    if LOANS not in files:  # nothing to slice by: the whole-table report names what is missing
+        validate_tables(load_raw_tables(data_dir), end=end)
+    with tempfile.TemporaryDirectory(prefix="tierwise-slices-") as tmp:
+        tmp = Path(tmp)
+        sources = {name: _as_parquet(name, path, tmp / "csv") for name, path in files.items()}
+        check = SlicedValidation(tuple(sources), end)
+        loans = check.table(LOANS, _read_all(sources[LOANS]))
+        check.loan_rules(loans)
+        others = tuple(n for n in TABLE_NAMES if n in sources and n != LOANS)
+        ids = _book_ids(loans, {n: sources[n] for n in others if n != REPAYMENTS})
+        n_slices = slice_count(len(ids), chunk_customers)
+        sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
+        bounds = np.cumsum([0, *sizes])
+        loan_slice = _slice_of(ids.get_indexer(loans[CUSTOMER_ID]), bounds)
+        owner = _loan_owners(loans, loan_slice)
+        schemas = {
+            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw")
+            for name in others
+        }
+        log.info("%d customers in %d slices", len(ids), n_slices)
+        known, ends = [], []
+        for k in range(n_slices):
+            part = {LOANS: loans[loan_slice == k]}
+            for name in others:
+                raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
+                rows = pd.Index(raw[ROW].to_numpy())
+                part[name] = check.table(name, raw.drop(columns=ROW), rows)
+            check.keys(part)
+            if check.failed:
+                continue  # keep checking for the report; nothing else needs the slice
+            tables = Tables(**part)
+            known.append(_known_days(tables, sizes[k]))
+            ends.append(tables_end(tables))
+            _save_slice(part, others, tmp / "typed" / str(k))
+        report = check.finish()
+        yield SlicedBook(
+            loans=loans,
+            ids=ids,
+            bounds=bounds,
+            known_day=np.concatenate(known) if known else np.empty(0, np.int64),
+            end=pd.Series(ends, dtype="datetime64[ns]").max(),
+            report=report.to_dict(),
+            directory=tmp / "typed",
+            others=others,
+            loan_slice=loan_slice,
+        )
+
+
+def _as_parquet(name: str, path: Path, tmp: Path) -> Path:
+    """A table's file as Parquet: CSV converted once (streamed, every cell read as text; the
+    contract's coercion parses them and names bad cells, as ``pipelines.io`` does)."""
+    if path.suffix.lower() != ".csv":
+        return path
+    header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in header},
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    read = pacsv.ReadOptions(block_size=64 << 20)
+    out = tmp / f"{name}.parquet"
+    tmp.mkdir(parents=True, exist_ok=True)
+    reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+    with reader, pq.ParquetWriter(out, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    log.info("converted %s to Parquet", path)
+    return out
+
+
+def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's (or directory's) rows in file order, in batches, without pandas'
+    metadata (the pieces written from them carry none)."""
+    if path.is_dir():
+        scanner = pads.dataset(path, format="parquet").scanner(
+            columns=columns, batch_size=BATCH_ROWS, use_threads=False
+        )
+        batches = scanner.to_batches()
+    else:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+    for batch in batches:
+        yield batch.replace_schema_metadata(None)
+
+
+def _schema(path: Path) -> pa.Schema:
+    if path.is_dir():
+        return pads.dataset(path, format="parquet").schema.remove_metadata()
+    return pq.read_schema(path).remove_metadata()
+
+
+def _read_all(path: Path) -> pd.DataFrame:
+    return pa.Table.from_batches(list(_batches(path)), schema=_schema(path)).to_pandas()
+
+
+def _book_ids(loans: pd.DataFrame, sources: dict[str, Path]) -> pd.Index:
+    """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables."""
+    found = [loans[CUSTOMER_ID].dropna().unique()]
+    for path in sources.values():
+        if CUSTOMER_ID not in _schema(path).names:
+            continue
+        for batch in _batches(path, [CUSTOMER_ID]):
+            distinct = _distinct(batch.column(0))[1]
+            found.append(distinct[distinct.notna()].to_numpy())
+    ids = pd.unique(np.concatenate(found).astype(object))
+    return pd.Index(np.sort(ids.astype(str)).astype(object))
+
+
+def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:
+    """(each cell's code, the distinct values stripped as validation strips them; code -1 for
+    an empty cell): keys are matched once per distinct value, in Arrow, not per row."""
+    from features.validation import stripped_text
+
+    encoded = pc.dictionary_encode(column)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    values = encoded.dictionary
+    if pa.types.is_string(values.type) and pc.all(pc.string_is_ascii(values)).as_py() is not False:
+        # str.strip() of ASCII text, in Arrow: the same characters Python strips
+        trimmed = pc.utf8_trim(values, characters=_ASCII_SPACE)
+        text = pc.if_else(pc.equal(trimmed, ""), None, trimmed).to_pandas()
+        return codes.astype(np.int64), text.where(text.notna(), np.nan)
+    return codes.astype(np.int64), stripped_text(values.to_pandas())
+
+
+def _positions(column: pa.Array, index: pd.Index) -> np.ndarray:
+    """Each cell's position in ``index`` after stripping (-1: empty or not found)."""
+    codes, distinct = _distinct(column)
+    return np.append(index.get_indexer(distinct), -1)[codes]
+
+
+def _slice_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The slice of each customer position; an unknown customer (-1) goes to slice 0."""
+    return np.maximum(np.searchsorted(bounds, positions, side="right") - 1, 0)
+
+
+def _loan_owners(loans: pd.DataFrame, loan_slice: np.ndarray) -> pd.Series:
+    """loan_id -> its first row's slice: where its repayments go (unique index)."""
+    owner = pd.Series(loan_slice, index=loans[LOAN_ID].to_numpy())
+    return owner[~owner.index.duplicated(keep="first") & owner.index.notna()]
+
+
+def _partition(
+    name: str, path: Path, ids: pd.Index, owner: pd.Series, bounds: np.ndarray, out: Path
+) -> pa.Schema:
+    """Stream a table into one Parquet file per slice (rows in file order, with ROW)."""
+    schema = _schema(path)
+    key = LOAN_ID if name == REPAYMENTS else CUSTOMER_ID
+    schema = schema.append(pa.field(ROW, pa.int64()))
+    writers: dict[int, pq.ParquetWriter] = {}
+    start = 1
+    try:
+        for batch in _batches(path):
+            table = pa.Table.from_batches([batch]).append_column(
+                ROW, pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
+            )
+            start += batch.num_rows
+            slices = np.zeros(batch.num_rows, dtype=np.int64)
+            if key == LOAN_ID and key in batch.schema.names:
+                found = _positions(batch.column(key), owner.index)
+                slices = np.where(found >= 0, np.append(owner.to_numpy(), 0)[found], 0)
+            elif key in batch.schema.names:
+                slices = _slice_of(_positions(batch.column(key), ids), bounds)
+            order = np.argsort(slices, kind="stable")
+            counts = np.bincount(slices, minlength=len(bounds) - 1)
+            table = table.take(pa.array(order))
+            offset = 0
+            for k in np.flatnonzero(counts):
+                if k not in writers:
+                    (out / str(k)).mkdir(parents=True, exist_ok=True)
+                    path = out / str(k) / f"{name}.parquet"
+                    writers[k] = pq.ParquetWriter(path, schema, compression=CACHE_COMPRESSION)
+                writers[k].write_table(table.slice(offset, counts[k]))
+                offset += counts[k]
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return schema
+
+
+def _read_raw(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    """A slice's raw rows (empty with ``schema``'s columns when the slice has none)."""
+    table = pq.read_table(path) if path.exists() else pa.Table.from_batches([], schema=schema)
+    return table.to_pandas()
+
+
+def _read_typed(path: Path) -> pd.DataFrame:
+    """A typed slice file as pandas; missing text back as NaN, as validation returns it."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if column.null_count and frame[field.name].dtype == object:
+            missing = pc.is_null(column).to_numpy(zero_copy_only=False)
+            frame[field.name] = frame[field.name].where(~missing, np.nan)
+    return frame
+
+
+def _save_slice(part: dict[str, pd.DataFrame], names: tuple[str, ...], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        part[name].to_parquet(out / f"{name}.parquet", index=False, compression=CACHE_COMPRESSION)
+
+
+def _known_days(tables: Tables, size: int) -> np.ndarray:
+    if size == 0:
+        return np.empty(0, np.int64)
+    universe = build_universe(tables)
+    if len(universe.ids) != size:
+        raise RuntimeError(f"slice of {size} customers holds {len(universe.ids)}")
+    return universe.known_day
