@@ -77,6 +77,7 @@ class TierwiseModel(mlflow.pyfunc.PythonModel):
         self.booster = lgb.Booster(model_str=Path(context.artifacts["booster"]).read_text())
         if spec["kind"] == "churn":
             outputs = spec.get("outputs")
+            # checked against the feature groups of its day when registered (not today's)
             self.catalog = None if outputs is None else parse_catalog(outputs["catalog"])
             self.link = partial(calibrate, spec["calibrator"])
         elif spec["kind"] != "tier":
