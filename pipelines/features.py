@@ -104,5 +104,8 @@ def run_as_of(cfg: Config, data_dir: Path, as_of: pd.Timestamp, out: Path, overw
     tables, _ = read_contract(data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff())
     if count_known(tables, as_of)[0] == 0:
         raise BadRequestError(f"no customer is known at {as_of:%Y-%m-%d} in {data_dir}")
-    rows = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
+    start = observation_start(tables, cfg.data.start)  # windows before it are NaN, as in training
+    rows = build_feature_table(
+        tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features, observed_from=start
+    )
     return save_frame(rows, out, overwrite=overwrite)

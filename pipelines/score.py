@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from features.build import iter_feature_table, slice_count
 from features.contract import Tables, data_end
+from features.observation import observation_start
 from features.snapshots import count_known
 from models.serving import registry
 from models.serving.score import Lineage, iter_scores
@@ -134,6 +135,7 @@ def _score_pandas(
     slices = iter_feature_table(
         tables, pd.DatetimeIndex([request.as_of]), cfg.defs, cfg.features,
         chunk_customers=cfg.features.chunk_customers,
+        observed_from=observation_start(tables, cfg.data.start),
     )  # fmt: skip
     churn, tier = models
     book = _book_monitor(churn)

@@ -78,3 +78,20 @@ def test_empty_observation_params_are_inferred(params_cfg, value):
 def test_split_sizes_accept_auto(params_cfg):
     cfg = config_with(params_cfg, split={"test_snapshots": "auto", "validation_snapshots": 2})
     assert cfg.split.test_snapshots is None and cfg.split.validation_snapshots == 2
+
+
+def test_one_date_features_mask_unobserved_windows_like_training(tiny_tables, params_cfg, tmp_path):
+    """`tierwise features --as-of` (and `score`, which builds its rows the same way) reads the
+    observation start from data.start like the training table: 40 days into the data, the
+    365-day windows are NaN, not zeros."""
+    from dataclasses import replace
+
+    from pipelines import features as features_stage
+    from pipelines.io import save_tables
+
+    data = save_tables(tiny_tables.present(), tmp_path / "data")
+    cfg = replace(params_cfg, data=replace(params_cfg.data, start=D("2022-02-01")))
+    out = features_stage.run_as_of(cfg, data, D("2022-03-13"), tmp_path / "rows.parquet", False)
+    rows = pd.read_parquet(out)
+    assert len(rows) and rows["pay_late_n_365"].isna().all()
+    assert rows["loan_n_total"].notna().all()
