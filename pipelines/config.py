@@ -68,6 +68,7 @@ class Paths:
     monitor_by_snapshot: Path  # the same per test snapshot (an output, not a metric)
     survival_predictions: Path  # the survival stage's test-row outputs
     survival_metrics: Path
+    survival_headline: Path  # flat headline of survival_metrics (DVC metrics)
     survival_by_snapshot: Path
     survival_plots: Path
 

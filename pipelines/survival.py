@@ -132,6 +132,7 @@ def _skipped(cfg: Config, why: str) -> dict:
     headline = {"skipped": why}
     save_frame(pd.DataFrame(), cfg.path(cfg.paths.survival_predictions))
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json(headline, cfg.path(cfg.paths.survival_headline))
     save_json({}, cfg.path(cfg.paths.survival_by_snapshot))
     cfg.path(cfg.paths.survival_plots).mkdir(parents=True, exist_ok=True)
     return headline
@@ -185,4 +186,22 @@ def run(cfg: Config) -> dict:
     logged = registry.log_run(cfg.root, record, [entry])
     headline["registry"] = logged.to_json()
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
+    save_json(flat_headline(headline), cfg.path(cfg.paths.survival_headline))
     return headline
+
+
+def flat_headline(headline: dict) -> dict:
+    """The figures `dvc metrics show` prints for the survival stage: one flat level (the model's
+    and the Aalen-Johansen baseline's C-index, integrated Brier, all-cause AUC and Brier per
+    horizon; the cause accuracy among churners). The rest is in survival_metrics.json."""
+    flat = {}
+    for model in ("lightgbm", "aalen_johansen"):
+        figures = headline.get(model, {})
+        for key in ("c_index", "integrated_brier"):
+            flat[f"{model}.{key}"] = figures.get(key)
+        for key, value in figures.items():
+            if key.startswith("churn_") and isinstance(value, dict):
+                flat[f"{model}.{key}.auc"] = value.get("auc")
+                flat[f"{model}.{key}.brier"] = value.get("brier")
+    flat["cause_accuracy_among_churners"] = headline.get("cause_accuracy_among_churners")
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in flat.items()}

@@ -149,6 +149,9 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     headline = survival.run(cfg)
     saved = json.loads(cfg.path(cfg.paths.survival_metrics).read_text())
     assert saved == json.loads(json.dumps(headline))
+    flat = json.loads(cfg.path(cfg.paths.survival_headline).read_text())  # DVC metrics: flat
+    assert flat["lightgbm.c_index"] == round(saved["lightgbm"]["c_index"], 6)
+    assert all(not isinstance(v, dict | list) for v in flat.values())
     by_snapshot = json.loads(cfg.path(cfg.paths.survival_by_snapshot).read_text())
     assert len(by_snapshot) == 3
     assert set(saved) >= {"lightgbm", "aalen_johansen", "binary", "calibration_vs_binary"}
@@ -248,6 +251,9 @@ def test_a_history_too_short_for_the_survival_window_skips_the_stage(tmp_path, m
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 150, "years": 3, "seed": 5}
     params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    # three years train the binary models (the split adapts to the span, docs/models.md) but
+    # leave no fit slice for a 24-month survival window with its purges
+    params["survival"]["events"]["months"] = 24
     for model in (params["train"]["churn"], params["train"]["tier"]):
         model |= {"n_estimators": 50, "learning_rate": 0.2, "early_stopping_rounds": 5,
                   "min_child_samples": 10}  # fmt: skip
@@ -257,7 +263,7 @@ def test_a_history_too_short_for_the_survival_window_skips_the_stage(tmp_path, m
     for stage in (generate, validate, features, train):
         stage.run(cfg)
     headline = survival.run(cfg)
-    assert "survival window is 12 months" in headline["skipped"]
+    assert "survival window is 24 months" in headline["skipped"]
     assert json.loads(cfg.path(cfg.paths.survival_metrics).read_text()) == headline
     assert pd.read_parquet(cfg.path(cfg.paths.survival_predictions)).empty
     assert cfg.path(cfg.paths.survival_plots).is_dir()

@@ -6,26 +6,19 @@ works on its own copy of that repo, so every test passes alone and in any order.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", "features", "pipelines", "models"]
+from tests.pipelines.scratch_repo import scratch_repo, sh
 
 pytestmark = pytest.mark.slow
 
 
 def _sh(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
+    return sh(cwd, *args)
 
 
 def _set_param(repo: Path, section: str, key: str, value) -> None:
@@ -36,26 +29,12 @@ def _set_param(repo: Path, section: str, key: str, value) -> None:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("dvcrepo") / "repo"
-    repo.mkdir()
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["generate"].update(customers=250, years=3)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text("__pycache__/\n")
-    _sh(repo, "git", "init", "-q")
-    _sh(repo, "git", "config", "user.name", "tierwise test")
-    _sh(repo, "git", "config", "user.email", "test@tierwise.invalid")
-    _sh(repo, "dvc", "init", "-q")
-    _sh(repo, "dvc", "config", "core.analytics", "false")
-    _sh(repo, "git", "add", "-A")
-    _sh(repo, "git", "commit", "-qm", "scratch")
-    return repo
+    def small(params: dict) -> None:
+        params["generate"].update(customers=250, years=3)
+
+    return scratch_repo(
+        tmp_path_factory.mktemp("dvcrepo") / "repo", small, gitignore="__pycache__/\n"
+    )
 
 
 @pytest.fixture(scope="module")

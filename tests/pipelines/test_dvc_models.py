@@ -15,45 +15,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", "features", "pipelines", "models"]
+from tests.pipelines.scratch_repo import scratch_repo, sh
 
 pytestmark = pytest.mark.slow
 
 
 def _sh(cwd: Path, *args: str, env: dict | None = None) -> str:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "PATH": path, **(env or {})}
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
+    return sh(cwd, *args, env=env)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("dvcmodels")
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["generate"].update(customers=250, years=3)
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
-    fast = {"n_estimators": 60, "learning_rate": 0.2, "early_stopping_rounds": 10}
-    for kind in ("churn", "tier"):
-        params["train"][kind].update(fast, min_child_samples=20)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text("__pycache__/\n/mlruns.db\n/mlartifacts/\n")
-    for args in (("git", "init", "-q"), ("git", "config", "user.name", "tierwise test"),
-                 ("git", "config", "user.email", "test@tierwise.invalid"), ("dvc", "init", "-q"),
-                 ("dvc", "config", "core.analytics", "false"), ("git", "add", "-A"),
-                 ("git", "commit", "-qm", "scratch")):  # fmt: skip
-        _sh(repo, *args)
-    return repo
+    def small(params: dict) -> None:
+        params["generate"].update(customers=250, years=3)
+        params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+        fast = {"n_estimators": 60, "learning_rate": 0.2, "early_stopping_rounds": 10}
+        for kind in ("churn", "tier"):
+            params["train"][kind].update(fast, min_child_samples=20)
+
+    return scratch_repo(tmp_path_factory.mktemp("dvcmodels"), small)
 
 
 ENV = {"MLFLOW_TRACKING_URI": ""}  # unset: the default sqlite:///mlruns.db in the root

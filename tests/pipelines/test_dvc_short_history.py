@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", "features", "pipelines", "models"]
+from tests.pipelines.scratch_repo import scratch_repo
+
 START, END = pd.Timestamp("2023-01-01"), pd.Timestamp("2024-06-30")
 
 pytestmark = pytest.mark.slow
@@ -57,30 +56,19 @@ def purchase_log(customers: int = 300, seed: int = 5) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("dvcshort")
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, repo / name)
-    (repo / "data/retail").mkdir(parents=True)
-    purchase_log().to_csv(repo / "data/retail/loans.csv", index=False)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["dir"] = "data/retail"
-    params["labels"]["horizon_days"] = 90
-    params["snapshots"]["warmup_days"] = 90  # 18 months leave no room for a year of warm-up
-    fast = {"n_estimators": 60, "learning_rate": 0.2, "early_stopping_rounds": 10}
-    for kind in ("churn", "tier"):
-        params["train"][kind].update(fast, min_child_samples=20)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text("__pycache__/\n/mlruns.db\n/mlartifacts/\n")
-    for args in (("git", "init", "-q"), ("git", "config", "user.name", "tierwise test"),
-                 ("git", "config", "user.email", "test@tierwise.invalid"), ("dvc", "init", "-q"),
-                 ("dvc", "config", "core.analytics", "false"), ("git", "add", "-A"),
-                 ("git", "commit", "-qm", "scratch")):  # fmt: skip
-        _sh(repo, *args)
-    return repo
+    def retail(repo: Path) -> None:
+        (repo / "data/retail").mkdir(parents=True)
+        purchase_log().to_csv(repo / "data/retail/loans.csv", index=False)
+
+    def short(params: dict) -> None:
+        params["data"]["dir"] = "data/retail"
+        params["labels"]["horizon_days"] = 90
+        params["snapshots"]["warmup_days"] = 90  # 18 months leave no room for a year of warm-up
+        fast = {"n_estimators": 60, "learning_rate": 0.2, "early_stopping_rounds": 10}
+        for kind in ("churn", "tier"):
+            params["train"][kind].update(fast, min_child_samples=20)
+
+    return scratch_repo(tmp_path_factory.mktemp("dvcshort"), short, retail)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +101,9 @@ def test_the_registry_and_the_run_record_the_baseline(repo, reproduced):
     from mlflow.tracking import MlflowClient
 
     registered = _json(repo, "registry.json")
-    client = MlflowClient(tracking_uri=registered["tracking_uri"])
+    # recorded relative to the repo (sqlite:///mlruns.db, issue 11): open it from there
+    uri = registered["tracking_uri"].replace("sqlite:///mlruns.db", f"sqlite:///{repo}/mlruns.db")
+    client = MlflowClient(tracking_uri=uri)
     tier = registered["models"]["tier"]
     version = client.get_model_version(tier["name"], tier["version"])
     assert version.tags["baseline"] == "markov"

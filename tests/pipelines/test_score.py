@@ -134,9 +134,18 @@ def test_scores_equal_the_champions_in_a_fresh_process(project, cli, tmp_path):
     scores = scores.assign(  # the tier pyfunc answers for churned customers too
         **{c: np.where(gone, consumer[c], scores[c]) for c in NEXT_TIER_COLUMNS}
     )
+    # every column exact but the reasons' contributions, which TreeSHAP sums over the rows of
+    # one call: the score's slice and the consumer's frame may differ in the last bit
+    # (docs/scoring.md, "Memory")
+    exact = [c for c in columns if not c.endswith("_contribution")]
     pd.testing.assert_frame_equal(
-        consumer[columns], scores[columns], check_exact=True, check_frame_type=False
+        consumer[exact], scores[exact], check_exact=True, check_frame_type=False
     )
+    near = [c for c in columns if c.endswith("_contribution")]
+    pd.testing.assert_frame_equal(
+        consumer[near], scores[near], check_exact=False, rtol=1e-12, atol=1e-15,
+        check_frame_type=False,
+    )  # fmt: skip
 
 
 def test_same_scores_whatever_the_chunks_run_or_format(cli, tmp_path):
