@@ -103,7 +103,7 @@ def test_the_registry_and_the_run_record_the_baseline(repo, reproduced):
     registered = _json(repo, "registry.json")
     # recorded relative to the repo (sqlite:///mlruns.db, issue 11): open it from there
     uri = registered["tracking_uri"].replace("sqlite:///mlruns.db", f"sqlite:///{repo}/mlruns.db")
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the session's registry
     tier = registered["models"]["tier"]
     version = client.get_model_version(tier["name"], tier["version"])
     assert version.tags["baseline"] == "markov"
