@@ -316,13 +316,6 @@ def load_raw_tables(data_dir: Path | str) -> dict[str, pd.DataFrame]:
     return raw
 
 
-def contract_files(data_dir: Path | str) -> dict[str, Path]:
-    """The file of every contract table found in ``data_dir``, for the sliced reader
-    (pipelines/slices.py): ``find_table_files``, so two files for one table or a 0-byte file
-    are the same contract errors as for ``read_contract``."""
-    return find_table_files(data_dir)
-
-
 def save_tables(tables: dict[str, pd.DataFrame], data_dir: Path | str) -> Path:
     """Write tables as ``NAME.parquet`` into ``data_dir``, replacing the folder as a whole.
 

@@ -45,7 +45,7 @@ from features.contract import data_end as tables_end
 from features.snapshots import build_universe
 from features.spec import Definitions, FeatureSpec
 from features.windows import day_numbers
-from pipelines.io import contract_files, load_raw_tables
+from pipelines.io import find_table_files, load_raw_tables
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def read_contract_sliced(
     """
     from features.validation import SlicedValidation, validate_tables
 
-    files = contract_files(data_dir)
+    files = find_table_files(data_dir)
     if LOANS not in files:  # nothing to slice by: the whole-table report names what is missing
         validate_tables(load_raw_tables(data_dir), end=end)
     with tempfile.TemporaryDirectory(prefix="tierwise-slices-") as tmp:

@@ -415,10 +415,10 @@ SPARK_CASES = [BAD_CELLS[i] for i in (0, 15)]  # a bad date; a repayment of an u
 
 def assert_spark_like_pandas(spark, data_dir: Path, end: str | None = None) -> None:
     from features.spark_validation import check_contract, read_raw_tables
-    from pipelines.io import contract_files
+    from pipelines.io import find_table_files
 
     end = None if end is None else pd.Timestamp(end)
-    raw = read_raw_tables(spark, {n: str(p) for n, p in contract_files(data_dir).items()})
+    raw = read_raw_tables(spark, {n: str(p) for n, p in find_table_files(data_dir).items()})
     try:
         _, report = validate_tables(load_raw_tables(data_dir), end=end)
     except ContractError as err:
