@@ -97,21 +97,26 @@ def _champion(cfg: Config, kind: str, rows: pd.DataFrame, alias: str) -> Champio
 def _monitor_profile(
     cfg: Config, model: RegisteredChurnModel, fitted: FittedModels, table: pd.DataFrame
 ) -> dict:
-    """The monitoring reference stored with the churn model (docs/monitoring.md): the book at
-    the training window's latest snapshots, the validation snapshots (the trees never fitted
-    them, so their scores look like new data's; the book's age is the one the model last saw)."""
+    """The monitoring reference stored with the churn model (docs/monitoring.md): drift against
+    the book at the training window's latest snapshots (the validation snapshots: the book's age
+    is the one the model last saw); performance on the test snapshots, the only rows the model
+    neither fitted, stopped on nor calibrated on."""
     split = fitted.split
     rows = split.rows(table, "validation")
     scores = model.predict_frame(rows, explain="none")
+    test = split.rows(table, "test")
+    held_out = test, model.predict_frame(test, explain="none")
     folder = cfg.path(cfg.paths.validated)
     tables = load_tables(folder) if folder.is_dir() else None
     reference = {"kind": "training window, validation snapshots",
                  "start": str(split.validation.min().date()),
                  "end": str(split.validation.max().date()), "snapshots": len(split.validation),
-                 "training_start": str(split.fit.min().date())}  # fmt: skip
+                 "training_start": str(split.fit.min().date()),
+                 "performance": f"test snapshots {split.test.min().date()} to "
+                                f"{split.test.max().date()}"}  # fmt: skip
     profile = reference_profile(
         rows, scores, rows, feature_groups(cfg.features), STATE_COLUMNS, tables,
-        cfg.monitor, cfg.evaluate.bins, reference,
+        cfg.monitor, cfg.evaluate.bins, reference, held_out,
     )  # fmt: skip
     churn = fitted.churn
     gain = churn.booster.feature_importance("gain", iteration=churn.num_iteration)

@@ -43,18 +43,24 @@ def reference_profile(
     spec: MonitorSpec,
     ece_bins: int,
     reference: Mapping[str, Any],
+    held_out: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """The profile stored with a model or built by ``--reference``.
 
     ``rows``: feature rows of the reference (all customers known at its dates); ``scores``: the
     churn model's output (churn_probability, risk_band) on ``scored_rows``, the rows whose score
-    distribution and performance are the reference (the evaluate stage passes the validation
-    snapshots: the trees never fitted them, so their scores look like new data's); ``tables``:
-    the raw tables, profiled over ``spec.window_days`` up to ``reference["end"]``.
+    distribution is the reference; ``tables``: the raw tables, profiled over
+    ``spec.window_days`` up to ``reference["end"]``.
+
+    ``held_out`` (rows, scores): where the reference performance is measured instead of on
+    ``scored_rows``. The evaluate stage passes the test snapshots: its drift reference, the
+    validation snapshots, chose the number of trees and fitted the calibrator, so the realised
+    ROC AUC there is in-sample (0.96 against 0.84 out of time on a 700-customer world) and every
+    later backtest would read as a drop.
     """
     profile = build_profile(rows, groups, states, scores, spec.bins, reference)
-    labels = scored_rows.get(CHURNED)
-    profile["performance"] = performance(scores, labels, spec, ece_bins)
+    measured_rows, measured = (scored_rows, scores) if held_out is None else held_out
+    profile["performance"] = performance(measured, measured_rows.get(CHURNED), spec, ece_bins)
     end = pd.Timestamp(reference["end"])
     profile["tables"] = {} if tables is None else table_profile(tables, end, spec.window_days)
     return profile
