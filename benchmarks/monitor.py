@@ -16,6 +16,7 @@ as the evaluate stage stores it. Then:
 
     .venv/bin/python benchmarks/monitor.py                      # speed at 1M + false alarms
     .venv/bin/python benchmarks/monitor.py --rows 100000 --sizes 1000 --resamples 10   # quick
+    (pairings: reference and book from the same snapshot, and --gap-months 12 apart)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def prepare(customers: int):
     outputs = ChurnOutputs.from_spec(cfg.score, load_catalog(), cfg.explain.k)
     model = RegisteredChurnModel(result.models.churn, outputs)
     last = table[table[AS_OF] == table[AS_OF].max()].reset_index(drop=True)
-    return cfg, model, last, groups
+    return cfg, model, last, groups, table
 
 
 def profile_of(cfg, model, rows, groups, spec):
@@ -99,33 +100,43 @@ def speed(cfg, model, last, groups, n_rows: int) -> None:
     console.print(table)
 
 
-def false_alarms(cfg, model, last, groups, sizes, resamples: int) -> None:
+def false_alarms(cfg, model, earlier, last, groups, sizes, resamples: int, pairing: str) -> None:
+    """Reference resampled from ``earlier``, the monitored book from ``last`` (the same snapshot,
+    or one ``--gap-months`` later: the undrifted book ageing as it does between the training
+    window and a scoring date)."""
     scores_all = model.predict_frame(last, explain="none").reset_index(drop=True)
-    table = Table("customers", "size_aware", "resamples", "any feature drifted", "mean drift share",
-                  "score drifted", "verdict warn", "verdict retrain", "max PSI (median)",
+    table = Table("pairing", "customers", "size_aware", "resamples", "any feature drifted",
+                  "mean drift share", "score drifted", "verdict warn", "verdict retrain",
+                  "max PSI (median)", "most often drifted",
                   title="false alarms on undrifted resamples")  # fmt: skip
     for n in sizes:
-        for aware in (False, True):
-            spec = replace(cfg.monitor, size_aware=aware, draws=100)
-            any_drift, shares, score, warn, retrain, top = [], [], [], [], [], []
-            for i in range(resamples):
-                rng = np.random.default_rng(1000 * n + i)
-                a, b = rng.integers(0, len(last), n), rng.integers(0, len(last), n)
-                ref_rows = last.iloc[a].reset_index(drop=True)
-                profile, _ = profile_of(cfg, model, ref_rows, groups, spec)
-                book = BookMonitor(profile)
-                book.add(last.iloc[b].reset_index(drop=True),
-                         scores_all.iloc[b].reset_index(drop=True))  # fmt: skip
-                r = book.report({}, spec, last[AS_OF].max(), cfg.evaluate.bins)
-                any_drift.append(any(f["drifted"] for f in r["features"]))
-                shares.append(r["drift_share"])
-                score.append(r["score"]["drifted"])
-                warn.append(r["verdict"] == "warn")
-                retrain.append(r["verdict"] == "retrain")
-                top.append(max(f["psi"] for f in r["features"] if f["psi"] is not None))
-            row = (f"{n:,}", str(aware), str(resamples), f"{np.mean(any_drift):.0%}",
-                   f"{np.mean(shares):.3f}", f"{np.mean(score):.0%}", f"{np.mean(warn):.0%}",
-                   f"{np.mean(retrain):.0%}", f"{np.median(top):.3f}")  # fmt: skip
+        found = {False: [], True: []}  # size_aware -> one dict per resample
+        for i in range(resamples):
+            rng = np.random.default_rng(1000 * n + i)
+            a, b = rng.integers(0, len(earlier), n), rng.integers(0, len(last), n)
+            spec = replace(cfg.monitor, draws=100)
+            ref_rows = earlier.iloc[a].reset_index(drop=True)
+            profile, _ = profile_of(cfg, model, ref_rows, groups, spec)
+            book = BookMonitor(profile)
+            book.add(last.iloc[b].reset_index(drop=True), scores_all.iloc[b].reset_index(drop=True))
+            for aware, runs in found.items():
+                r = book.report({}, replace(spec, size_aware=aware), last[AS_OF].max(),
+                                cfg.evaluate.bins)  # fmt: skip
+                psi = [f["psi"] for f in r["features"] if f["psi"] is not None]
+                names = [f["name"] for f in r["features"] if f["drifted"]]
+                runs.append({"any": any(f["drifted"] for f in r["features"]),
+                             "share": r["drift_share"], "score": r["score"]["drifted"],
+                             "warn": r["verdict"] == "warn", "retrain": r["verdict"] == "retrain",
+                             "top": max(psi),
+                             "names": names})  # fmt: skip
+        for aware, runs in found.items():
+            m = pd.DataFrame(runs)
+            rates = [f"{m[k].mean():.0%}" for k in ("any", "share", "score", "warn", "retrain")]
+            rates[1] = f"{m['share'].mean():.3f}"
+            often = pd.Series([x for names in m["names"] for x in names]).value_counts()
+            named = ", ".join(f"{k} {v / resamples:.0%}" for k, v in often.head(3).items())
+            top = f"{m['top'].median():.3f}"
+            row = (pairing, f"{n:,}", str(aware), str(resamples), *rates, top, named or "-")
             table.add_row(*row)
             console.print("| " + " | ".join(row) + " |", highlight=False)  # as it goes
     console.print(table)
@@ -137,16 +148,26 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     ap.add_argument("--resamples", type=int, default=100)
+    ap.add_argument(
+        "--gap-months",
+        type=int,
+        nargs="*",
+        default=[0, 12],
+        help="months between the reference's snapshot and the monitored one",
+    )
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     start = time.perf_counter()
-    cfg, model, last, groups = prepare(args.customers)
+    cfg, model, last, groups, table = prepare(args.customers)
     console.print(f"prepared in {time.perf_counter() - start:.0f} s: {len(last):,} rows at "
                   f"{last[AS_OF].max().date()}")  # fmt: skip
     if not args.skip_speed:
         speed(cfg, model, last, groups, args.rows)
-    if args.sizes:
-        false_alarms(cfg, model, last, groups, args.sizes, args.resamples)
+    for gap in args.gap_months if args.sizes else []:
+        then = last[AS_OF].max() - pd.offsets.MonthEnd(gap) if gap else last[AS_OF].max()
+        earlier = table[table[AS_OF] == then].reset_index(drop=True)
+        pairing = f"{gap} months apart" if gap else "same snapshot"
+        false_alarms(cfg, model, earlier, last, groups, args.sizes, args.resamples, pairing)
 
 
 if __name__ == "__main__":
