@@ -7,7 +7,10 @@ already built), takes the champion churn model's predictions on the test rows
 per test snapshot and asks ``features.synthetic.oracle_churn`` for their true churn probability
 (``--replicates`` simulated futures from each customer's latent state). Both are scored against
 the realised labels on the same rows: ROC AUC, PR AUC, Brier and ECE per test snapshot and
-pooled, and the fraction of the oracle's ROC AUC that the champion reaches.
+pooled, and the fraction of the oracle's ROC AUC that the champion reaches. Two oracles: the
+one that knows the world's realised macro future (market rate, industry stress) after t, and
+the macro-blind one (``macro="resampled"``), which knows every customer's latent state at t but
+draws the macro future anew, as any model must.
 
 Worlds:
 - ``default``: params.yaml as committed;
@@ -104,31 +107,38 @@ def score_world(
     rows, champion = champion_rows(project)
     rows = sample_rows(rows, per_snapshot, seed=0)
     start = time.perf_counter()
-    oracle = oracle_churn(cfg.generate, rows[["customer_id", "as_of"]], cfg.labels.horizon_days,
-                          replicates=replicates)  # fmt: skip
+    keys, horizon = rows[["customer_id", "as_of"]], cfg.labels.horizon_days
+    oracle = oracle_churn(cfg.generate, keys, horizon, replicates=replicates)
     console.log(f"{name}: oracle for {len(rows)} rows in {time.perf_counter() - start:.0f} s")
-    rows = rows.assign(oracle=oracle)
+    start = time.perf_counter()
+    blind = oracle_churn(cfg.generate, keys, horizon, replicates=replicates, macro="resampled")
+    console.log(f"{name}: macro-blind oracle in {time.perf_counter() - start:.0f} s")
+    rows = rows.assign(oracle=oracle, blind=blind)
     groups = [(str(pd.Timestamp(d).date()), g) for d, g in rows.groupby("as_of")]
     results = []
     for snapshot, g in [*groups, ("pooled", rows)]:
         y = g["churned"].to_numpy(float)
         model = compute_binary_metrics(y, g["p"].to_numpy(), cfg.evaluate)
         truth = compute_binary_metrics(y, g["oracle"].to_numpy(), cfg.evaluate)
+        fair = compute_binary_metrics(y, g["blind"].to_numpy(), cfg.evaluate)
         results.append({
             "world": name, "champion": champion, "snapshot": snapshot, "rows": len(g),
             "churn_rate": round(float(y.mean()), 4), "oracle_mean": round(g["oracle"].mean(), 4),
             **{f"model_{k}": model[k] for k in METRICS},
             **{f"oracle_{k}": truth[k] for k in METRICS},
+            **{f"blind_{k}": fair[k] for k in METRICS},
             "auc_fraction": round(model["roc_auc"] / truth["roc_auc"], 4),
+            "blind_auc_fraction": round(model["roc_auc"] / fair["roc_auc"], 4),
         })  # fmt: skip
     return results
 
 
 def show(results: list[dict]) -> None:
     columns = ["world", "champion", "snapshot", "rows", "churn_rate", "oracle_mean",
-               "model_roc_auc", "oracle_roc_auc", "auc_fraction", "model_pr_auc",
-               "oracle_pr_auc", "model_brier", "oracle_brier", "model_ece",
-               "oracle_ece"]  # fmt: skip
+               "model_roc_auc", "oracle_roc_auc", "auc_fraction", "blind_roc_auc",
+               "blind_auc_fraction", "model_pr_auc", "oracle_pr_auc", "blind_pr_auc",
+               "model_brier", "oracle_brier", "blind_brier", "model_ece", "oracle_ece",
+               "blind_ece"]  # fmt: skip
     table = Table(title="champion vs oracle, test snapshots")
     for col in columns:
         table.add_column(

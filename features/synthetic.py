@@ -902,6 +902,7 @@ def oracle_churn(
     replicates: int = 500,
     seed: int = 0,
     max_copies: int = 200_000,
+    macro: str = "realised",
 ) -> np.ndarray:
     """The true probability of the churn label for each (customer_id, as_of) row.
 
@@ -910,11 +911,20 @@ def oracle_churn(
     state, open loans — is copied ``replicates`` times and each copy lives the next
     ``horizon_days`` through the generator's own monthly step (``_step``). The probability is the
     share of copies with no loan originated in (t, t+H] and none open at t+H (features/labels.py).
-    The copies share the world's realised market rates, industry stress and VIP bar: the oracle
-    knows the macro future, so it is a ceiling for any model that only sees the past. Copies are
-    stepped ``max_copies`` at a time (memory). Customers not active at t get a probability too.
-    Costs two runs of the world (the first records the VIP bar) plus the copies' months.
+    With ``macro="realised"`` the copies share the world's realised market rates, industry
+    stress and VIP bar: the oracle knows the macro future, so it is a ceiling for any model that
+    only sees the past. With ``macro="resampled"`` each batch of copies (at least
+    ``MACRO_PATHS`` batches) gets its own future market rate and industry stress after t, drawn
+    from the same processes continued from their state at t: the truth for someone who knows
+    every customer's latent state but, like any model, not the macro future (not available with
+    a rate-shock drift). Copies are stepped ``max_copies`` at a time (memory). Customers not
+    active at t get a probability too. Costs two runs of the world (the first records the VIP
+    bar) plus the copies' months.
     """
+    if macro not in ("realised", "resampled"):
+        raise ValueError(f"oracle_churn: macro must be realised or resampled, got {macro!r}")
+    if macro == "resampled" and spec.drift.on and spec.drift.rate_shock:
+        raise ValueError("oracle_churn: macro='resampled' does not continue a rate-shocked path")
     as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
     if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
         raise ValueError("oracle_churn: every as_of must be a month-end (a snapshot)")
@@ -931,7 +941,7 @@ def oracle_churn(
             pick = np.flatnonzero(as_of.to_numpy() == day)
             proba[pick] = _churn_share(sim, bar, codes[pick], t, pd.Timestamp(day), horizon_days,
                                        replicates, np.random.default_rng((spec.seed, seed, t)),
-                                       max_copies)  # fmt: skip
+                                       max_copies, macro == "resampled")  # fmt: skip
     return proba
 
 
@@ -945,25 +955,57 @@ def vip_bar(spec: WorldSpec) -> np.ndarray:
 
 def _churn_share(
     sim: _Sim, bar: np.ndarray, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
-    replicates: int, rng: np.random.Generator, max_copies: int,
+    replicates: int, rng: np.random.Generator, max_copies: int, resample_macro: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """Share of ``replicates`` futures, from the world's state after month t, in which each of
-    customers ``who`` carries the churn label at ``as_of``."""
+    customers ``who`` carries the churn label at ``as_of``; with ``resample_macro`` each batch
+    of copies lives its own market and industry-stress future after t."""
     per = max(1, max_copies // max(len(who), 1))
+    if resample_macro:
+        per = min(per, -(-replicates // MACRO_PATHS))
     churned = np.zeros(len(who))
     for done in range(0, replicates, per):
-        rep = _replica(sim, bar, who, min(per, replicates - done), rng)
+        macro = _future_macro(sim, t, rng) if resample_macro else None
+        rep = _replica(sim, bar, who, min(per, replicates - done), rng, macro)
         churned += _replay_churn(rep, len(who), t, as_of.value, horizon_days)
     return churned / replicates
 
 
+MACRO_PATHS = 50  # macro futures per oracle row at least, with macro="resampled"
+
+
+def _future_macro(sim: _Sim, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The market rate and industry stress with months after t drawn anew: the processes of
+    ``_market_path`` and ``_industry_stress`` continued from their state at month t (the
+    market's level and momentum recovered from the realised path)."""
+    market, stress = sim.market.copy(), sim.stress.copy()
+    level = np.arctanh(np.clip((sim.market[: t + 1] - 0.05) / 0.02, -0.999999, 0.999999))
+    velocity = level[t] - 0.95 * level[t - 1] if t >= 1 else 0.0
+    current = level[t]
+    later = sim.months - t - 1
+    for m, shock in zip(range(t + 1, sim.months), rng.normal(0.0, 0.05, later), strict=True):
+        velocity = 0.85 * velocity + shock
+        current = 0.95 * current + velocity
+        market[m] = 0.05 + 0.02 * np.tanh(current)
+    shocks = rng.normal(0.0, 0.25, (stress.shape[0], later)) + rng.normal(0.0, 0.12, later)
+    for k, m in enumerate(range(t + 1, sim.months)):
+        stress[:, m] = 0.85 * stress[:, m - 1] + shocks[:, k]
+    return market, stress
+
+
 def _replica(
-    sim: _Sim, bar: np.ndarray, who: np.ndarray, reps: int, rng: np.random.Generator
+    sim: _Sim,
+    bar: np.ndarray,
+    who: np.ndarray,
+    reps: int,
+    rng: np.random.Generator,
+    macro: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _Sim:
     """``reps`` copies of customers ``who`` (with their loans) at the world's current state;
     copy r of ``who[i]`` is customer ``r * len(who) + i``. Their VIP bar is the world's
     (``vip_bar``): a few customers' copies do not move the whole book's top 5 %. The world itself
-    is not changed."""
+    is not changed. ``macro``: (market, stress) the copies live instead of the world's."""
+    market, stress = (sim.market, sim.stress) if macro is None else macro
     n, loan_cust = len(who), sim.loans("cust")
     slot = np.full(len(sim.c["L"]), -1)
     slot[who] = np.arange(n)
@@ -971,7 +1013,7 @@ def _replica(
     book = {name: np.tile(sim.loans(name)[mine], reps) for name in _BOOK}
     book["cust"] = np.repeat(np.arange(reps) * n, len(mine)) + np.tile(slot[loan_cust[mine]], reps)
     c = {name: values[np.tile(who, reps)] for name, values in sim.c.items()}
-    return _Sim(sim.spec, rng, sim.months, sim.month_ns, sim.market, sim.stress, c, book,
+    return _Sim(sim.spec, rng, sim.months, sim.month_ns, market, stress, c, book,
                 n_loans=len(mine) * reps, out=None, top=bar, replica=True)  # fmt: skip
 
 

@@ -90,6 +90,36 @@ def test_the_oracle_is_deterministic_and_works_on_an_extract():
     assert abs(first.mean() - other.mean()) < 0.05
 
 
+def test_a_resampled_macro_future_continues_the_processes_from_month_t():
+    """The market path and stress up to t are the world's; after t they are new draws of the
+    same processes (the market stays in its 3-7 % band and moves as smoothly as the world's)."""
+    sim = fs._new_sim(BASE, keep_monthly=False)
+    t = 20
+    market, stress = fs._future_macro(sim, t, np.random.default_rng(3))
+    assert np.array_equal(market[: t + 1], sim.market[: t + 1])
+    assert np.array_equal(stress[:, : t + 1], sim.stress[:, : t + 1])
+    assert not np.allclose(market[t + 1 :], sim.market[t + 1 :])
+    assert ((market > 0.03) & (market < 0.07)).all()
+    step = lambda path: np.abs(np.diff(path)).max()  # noqa: E731
+    assert step(market[t:]) < 3 * step(sim.market)  # no jump where the new future starts
+    assert abs(stress[:, t + 1 :].std() - sim.stress[:, t + 1 :].std()) < 0.5 * sim.stress.std()
+
+
+def test_the_macro_resampled_oracle_is_calibrated_and_no_sharper(graded):
+    """Not knowing the macro future, the oracle still matches the realised churn rate; it ranks
+    no better than the oracle that knows it (up to the draws' noise)."""
+    rows = graded[["customer_id", "as_of"]]
+    p = fs.oracle_churn(BASE, rows, H, 200, macro="resampled")
+    assert not np.array_equal(p, graded["p"].to_numpy())
+    for day, g in graded.assign(q=p).groupby("as_of"):
+        q, y = g["q"].to_numpy(), g["y"].to_numpy(float)
+        sd = np.sqrt((q * (1 - q)).sum() * (1 + 1 / 200))
+        assert abs(y.sum() - q.sum()) < 4 * sd, (day, y.sum(), q.sum(), sd)
+    assert roc_auc_score(graded["y"], p) < roc_auc_score(graded["y"], graded["p"]) + 0.01
+    with pytest.raises(ValueError, match="macro"):
+        fs.oracle_churn(BASE, rows.head(2), H, 2, macro="known")
+
+
 @pytest.mark.parametrize(
     "as_of, customer, match",
     [("2022-01-15", None, "month-end"), ("2022-01-31", "C9999999", "unknown customers"),
