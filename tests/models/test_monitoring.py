@@ -138,6 +138,26 @@ def test_chunked_counts_equal_one_piece(mspec) -> None:
     assert a == b
 
 
+@pytest.mark.slow
+def test_counts_taken_on_spark_executors_equal_the_pandas_book(spark, mspec) -> None:
+    """The Spark engine's monitor: each partition counted on the executors, added up on the
+    driver; the report equals the pandas book's (missing values and NaN scores included)."""
+    from models.monitoring.spark import spark_book
+
+    now, s = _frame(3000, 5, missing=0.1), _scores(3000, 5)
+    s.loc[s.index[::7], "churn_probability"] = np.nan  # customers not scored (not active)
+    pandas_book = BookMonitor(_profile())
+    pandas_book.add(now, s)
+    frame = spark.createDataFrame(pd.concat([now, s], axis=1)).repartition(4)
+    on_spark = spark_book(_profile(), frame)
+    day = pd.Timestamp("2022-06-30")
+    a, b = pandas_book.report({}, mspec, day, 10), on_spark.report({}, mspec, day, 10)
+    assert a["rows"] == b["rows"] == 3000
+    assert a["features"] == b["features"] and a["score"] == b["score"]
+    assert a["estimated"] == b["estimated"]  # the same probabilities, in another order
+    assert a == b
+
+
 def test_size_aware_psi_silences_noise_at_small_sizes(mspec) -> None:
     profile = build_profile(_frame(150, 5), GROUPS, ["tier"], _scores(150, 5), 10,
                             {"kind": "test", "start": "x", "end": "x"})  # fmt: skip
