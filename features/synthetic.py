@@ -333,6 +333,7 @@ class _Sim:
     crng: np.random.Generator | None = None  # the campaigns' own stream (world only)
     forced: tuple[int, np.ndarray] | None = None  # a replica's treatment: (month, strategy per
     # customer, -1 = none), applied at the start of that month instead of the bank's rule
+    month_seeds: np.ndarray | None = None  # paired replicas: a fresh stream each month from these
 
     def emit(self, table: str, **cols: np.ndarray) -> None:
         if self.out is not None:
@@ -1143,28 +1144,43 @@ def simulate_policies(
     horizon_days: int,
     replicates: int = 20,
     seed: int = 0,
+    max_copies: int = 200_000,
 ) -> pd.DataFrame:
-    """Re-run the whole book forward from ``as_of`` under each policy, with the same numbers.
+    """Re-run the book forward from ``as_of`` under each policy, with common random numbers.
 
     A policy is a frame of (customer_id, strategy_id): who gets which strategy on the decision
-    day ``as_of`` (a month-end). Every customer of the world is copied ``replicates`` times at its
-    state on ``as_of`` and lives the next ``horizon_days`` once per policy, each policy's run
-    seeded alike (common random numbers, as in ``oracle_uplift``); the bank runs no other
-    campaign. Returns one row per customer: ``customer_id`` and, per policy, the share of its
-    futures carrying the churn label at ``as_of`` (column = the policy's name).
+    day ``as_of`` (a month-end); the bank runs no other campaign. Every customer of the world is
+    copied ``replicates`` times at its state on ``as_of`` and lives the next ``horizon_days``
+    untreated: that is the no-campaign future of the book. Copies do not interact (a replica
+    reads the world's VIP bar), so a customer a policy does not target has that same future
+    under the policy. A policy's targeted customers are stepped twice more from one seed, with
+    and without their strategies (``oracle_uplift``'s pairing), and their churn under the
+    policy is the book's untreated share plus that paired difference (clipped to [0, 1]).
+
+    Returns one row per customer of the world: ``customer_id``, ``none`` (untreated) and, per
+    policy, the share of futures carrying the churn label at ``as_of`` (column = its name).
     """
     ids = _customer_ids(_new_sim(spec, keep_monthly=False))
     rows = pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(as_of)})
-    out = pd.DataFrame({"customer_id": ids})
-    for sim, bar, t, day, pick, codes in _snapshot_states(spec, rows):
-        for name, policy in policies.items():
-            chosen = pd.Series(policy["strategy_id"].to_numpy(), index=policy["customer_id"])
-            arm = pd.Index(CAMPAIGN_STRATEGIES).get_indexer(chosen.reindex(ids).fillna(""))
-            rng = np.random.default_rng((spec.seed, seed, t))
-            share = _churn_share(sim, bar, codes, t, day, horizon_days, replicates, rng,
-                                 10**9, arm[pick])  # fmt: skip
-            out.loc[pick, name] = share
-    return out
+    sim, bar, t, day, _, codes = next(_snapshot_states(spec, rows))  # one snapshot: the world
+
+    def share(who: np.ndarray, arm: np.ndarray | None) -> np.ndarray:
+        rng = np.random.default_rng((spec.seed, seed, t))  # the same numbers for every run
+        return _churn_share(sim, bar, who, t, day, horizon_days, replicates, rng, max_copies, arm)
+
+    base = share(codes, None)
+    out = {"customer_id": ids, "none": base}
+    for name, policy in policies.items():
+        arm = pd.Index(CAMPAIGN_STRATEGIES).get_indexer(policy["strategy_id"])
+        if (arm < 0).any():
+            raise ValueError(f"simulate_policies: {name}: strategies outside the campaigns'")
+        where = pd.Index(ids).get_indexer(policy["customer_id"])
+        effect = np.zeros(len(ids))
+        if len(where):
+            who = codes[where]
+            effect[where] = share(who, arm) - share(who, np.full(len(who), -1))
+        out[name] = np.clip(base + effect, 0.0, 1.0)
+    return pd.DataFrame(out)
 
 
 def _snapshot_states(spec: WorldSpec, rows: pd.DataFrame) -> Iterator[tuple]:
@@ -1202,14 +1218,23 @@ def _churn_share(
 ) -> np.ndarray:  # fmt: skip
     """Share of ``replicates`` futures, from the world's state after month t, in which each of
     customers ``who`` carries the churn label at ``as_of``; ``strategy`` (a CAMPAIGN_STRATEGIES
-    code per customer, -1 = none) is applied at the start of month t+1."""
+    code per customer, -1 = none) is applied at the start of month t+1.
+
+    With ``strategy`` (the paired runs of ``oracle_uplift`` and ``simulate_policies``) each month
+    of a chunk of copies draws from its own stream, seeded from ``rng`` before the chunk is
+    stepped: two runs from the same ``rng`` start every month on the same numbers, however far
+    their previous months drifted apart. ``oracle_churn`` keeps one stream (its figures as
+    published)."""
     per = max(1, max_copies // max(len(who), 1))
     churned = np.zeros(len(who))
     for done in range(0, replicates, per):
         reps = min(per, replicates - done)
-        rep = _replica(sim, bar, who, reps, rng)
-        if strategy is not None:
-            rep.forced = (t + 1, np.tile(strategy, reps))
+        if strategy is None:
+            rep = _replica(sim, bar, who, reps, rng)
+        else:
+            seeds = rng.integers(0, 2**63 - 1, size=sim.months)
+            rep = _replica(sim, bar, who, reps, np.random.default_rng(seeds[0]))
+            rep.forced, rep.month_seeds = (t + 1, np.tile(strategy, reps)), seeds
         churned += _replay_churn(rep, len(who), t, as_of.value, horizon_days)
     return churned / replicates
 
@@ -1240,6 +1265,8 @@ def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: in
     if last >= rep.months:
         raise ValueError("oracle_churn: as_of + horizon_days lies after the end of the world")
     for m in range(t + 1, last + 1):
+        if rep.month_seeds is not None:
+            rep.rng = np.random.default_rng(rep.month_seeds[m])
         _step(rep, m)
     day = rep.loans("day") * _DAY
     orig = rep.month_ns[rep.loans("orig_m")] + day

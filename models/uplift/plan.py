@@ -28,6 +28,31 @@ NO_ACTION = "none"
 PLAN_COLUMNS = (ACTION, NAME, SOURCE, CHURN_REDUCTION, SAVED_VALUE, COST, RANK)
 
 
+PRICE_REVIEW = "competitor_counter"  # the strategy whose cost is the interest it gives up
+PRICE_CUT = 0.75  # a price review gives back this share of the price gap, for a year
+EXPOSURE, PRICE_GAP = "loan_exposure", "price_gap_now"
+
+
+def estimate_costs(
+    table: pd.DataFrame, history: pd.DataFrame, strategies: list[str]
+) -> pd.DataFrame:
+    """Expected cost of each strategy for each row of the feature ``table``.
+
+    A strategy costs what it cost on average when treated in the campaign ``history`` (rows
+    with strategy_id, treated, cost); a price review costs at least that and otherwise the
+    interest it gives up: ``PRICE_CUT`` x the price gap above the book (``price_gap_now``) x
+    the open exposure, over a year. A strategy never treated in the history costs NaN.
+    """
+    treated = history[history["treated"]]
+    flat = treated.groupby("strategy_id")["cost"].median().reindex(strategies)
+    out = pd.DataFrame({s: np.full(len(table), flat[s]) for s in strategies}, index=table.index)
+    if PRICE_REVIEW in strategies and {EXPOSURE, PRICE_GAP} <= set(table.columns):
+        gap = table[PRICE_GAP].fillna(0.0).clip(lower=0.0)
+        given_up = PRICE_CUT * gap * table[EXPOSURE].fillna(0.0)
+        out[PRICE_REVIEW] = np.maximum(given_up.to_numpy(), flat[PRICE_REVIEW])
+    return out
+
+
 def compute_net_values(
     uplift: pd.DataFrame,
     p_none: pd.Series,

@@ -118,15 +118,16 @@ def test_uplift_rows_must_be_unique_and_strategies_known(on_spec):
         oracle_uplift(on_spec, rows.iloc[:1].assign(strategy_id="free_lunch"), 180, replicates=2)
 
 
-def test_policy_simulation_with_no_treatment_is_the_same_under_two_names(on_spec):
+def test_policy_simulation_pairs_each_targeted_customer_with_its_untreated_futures(on_spec):
     none = pd.DataFrame({"customer_id": [], "strategy_id": []})
-    some = (
-        _state_rows(on_spec, "active", "2021-06-01")
-        .head(40)
-        .assign(strategy_id="regular_follow_up")
-    )
-    policies = {"none": none, "again": none, "rm": some}
-    out = simulate_policies(on_spec, pd.Timestamp("2021-06-30"), policies, 180, replicates=5)
-    assert (out["none"] == out["again"]).all()  # common random numbers: identical futures
+    some = _state_rows(on_spec, "active", "2021-06-01").head(40)
+    some = some.assign(strategy_id="regular_follow_up")
+    policies = {"empty": none, "rm": some}
+    out = simulate_policies(on_spec, pd.Timestamp("2021-06-30"), policies, 180, replicates=40)
+    assert (out["empty"] == out["none"]).all()  # nobody targeted: the book's untreated future
     treated = out["customer_id"].isin(some["customer_id"])
-    assert out.loc[treated, "rm"].mean() < out.loc[treated, "none"].mean()
+    assert (out.loc[~treated, "rm"] == out.loc[~treated, "none"]).all()  # copies do not interact
+    assert out.loc[treated, "rm"].mean() < out.loc[treated, "none"].mean() - 0.01
+    with pytest.raises(ValueError, match="strategies outside"):
+        bad = {"bad": some.assign(strategy_id="free_lunch")}
+        simulate_policies(on_spec, pd.Timestamp("2021-06-30"), bad, 180, replicates=2)
