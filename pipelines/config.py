@@ -27,6 +27,7 @@ from models.spec import (
     SplitSpec,
     SurvivalSpec,
     TrainSpec,
+    UpliftSpec,
 )
 
 DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
@@ -170,6 +171,7 @@ class Config:
     score: ScoreSpec
     monitor: MonitorSpec
     survival: SurvivalConfig
+    uplift: UpliftSpec
 
     def __post_init__(self) -> None:
         _check_risk_thresholds(self.score, self.explain)
