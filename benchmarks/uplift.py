@@ -61,8 +61,6 @@ from models.uplift.playbook import playbook_strategy, rule_score
 from pipelines.config import load_defaults
 
 console = Console(width=200)
-PARAMS = {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 40,
-          "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "n_jobs": 1}  # fmt: skip
 
 
 def build(args):
@@ -90,7 +88,9 @@ def evaluate(args, cfg, spec, tables, table):
     split = dates[-args.test_months - 1]
     train, test = rows[rows[AS_OF] <= split], rows[rows[AS_OF] > split].reset_index(drop=True)
     features = feature_names(cfg.features)
-    model = UpliftTLearner(PARAMS, CAMPAIGN_STRATEGIES, seed=0)
+    spec_u = cfg.uplift  # params.yaml's uplift: section, as `tierwise plan` uses it
+    model = UpliftTLearner(spec_u.lightgbm_params(), CAMPAIGN_STRATEGIES, spec_u.seed,
+                           spec_u.min_arm_rows)  # fmt: skip
     model.fit(train[features], train["strategy_id"], train[IS_TREATED], train[CHURNED])
     console.log(f"train {len(train)} rows to {pd.Timestamp(split).date()}, test {len(test)} rows")
     uplift, churn = model.predict_uplift(test[features]), model.predict_churn(test[features])
