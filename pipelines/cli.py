@@ -141,6 +141,7 @@ STAGES = {
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
     "report": "Stage `report`: the run's self-contained HTML report (reports/report.html).",
     "survival": "Stage `survival`: competing-risks time to churn and its cause, with baselines.",
+    "uplift": "Stage `uplift`: uplift per strategy from randomised campaigns, Qini out of time.",
 }
 
 

@@ -72,6 +72,8 @@ class Paths:
     survival_headline: Path  # flat headline of survival_metrics (DVC metrics)
     survival_by_snapshot: Path
     survival_plots: Path
+    uplift: Path  # the uplift stage's headline: overall Qini per targeting (DVC metrics)
+    uplift_evaluation: Path  # the same per strategy, with the split and row counts
 
 
 @dataclass(frozen=True)
