@@ -5,11 +5,13 @@ outputs with ``skipped`` saying why (the pipeline goes on: docs/uplift.md). Othe
 each campaign to its day's features, holds out the last ``uplift.test_months`` campaign dates,
 fits the T-learner on the earlier ones and writes the Qini coefficients of four targetings
 (uplift model, churn risk, rule playbook, random) per strategy (paths.uplift_evaluation) and
-overall (paths.uplift, the DVC metric). Registration of the model is not done (docs/uplift.md).
+overall (paths.uplift, the DVC metric), and logs them to MLflow (experiment mlflow.experiment,
+tag task=uplift). Registration of the model is not done (docs/uplift.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from features.contract import AS_OF
@@ -47,7 +49,24 @@ def run(cfg: Config) -> dict:
         "test_start": f"{test[AS_OF].min():%Y-%m-%d}",
         "fitted_strategies": model.fitted_strategies, "by_strategy": table,
     }  # fmt: skip
-    return _save(cfg, uplift_headline(table), details)
+    headline = uplift_headline(table)
+    _log(cfg, headline, details)
+    return _save(cfg, headline, details)
+
+
+def _log(cfg: Config, headline: dict, details: dict) -> None:
+    """One MLflow run (task uplift): the settings, the overall Qini of each targeting and the
+    per-strategy table as a JSON artefact. No model is registered (docs/uplift.md)."""
+    from models.serving import registry  # mlflow: imported only when there is a run to log
+
+    record = registry.RunRecord(
+        experiment=cfg.mlflow.experiment,
+        params={"uplift": dataclasses.asdict(cfg.uplift)},
+        tags={"task": "uplift", "git_commit": registry.git_commit(cfg.root)},
+        metrics=headline,
+        dicts={"uplift_evaluation.json": details},
+    )
+    registry.log_run(cfg.root, record, [])
 
 
 def _save(cfg: Config, headline: dict, details: dict) -> dict:

@@ -28,7 +28,8 @@ def _built(root: Path, campaigns: dict):
 
 
 @pytest.mark.slow
-def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path):
+def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
     cfg = _built(tmp_path, {"start": "2021-01-31", "monthly_share": 0.15})
     details = uplift.run(cfg)
     headline = load_json(cfg.path(cfg.paths.uplift))
@@ -40,6 +41,11 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path):
     names = {row["strategy"] for row in saved["by_strategy"]}
     assert names <= {"overall", *CAMPAIGN_STRATEGIES} and "overall" in names
     assert details["train_rows"] > details["test_rows"] > 0
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment],
+                              filter_string="tags.task = 'uplift'")  # fmt: skip
+    assert len(runs) == 1 and "metrics.qini_uplift_model" in runs.columns
 
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
