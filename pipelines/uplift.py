@@ -6,7 +6,9 @@ each campaign to its day's features, holds out the last ``uplift.test_months`` c
 fits the T-learner on the earlier ones and writes the Qini coefficients of four targetings
 (uplift model, churn risk, rule playbook, random) per strategy (paths.uplift_evaluation) and
 overall (paths.uplift, the DVC metric), and logs them to MLflow (experiment mlflow.experiment,
-tag task=uplift). Registration of the model is not done (docs/uplift.md).
+tag task=uplift) with the model registered as ``tierwise-uplift``: it takes the champion alias
+when its overall Qini on the current held-out campaigns is not worse than the champion's
+answer on the same rows (the champion rule of docs/models.md, one metric).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import numpy as np
+import pandas as pd
+
 from features.contract import AS_OF
 from features.registry import feature_names
+from models.evaluation.champion import ChampionAnswer, decide_on
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
 from models.uplift.evaluation import (
     compute_uplift_table,
@@ -24,6 +30,7 @@ from models.uplift.evaluation import (
     uplift_headline,
 )
 from models.uplift.learner import UpliftTLearner
+from models.uplift.metrics import compute_auuc
 from pipelines.config import Config
 from pipelines.io import load_frame, load_tables, save_json
 
@@ -50,13 +57,50 @@ def run(cfg: Config) -> dict:
         "fitted_strategies": model.fitted_strategies, "by_strategy": table,
     }  # fmt: skip
     headline = uplift_headline(table)
-    _log(cfg, headline, details)
+    details["registry"] = _log(cfg, headline, details, _entry(cfg, model, test, headline))
     return _save(cfg, headline, details)
 
 
-def _log(cfg: Config, headline: dict, details: dict) -> None:
-    """One MLflow run (task uplift): the settings, the overall Qini of each targeting and the
-    per-strategy table as a JSON artefact. No model is registered (docs/uplift.md)."""
+def _entry(cfg: Config, model: UpliftTLearner, test: pd.DataFrame, headline: dict):
+    """The version to register, and whether it takes the champion alias (the champion rule on
+    the overall Qini of the current held-out campaigns, the champion scoring them through
+    pyfunc)."""
+    from models.serving import registry
+    from models.serving.uplift import RegisteredUpliftModel
+
+    registered = RegisteredUpliftModel(model)
+    rows = test[registered.input_columns()].reset_index(drop=True)
+    promote, reason = _decision(cfg, rows, test, headline["qini_uplift_model"])
+    example = rows.head(5)
+    return registry.ModelEntry("uplift", registered, example, tuple(registered.features),
+                               promote, reason)  # fmt: skip
+
+
+def _decision(cfg: Config, rows: pd.DataFrame, test: pd.DataFrame, ours: float):
+    from models.serving import registry
+
+    name = registry.MODEL_NAMES["uplift"]
+    found = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows)
+    answer = None if found is None else ChampionAnswer(found.version, found.output, found.error)
+    measure = lambda output: {"qini": round(own_strategy_qini(output, test), 6)}  # noqa: E731
+    decision = decide_on({"qini": ours}, answer, measure, {"qini": 1}, cfg.evaluate)
+    return decision.promote, decision.reason
+
+
+def own_strategy_qini(output: pd.DataFrame, test: pd.DataFrame) -> float:
+    """The overall Qini of a registered model's answer: each row by its own strategy's uplift."""
+    from models.serving.uplift import UPLIFT_PREFIX
+
+    columns = [UPLIFT_PREFIX + s for s in test["strategy_id"]]
+    known = output.columns.get_indexer(columns)
+    values = output.to_numpy()[np.arange(len(test)), np.maximum(known, 0)].astype(float)
+    score = np.where(known >= 0, np.nan_to_num(values, nan=-np.inf), -np.inf)
+    return compute_auuc(score, test[IS_TREATED].to_numpy(), test["churned"].to_numpy(float))["qini"]
+
+
+def _log(cfg: Config, headline: dict, details: dict, entry) -> dict:
+    """One MLflow run (task uplift): the settings, the overall Qini of each targeting, the
+    per-strategy table as a JSON artefact, and the model registered as tierwise-uplift."""
     from models.serving import registry  # mlflow: imported only when there is a run to log
 
     record = registry.RunRecord(
@@ -66,7 +110,7 @@ def _log(cfg: Config, headline: dict, details: dict) -> None:
         metrics=headline,
         dicts={"uplift_evaluation.json": details},
     )
-    registry.log_run(cfg.root, record, [])
+    return registry.log_run(cfg.root, record, [entry]).to_json()
 
 
 def _save(cfg: Config, headline: dict, details: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from features.synthetic import CAMPAIGN_STRATEGIES
@@ -46,6 +47,18 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
     runs = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment],
                               filter_string="tags.task = 'uplift'")  # fmt: skip
     assert len(runs) == 1 and "metrics.qini_uplift_model" in runs.columns
+    first = details["registry"]["models"]["uplift"]
+    assert first["name"] == "tierwise-uplift" and first["champion"]
+    # the stored version answers like the fitted model, through pyfunc
+    model = mlflow.pyfunc.load_model("models:/tierwise-uplift@champion")
+    table = pd.read_parquet(cfg.path(cfg.paths.features))
+    rows = table[table["as_of"] == table["as_of"].max()].head(50)
+    answer = model.predict(rows)
+    assert list(answer.columns[:3]) == ["customer_id", "as_of", "p_none"]
+    assert answer["p_none"].between(0, 1).all()
+    # the same data again: an equal Qini does not take the champion alias
+    second = uplift.run(cfg)["registry"]["models"]["uplift"]
+    assert not second["champion"] and "does not beat champion v1" in second["reason"]
 
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
