@@ -48,8 +48,13 @@ from features.validation import validate_tables
 from models.evaluation.kpis import compute_clv
 from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
+from models.uplift.evaluation import (
+    OVERALL,
+    compute_uplift_table,
+    split_campaigns,
+    targeting_scores,
+)
 from models.uplift.learner import NONE, UpliftTLearner
-from models.uplift.metrics import compute_auuc
 from models.uplift.plan import (
     ACTION,
     NO_ACTION,
@@ -84,41 +89,25 @@ def build(args):
 
 def evaluate(args, cfg, spec, tables, table):
     rows = labelled(build_uplift_rows(tables.campaigns, table))
-    dates = np.sort(rows[AS_OF].unique())
-    split = dates[-args.test_months - 1]
-    train, test = rows[rows[AS_OF] <= split], rows[rows[AS_OF] > split].reset_index(drop=True)
+    train, test = split_campaigns(rows, args.test_months)
     features = feature_names(cfg.features)
-    spec_u = cfg.uplift  # params.yaml's uplift: section, as `tierwise plan` uses it
+    spec_u = cfg.uplift  # params.yaml's uplift: section, as `tierwise plan` and the stage use it
     model = UpliftTLearner(spec_u.lightgbm_params(), CAMPAIGN_STRATEGIES, spec_u.seed,
                            spec_u.min_arm_rows)  # fmt: skip
     model.fit(train[features], train["strategy_id"], train[IS_TREATED], train[CHURNED])
-    console.log(f"train {len(train)} rows to {pd.Timestamp(split).date()}, test {len(test)} rows")
-    uplift, churn = model.predict_uplift(test[features]), model.predict_churn(test[features])
-    own = uplift.to_numpy()[np.arange(len(test)), uplift.columns.get_indexer(test["strategy_id"])]
+    console.log(f"train {len(train)} rows to {train[AS_OF].max().date()}, test {len(test)} rows")
     start = time.perf_counter()
     oracle = oracle_uplift(spec, test[[CUSTOMER_ID, AS_OF, "strategy_id"]],
                            cfg.labels.horizon_days, replicates=args.replicates)  # fmt: skip
     console.log(f"oracle uplift for {len(test)} rows: {time.perf_counter() - start:.0f} s")
-    playbook = (playbook_strategy(test) == test["strategy_id"]).to_numpy(float)
-    scores = {
-        "uplift model": own,
-        "churn risk": churn[NONE].to_numpy(),
-        "rule playbook": playbook * 10 + rule_score(test).to_numpy(),
-        "random": np.random.default_rng(1).random(len(test)),
-        "oracle uplift": oracle["uplift"].to_numpy(),
-    }
-    results = []
-    for name, subset in [("overall", np.ones(len(test), bool))] + [
-        (s, (test["strategy_id"] == s).to_numpy()) for s in CAMPAIGN_STRATEGIES
-    ]:
-        t, y = test[IS_TREATED].to_numpy()[subset], test[CHURNED].to_numpy(float)[subset]
-        row = {"strategy": name, "rows": int(subset.sum()), "treated": int(t.sum())}
-        for score_name, score in scores.items():
-            row[score_name] = compute_auuc(score[subset], t, y)["qini"]
-        row["gain_all"] = compute_auuc(scores["random"][subset], t, y)["gain_all"]
+    scores = targeting_scores(model, test, features) | {"oracle": oracle["uplift"].to_numpy()}
+    results = compute_uplift_table(test, scores, CAMPAIGN_STRATEGIES)
+    own = scores["uplift_model"]
+    for row in results:
+        subset = np.ones(len(test), bool) if row["strategy"] == OVERALL else (
+            test["strategy_id"] == row["strategy"]).to_numpy()  # fmt: skip
         row["corr_oracle"] = float(np.corrcoef(own[subset], oracle["uplift"][subset])[0, 1])
         row["model_mean"], row["oracle_mean"] = own[subset].mean(), oracle["uplift"][subset].mean()
-        results.append(row)
     show(results, "held-out campaigns: Qini coefficient by targeting (higher is better)")
     return model, train, test
 
