@@ -230,6 +230,7 @@ class UpliftSpec:
     colsample_bytree: float
     min_arm_rows: int  # an arm with fewer rows is not fitted (its strategy gets no uplift)
     test_months: int  # the last campaign months held out for evaluation
+    budget: float  # the budget of the stage's plan for the report (its latest snapshot)
     seed: int
 
     def __post_init__(self) -> None:

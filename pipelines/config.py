@@ -74,6 +74,8 @@ class Paths:
     survival_plots: Path
     uplift: Path  # the uplift stage's headline: overall Qini per targeting (DVC metrics)
     uplift_evaluation: Path  # the same per strategy, with the split and row counts
+    uplift_plan: Path  # the action plan at the latest snapshot, for the report
+    uplift_curve: Path  # its incremental-profit curve
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,13 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import build_feature_table
-from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import ACTIVE
 from features.observation import observation_start
-from features.registry import TIER, feature_names, value_feature
+from features.registry import feature_names
 from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
-from models.uplift.learner import NONE, UpliftTLearner
-from models.uplift.plan import (
-    ACTION,
-    NO_ACTION,
-    compute_net_values,
-    estimate_costs,
-    plan_actions,
-    with_strategy_text,
-)
+from models.uplift.plan import ACTION, NO_ACTION, with_strategy_text
+from models.uplift.planning import build_plan
 from pipelines.config import Config
 from pipelines.io import BadRequestError, check_output, read_contract, save_frame
 
@@ -55,34 +47,14 @@ def run_plan(
         )
     history = _history(cfg, tables, as_of)
     book = _book(cfg, tables, as_of)
-    plan = compute_plan(cfg, history, book, budget, ids)
+    plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift, cfg.kpis,
+                         cfg.labels.horizon_days, budget)  # fmt: skip
     plan = with_strategy_text(plan, catalog)
     save_frame(plan, out, overwrite=overwrite)
     chosen = plan[plan[ACTION] != NO_ACTION]
     log.info("plan for %s: %d of %d active customers, cost %.0f of %.0f", f"{as_of:%Y-%m-%d}",
              len(chosen), len(plan), chosen["cost"].sum(), budget)  # fmt: skip
     return plan
-
-
-def compute_plan(
-    cfg: Config, history: pd.DataFrame, book: pd.DataFrame, budget: float, strategy_ids: list[str]
-) -> pd.DataFrame:
-    """Fit on the labelled campaign ``history``; plan the ``book`` within ``budget``."""
-    spec, features = cfg.uplift, feature_names(cfg.features)
-    tried = [s for s in strategy_ids if s in set(history["strategy_id"])]
-    model = UpliftTLearner(spec.lightgbm_params(), tried, spec.seed, spec.min_arm_rows)
-    model.fit(history[features], history["strategy_id"], history[IS_TREATED], history["churned"])
-    fitted = model.fitted_strategies
-    log.info("uplift fitted on %d campaign rows: strategies %s", len(history), ", ".join(fitted))
-    uplift, churn = model.predict_uplift(book[features]), model.predict_churn(book[features])
-    cost = estimate_costs(book, history, fitted)
-    days = cfg.kpis.value_window_days
-    yearly = book[value_feature(days)].fillna(0.0) * 365.0 / days
-    net = compute_net_values(uplift[fitted], churn[NONE], yearly, cost, cfg.kpis,
-                             cfg.labels.horizon_days)  # fmt: skip
-    plan = plan_actions(uplift[fitted], net, cost, budget)
-    keys = book[[CUSTOMER_ID, AS_OF, TIER]].assign(churn_probability=churn[NONE].to_numpy())
-    return pd.concat([keys, plan], axis=1)
 
 
 def _history(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:

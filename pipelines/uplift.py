@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from features.contract import AS_OF
+from features.labels import ACTIVE
 from features.registry import feature_names
 from models.evaluation.champion import ChampionAnswer, decide_on
+from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
 from models.uplift.evaluation import (
     compute_uplift_table,
@@ -31,8 +33,17 @@ from models.uplift.evaluation import (
 )
 from models.uplift.learner import UpliftTLearner
 from models.uplift.metrics import compute_auuc
+from models.uplift.plan import (
+    ACTION,
+    COST,
+    NO_ACTION,
+    PLAN_COLUMNS,
+    SAVED_VALUE,
+    with_strategy_text,
+)
+from models.uplift.planning import build_plan
 from pipelines.config import Config
-from pipelines.io import load_frame, load_tables, save_json
+from pipelines.io import load_frame, load_tables, save_frame, save_json
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +52,8 @@ def run(cfg: Config) -> dict:
     tables = load_tables(cfg.path(cfg.paths.validated))
     if tables.campaigns is None:
         return _save(cfg, {}, {"skipped": "no campaigns table: nothing to learn uplift from"})
-    rows = labelled(build_uplift_rows(tables.campaigns, load_frame(cfg.path(cfg.paths.features))))
+    feature_table = load_frame(cfg.path(cfg.paths.features))
+    rows = labelled(build_uplift_rows(tables.campaigns, feature_table))
     if rows.empty or rows[IS_TREATED].all():
         return _save(cfg, {}, {"skipped": "no labelled campaign row with a control group"})
     spec, features = cfg.uplift, feature_names(cfg.features)
@@ -58,7 +70,24 @@ def run(cfg: Config) -> dict:
     }  # fmt: skip
     headline = uplift_headline(table)
     details["registry"] = _log(cfg, headline, details, _entry(cfg, model, test, headline))
+    details["plan"] = _plan(cfg, rows, feature_table, strategies)
     return _save(cfg, headline, details)
+
+
+def _plan(cfg: Config, rows: pd.DataFrame, table: pd.DataFrame, strategies: list[str]) -> dict:
+    """The action plan at the feature table's latest snapshot, within ``uplift.budget``, from
+    every labelled campaign (the report's "Action plan" section), and its profit curve."""
+    latest = table[AS_OF].max()
+    book = table[(table[AS_OF] == latest) & table[ACTIVE].fillna(False).astype(bool)]
+    book = book.reset_index(drop=True)
+    plan, curve = build_plan(rows, book, feature_names(cfg.features), strategies, cfg.uplift,
+                             cfg.kpis, cfg.labels.horizon_days, cfg.uplift.budget)  # fmt: skip
+    save_frame(with_strategy_text(plan, load_catalog()), cfg.path(cfg.paths.uplift_plan))
+    save_frame(curve, cfg.path(cfg.paths.uplift_curve))
+    taken = plan[plan[ACTION] != NO_ACTION]
+    return {"as_of": f"{latest:%Y-%m-%d}", "budget": cfg.uplift.budget,
+            "customers": len(taken), "cost": float(taken[COST].sum()),
+            "saved_value": float(taken[SAVED_VALUE].sum())}  # fmt: skip
 
 
 def _entry(cfg: Config, model: UpliftTLearner, test: pd.DataFrame, headline: dict):
@@ -116,6 +145,11 @@ def _log(cfg: Config, headline: dict, details: dict, entry) -> dict:
 def _save(cfg: Config, headline: dict, details: dict) -> dict:
     if details["skipped"]:
         log.warning("uplift skipped: %s", details["skipped"])
+        # every output is written (DVC needs them): an empty plan, which the report omits
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", *PLAN_COLUMNS)})
+        save_frame(empty, cfg.path(cfg.paths.uplift_plan))
+        save_frame(pd.DataFrame(columns=["customers", "budget", "saved_value"]),
+                   cfg.path(cfg.paths.uplift_curve))  # fmt: skip
     save_json(details, cfg.path(cfg.paths.uplift_evaluation))
     save_json({**headline, "skipped": details["skipped"]}, cfg.path(cfg.paths.uplift))
     return details

@@ -112,3 +112,16 @@ def with_strategy_text(plan: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
         **{NAME: plan[ACTION].map(names).fillna(""), SOURCE: plan[ACTION].map(sources).fillna("")}
     )
     return out[[c for c in out.columns if c not in PLAN_COLUMNS] + list(PLAN_COLUMNS)]
+
+
+def profit_curve(uplift: pd.DataFrame, net: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """The incremental-profit curve: down the plan's ranking with no budget limit, the
+    cumulative cost (``budget``) against the cumulative expected saved value net of cost
+    (``saved_value``) and the customers treated; row 0 is the empty plan."""
+    ranked = plan_actions(uplift, net, cost, budget=float("inf"))
+    taken = ranked[ranked[ACTION] != NO_ACTION].sort_values(RANK)
+    return pd.DataFrame({
+        "customers": np.arange(len(taken) + 1),
+        "budget": np.concatenate([[0.0], taken[COST].cumsum().to_numpy()]),
+        "saved_value": np.concatenate([[0.0], taken[SAVED_VALUE].cumsum().to_numpy()]),
+    })  # fmt: skip

@@ -4,6 +4,7 @@ each targeting per strategy and overall; without campaigns it writes a documente
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from pipelines import features as features_stage
 from pipelines import generate, uplift, validate
 from pipelines.config import config_with, load_config
 from pipelines.io import load_json
+from pipelines.reporting.sections import plan_section
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -56,6 +58,15 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
     answer = model.predict(rows)
     assert list(answer.columns[:3]) == ["customer_id", "as_of", "p_none"]
     assert answer["p_none"].between(0, 1).all()
+    # the report's plan: within the budget, one row per active customer of the latest snapshot
+    plan = pd.read_parquet(cfg.path(cfg.paths.uplift_plan))
+    latest = table[(table["as_of"] == table["as_of"].max()) & table["active"].astype(bool)]
+    assert len(plan) == len(latest) and plan["cost"].sum() <= cfg.uplift.budget
+    curve = pd.read_csv(cfg.path(cfg.paths.uplift_curve))
+    assert curve["budget"].is_monotonic_increasing and curve["customers"].iloc[0] == 0
+    html = plan_section(SimpleNamespace(plan={"plan": plan, "curve": curve},
+                                        run=SimpleNamespace(currency="CNY")))  # fmt: skip
+    assert '<section id="plan"><h2>Action plan</h2>' in html and "Expected saved value" in html
     # the same data again: an equal Qini does not take the champion alias
     second = uplift.run(cfg)["registry"]["models"]["uplift"]
     assert not second["champion"] and "does not beat champion v1" in second["reason"]
@@ -70,3 +81,4 @@ def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
     uplift.run(cfg)  # reads no feature table: nothing to join it with
     assert load_json(cfg.path(cfg.paths.uplift))["skipped"].startswith("no campaigns table")
     assert load_json(cfg.path(cfg.paths.uplift_evaluation))["skipped"]
+    assert pd.read_parquet(cfg.path(cfg.paths.uplift_plan)).empty  # written, empty: no section
