@@ -81,3 +81,20 @@ def test_a_negative_budget_or_an_existing_output_is_refused(world_dir, tmp_path)
     out.write_text("keep me")
     assert _plan(world_dir, out, "10").exit_code == EXIT_EXISTS
     assert out.read_text() == "keep me"
+
+
+def test_campaigns_whose_outcome_is_not_known_by_the_date_change_nothing(
+    world_dir, planned, tmp_path
+):
+    """Point in time: a campaign decided after DATE - H has no known outcome at DATE, so
+    removing every such row (and everything later) leaves the plan as it was."""
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for f in world_dir.iterdir():
+        (cut / f.name).write_bytes(f.read_bytes())
+    campaigns = pd.read_parquet(world_dir / "campaigns.parquet")
+    known = pd.Timestamp(AS_OF) - pd.Timedelta(days=180)
+    campaigns[campaigns["date"] <= known].to_parquet(cut / "campaigns.parquet", index=False)
+    out = tmp_path / "plan.csv"
+    assert _plan(cut, out, "20000").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), planned)
