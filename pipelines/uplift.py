@@ -57,6 +57,10 @@ def run(cfg: Config) -> dict:
     if rows.empty or rows[IS_TREATED].all():
         return _save(cfg, {}, {"skipped": "no labelled campaign row with a control group"})
     spec, features = cfg.uplift, feature_names(cfg.features)
+    dates = rows[AS_OF].nunique()
+    if dates <= spec.test_months:
+        why = f"{dates} labelled campaign dates, {spec.test_months} held out: none to fit on"
+        return _save(cfg, {}, {"skipped": why})
     train, test = split_campaigns(rows, spec.test_months)
     strategies = sorted(rows["strategy_id"].unique())
     model = UpliftTLearner(spec.lightgbm_params(), strategies, spec.seed, spec.min_arm_rows)

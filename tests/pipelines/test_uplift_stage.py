@@ -82,3 +82,10 @@ def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
     assert load_json(cfg.path(cfg.paths.uplift))["skipped"].startswith("no campaigns table")
     assert load_json(cfg.path(cfg.paths.uplift_evaluation))["skipped"]
     assert pd.read_parquet(cfg.path(cfg.paths.uplift_plan)).empty  # written, empty: no section
+
+
+def test_uplift_stage_with_too_short_a_campaign_history_writes_a_skip(tmp_path):
+    cfg = _built(tmp_path, {"start": "2022-03-31", "monthly_share": 0.1})  # 3 labelled months
+    cfg = config_with(cfg, uplift={"test_months": 6})
+    uplift.run(cfg)
+    assert "none to fit on" in load_json(cfg.path(cfg.paths.uplift))["skipped"]
