@@ -98,3 +98,18 @@ def test_campaigns_whose_outcome_is_not_known_by_the_date_change_nothing(
     out = tmp_path / "plan.csv"
     assert _plan(cut, out, "20000").exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), planned)
+
+
+def test_validate_names_a_campaign_of_an_unknown_strategy(world_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in world_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    campaigns = pd.read_parquet(world_dir / "campaigns.parquet")
+    campaigns.loc[2, "strategy_id"] = "free_lunch"
+    campaigns.to_parquet(bad / "campaigns.parquet", index=False)
+    result = runner.invoke(app, ["validate", "--data", str(bad), "--params", PARAMS])
+    assert result.exit_code == EXIT_INVALID
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert "rule 'strategy_id in the strategy catalog': 1 row fails" in text
+    assert "3 free_lunch" in text
