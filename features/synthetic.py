@@ -1,6 +1,9 @@
 """The built-in synthetic world: a causal simulation of a bank's business-lending book.
 
-``generate_world(spec)`` (params.yaml's ``generate:``) returns the five contract tables. A latent
+``generate_world(spec)`` (params.yaml's ``generate:``) returns the five contract tables, and a
+sixth, ``campaigns``, when ``spec.campaigns`` is on (retention campaigns with control groups and
+true effects: ``_campaigns``/``_treat``; ``oracle_uplift`` and ``simulate_policies`` measure them
+by re-simulation). A latent
 loyalty per customer, evolving month by month, drives what the tables show (conversion of
 prospects, renewals, new projects, churn, referrals, complaints, punctuality, survey answers), so
 a model trained on the tables has something true to learn. docs/synthetic-world.md tells the
@@ -211,7 +214,7 @@ class World:
 
 
 def generate_world(spec: WorldSpec) -> ct.Tables:
-    """The five contract tables of the synthetic world described by ``spec``."""
+    """The contract tables of the synthetic world described by ``spec`` (campaigns: when on)."""
     return simulate_world(spec).tables
 
 
