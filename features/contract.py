@@ -19,7 +19,8 @@ CUSTOMERS = "customers"
 REPAYMENTS = "repayments"
 INTERACTIONS = "interactions"
 SURVEYS = "surveys"
-TABLE_NAMES = (LOANS, CUSTOMERS, REPAYMENTS, INTERACTIONS, SURVEYS)
+CAMPAIGNS = "campaigns"
+TABLE_NAMES = (LOANS, CUSTOMERS, REPAYMENTS, INTERACTIONS, SURVEYS, CAMPAIGNS)
 
 # --- column names ------------------------------------------------------------------------------
 CUSTOMER_ID = "customer_id"
@@ -45,6 +46,10 @@ KIND = "kind"
 SURVEY_DATE = "survey_date"
 SATISFACTION = "satisfaction"
 NPS = "nps"
+CAMPAIGN_DATE = "date"
+STRATEGY_ID = "strategy_id"
+ARM = "arm"
+COST = "cost"
 
 # Grain of every derived table: one row per (customer_id, as_of).
 AS_OF = "as_of"
@@ -60,6 +65,10 @@ KNOWN_CHANNELS = ("visit", "call", "email", "event", "online")
 # OTHER_CLOSE_REASON (a soft warning); docs/definitions.md maps each to a churn cause.
 CLOSE_REASONS = ("matured", "prepaid", "refinanced", "written_off", "restructured", "other")
 OTHER_CLOSE_REASON = "other"
+
+# Campaign arms (campaigns.arm): a randomised campaign keeps a control group that gets nothing.
+TREATED, CONTROL = "treated", "control"
+ARMS = (TREATED, CONTROL)
 
 SATISFACTION_RANGE = (1, 5)
 NPS_RANGE = (0, 10)
@@ -153,6 +162,19 @@ CONTRACT: dict[str, TableSpec] = {
             C(NPS, "float", nullable=True),
         ),
     ),
+    # Retention campaigns (docs/data-contract.md): who was selected on which day for which
+    # strategy of the catalog, and whether the customer was treated or kept as a control.
+    CAMPAIGNS: TableSpec(
+        CAMPAIGNS,
+        required=False,
+        columns=(
+            C(CUSTOMER_ID, "str"),
+            C(CAMPAIGN_DATE, "date"),
+            C(STRATEGY_ID, "str"),
+            C(ARM, "str"),
+            C(COST, "float", required=False, nullable=True),
+        ),
+    ),
 }
 del C
 
@@ -170,6 +192,7 @@ class Tables:
     repayments: pd.DataFrame | None = None
     interactions: pd.DataFrame | None = None
     surveys: pd.DataFrame | None = None
+    campaigns: pd.DataFrame | None = None
 
     def get(self, name: str) -> pd.DataFrame | None:
         return getattr(self, name)

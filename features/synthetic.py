@@ -1,6 +1,9 @@
 """The built-in synthetic world: a causal simulation of a bank's business-lending book.
 
-``generate_world(spec)`` (params.yaml's ``generate:``) returns the five contract tables. A latent
+``generate_world(spec)`` (params.yaml's ``generate:``) returns the five contract tables, and a
+sixth, ``campaigns``, when ``spec.campaigns`` is on (retention campaigns with control groups and
+true effects: ``_campaigns``/``_treat``; ``oracle_uplift`` and ``simulate_policies`` measure them
+by re-simulation). A latent
 loyalty per customer, evolving month by month, drives what the tables show (conversion of
 prospects, renewals, new projects, churn, referrals, complaints, punctuality, survey answers), so
 a model trained on the tables has something true to learn. docs/synthetic-world.md tells the
@@ -90,6 +93,16 @@ _BOOK = (
     "miss",
 )
 _EMPTY_BOOK = {k: np.zeros(0, float if k in ("principal", "rate") else np.int64) for k in _BOOK}
+# Retention campaigns (docs/synthetic-world.md, "Campaigns"): the strategies the bank runs, by
+# catalog id (models/strategies/strategies.yaml), and the flat cost of one treatment (the price
+# review costs the interest it gives up instead: see _treat).
+CAMPAIGN_STRATEGIES = ("competitor_counter", "regular_follow_up", "prompt_response",
+                       "active_dedicated_credit", "enhance_interaction")  # fmt: skip
+_PRICE_REVIEW, _RM_FOLLOW_UP, _SERVICE_RECOVERY, _RENEWAL_OFFER, _EMAIL_TOUCH = range(5)
+_CAMPAIGN_COST = np.array([300.0, 2_000.0, 1_000.0, 500.0, 50.0])
+_PRICE_CUT = 0.75  # share of the price gap a price review gives back
+_OFFER_MONTHS = 4  # a renewal offer covers maturities in the month of the offer and 3 more
+_OFFER_LOGIT = 2.0  # renewal logit added by a standing renewal offer
 # Why a loan closed early (book "reason"; a close at maturity is "matured" whatever the code).
 _MATURED, _REFINANCED, _WRITTEN_OFF = range(3)
 
@@ -114,6 +127,30 @@ class DriftSpec:
             raise ValueError(f"drift.segment_mix: {len(SEGMENTS)} shares summing to 1 {SEGMENTS}")
         if self.channel_rename and len(self.channel_rename) != 2:
             raise ValueError("drift.channel_rename: [old, new] or []")
+        if self.start:
+            pd.Timestamp(self.start)  # a bad date fails here
+
+    @property
+    def on(self) -> bool:
+        return bool(self.start)
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """Retention campaigns the simulated bank runs each month from ``start``
+    (docs/synthetic-world.md, "Campaigns"). Off when ``start`` is empty: the world is then the
+    world without campaigns, number for number (campaigns draw from their own random stream)."""
+
+    start: str  # YYYY-MM-DD of the first campaign; "" = no campaigns
+    monthly_share: float  # share of eligible borrowers the bank's rule selects each month
+    control_share: float  # share of the selected kept as a randomised control group
+    cooldown_months: int  # months before a selected customer can be selected again
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.monthly_share <= 1.0 and 0.0 < self.control_share < 1.0):
+            raise ValueError("campaigns: monthly_share in (0, 1], control_share in (0, 1)")
+        if self.cooldown_months < 0:
+            raise ValueError("campaigns: cooldown_months must be >= 0")
         if self.start:
             pd.Timestamp(self.start)  # a bad date fails here
 
@@ -148,6 +185,7 @@ class WorldSpec:
     writeoff_missed: int  # consecutive missed installments after which a loan is written off
     close_reason: bool  # export loans.close_reason (matured, refinanced, written_off)
     drift: DriftSpec  # drift scenarios from a date (off by default)
+    campaigns: CampaignSpec  # retention campaigns with control groups (off by default)
     extract_start: str  # "" = the whole history; else export what a bank's extract from then holds
 
     def __post_init__(self) -> None:
@@ -176,7 +214,7 @@ class World:
 
 
 def generate_world(spec: WorldSpec) -> ct.Tables:
-    """The five contract tables of the synthetic world described by ``spec``."""
+    """The contract tables of the synthetic world described by ``spec`` (campaigns: when on)."""
     return simulate_world(spec).tables
 
 
@@ -225,6 +263,12 @@ def extract_tables(tables: ct.Tables, first_day: pd.Timestamp) -> ct.Tables:
     customers = tables.customers[tables.customers[ct.CUSTOMER_ID].isin(named)]
     parts = dict(loans=loans, customers=customers, repayments=rep, interactions=inter,
                  surveys=surv)  # fmt: skip
+    if tables.campaigns is not None:
+        camp = tables.campaigns
+        kept = (camp[ct.CAMPAIGN_DATE] >= first_day) & camp[ct.CUSTOMER_ID].isin(
+            customers[ct.CUSTOMER_ID]
+        )
+        parts["campaigns"] = camp[kept]
     return ct.Tables(**{name: df.reset_index(drop=True) for name, df in parts.items()})
 
 
@@ -289,6 +333,10 @@ class _Sim:
     monthly: list[tuple[np.ndarray, np.ndarray]] | None = None
     top: np.ndarray | None = None  # the VIP exposure bar by month (recorded by the world)
     replica: bool = False  # an oracle replica: emits nothing, reads the world's VIP bar
+    crng: np.random.Generator | None = None  # the campaigns' own stream (world only)
+    forced: tuple[int, np.ndarray] | None = None  # a replica's treatment: (month, strategy per
+    # customer, -1 = none), applied at the start of that month instead of the bank's rule
+    month_seeds: np.ndarray | None = None  # paired replicas: a fresh stream each month from these
 
     def emit(self, table: str, **cols: np.ndarray) -> None:
         if self.out is not None:
@@ -310,7 +358,8 @@ def _new_sim(spec: WorldSpec, keep_monthly: bool) -> _Sim:
         market = _apply_rate_shock(market, spec.drift, first)
         _apply_segment_mix(customers, spec, first)
     return _Sim(spec, rng, months, month_ns.astype(np.int64), market, stress, customers,
-                monthly=[] if keep_monthly else None, top=np.full(months, np.inf))  # fmt: skip
+                monthly=[] if keep_monthly else None, top=np.full(months, np.inf),
+                crng=np.random.default_rng([spec.seed, 14]))  # fmt: skip
 
 
 def _market_path(rng: np.random.Generator, months: int) -> np.ndarray:
@@ -392,12 +441,14 @@ def _draw_customers(spec: WorldSpec, rng: np.random.Generator, months: int) -> d
     c |= {k: np.zeros(n) for k in ("eng", "rc", "rl", "inq", "n_open", "projects", "tier")}
     c |= {"state": np.zeros(n, np.int8), "drift_end": np.zeros(n, np.int64)}
     c |= {"first_m": np.full(n, -1), "last_rate": np.full(n, np.nan), "last_fair": np.zeros(n)}
+    c |= {"rmr": np.zeros(n), "offer_until": np.full(n, -1), "camp_m": np.full(n, -(10**6))}
     return c
 
 
 def _step(sim: _Sim, t: int) -> None:
     """One month: arrivals and state changes, loans, payments, interactions, surveys, loyalty."""
     c = sim.c
+    _campaigns(sim, t)
     arrived = np.flatnonzero(c["arrive"] == t)
     c["state"][arrived] = np.where(c["prospect"][arrived], _PROSPECT, _ACTIVE)
     direct = arrived[~c["prospect"][arrived]]
@@ -552,7 +603,8 @@ def _renewals(sim: _Sim, t: int) -> np.ndarray:
     fair = _PRODUCT_SPREAD[product] + _SEG_SPREAD[c["seg"][cu]]
     gap = np.maximum(sim.loans("rate")[due] - sim.market[t] - fair, 0)
     logit = (_PRODUCT_RENEW[product] + _REVOLVING_RENEW * (sim.loans("kind")[due] == _REVOLVING)
-             + 0.9 * c["L"][cu] - 1.0 * c["rl"][cu] - 40 * gap * c["sens"][cu])  # fmt: skip
+             + 0.9 * c["L"][cu] - 1.0 * c["rl"][cu] - 40 * gap * c["sens"][cu]
+             + _OFFER_LOGIT * (c["offer_until"][cu] >= t))  # fmt: skip
     return due[sim.rng.random(len(due)) < _sigmoid(logit)]
 
 
@@ -710,6 +762,126 @@ def _update_loyalty(
     engaged = counts[:, _EVENT] + 0.5 * counts[:, _ONLINE] + counts[:, _INQUIRY]
     c["eng"][idx] = 0.8 * c["eng"][idx] + engaged
     c["inq"][idx] = counts[:, _INQUIRY]
+    c["rmr"][idx] = 0.8 * c["rmr"][idx] + 0.2 * rm  # RM contacts a month, smoothed: neglect is low
+
+
+# --- retention campaigns -----------------------------------------------------------------------
+
+
+def _campaigns(sim: _Sim, t: int) -> None:
+    """At the start of month t: a replica applies its forced treatment; the world, from
+    ``campaigns.start``, runs the bank's campaign decided on the last day of month t-1."""
+    if sim.forced is not None:
+        month, strategy = sim.forced
+        if month == t:
+            who = np.flatnonzero(strategy >= 0)
+            _treat(sim, t, who, strategy[who])
+        return
+    spec = sim.spec.campaigns
+    if sim.replica or not spec.on or t < 1 or sim.month_ns[t] <= _day(spec.start).value:
+        return
+    who = _bank_selection(sim, t)
+    rng = sim.crng
+    strategy = rng.integers(0, len(CAMPAIGN_STRATEGIES), len(who))
+    control = rng.random(len(who)) < spec.control_share
+    cost = _treat(sim, t, who[~control], strategy[~control])
+    sim.c["camp_m"][who] = t
+    sim.emit("campaigns", cust=who, t=np.full(len(who), t), strategy=strategy,
+             control=control, cost=np.where(control, 0.0, _scatter(cost, ~control)))  # fmt: skip
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(where))
+    out[where] = values
+    return out
+
+
+def _bank_selection(sim: _Sim, t: int) -> np.ndarray:
+    """The bank's historical rule: the top ``monthly_share`` of borrowers with open loans by a
+    simple risk score of what it sees (recent complaints, lateness, price above the market, a
+    maturity within the next months). It cannot see who is already drifting away."""
+    c, spec = sim.c, sim.spec.campaigns
+    seen = (c["state"] == _ACTIVE) | (c["state"] == _DRIFTING)
+    idx = np.flatnonzero(seen & (c["n_open"] > 0) & (t - c["camp_m"] > spec.cooldown_months))
+    k = int(round(spec.monthly_share * len(idx)))
+    if k == 0:
+        return idx[:0]
+    score = (0.5 * np.minimum(c["rc"][idx], 3) + 1.5 * c["rl"][idx]
+             + 30 * np.maximum(_price_gap(sim, t - 1, idx), 0) + 0.3 * _maturing(sim, t, idx)
+             + sim.crng.normal(0.0, 0.05, len(idx)))  # fmt: skip
+    return np.sort(idx[np.argsort(-score, kind="stable")[:k]])
+
+
+def _maturing(sim: _Sim, t: int, idx: np.ndarray) -> np.ndarray:
+    """Whether each customer has an open loan maturing within the renewal offer's months."""
+    close, orig, cust = sim.loans("close_m"), sim.loans("orig_m"), sim.loans("cust")
+    soon = (close >= t) & (close < t + _OFFER_MONTHS) & (close == orig + sim.loans("term"))
+    return np.bincount(cust[soon & (orig < t)], minlength=len(sim.c["L"]))[idx] > 0
+
+
+def _treat(sim: _Sim, t: int, who: np.ndarray, strategy: np.ndarray) -> np.ndarray:
+    """Apply each customer's strategy through the world's own mechanics; returns the costs.
+
+    - price review: the customer's price comes down by ``_PRICE_CUT`` of its gap above the
+      market (it only matters for price-sensitive borrowers priced above the market); its cost
+      is the interest given up over a year on the open principal (at least the flat fee);
+    - RM follow-up: loyalty rises by 0.8·exp(-3·rmr), most in neglected relationships;
+    - service recovery: after complaints, loyalty rises by 0.35·min(rc, 2) and the complaint
+      memory falls to 30 %; without recent complaints it does nothing;
+    - renewal offer: loans maturing within ``_OFFER_MONTHS`` renew with +``_OFFER_LOGIT``;
+    - e-mail touchpoint: engagement +0.5, loyalty +0.03 (cheap, nearly nothing).
+    A customer already drifting away (refinancing elsewhere) does not respond to any of them:
+    the treatment costs what it costs and changes nothing. Deterministic: no random draws.
+    """
+    cost = _CAMPAIGN_COST[strategy].copy()
+    listening = sim.c["state"][who] != _DRIFTING  # a price review of a leaver: the flat fee only
+    return _treat_listening(sim, t, who[listening], strategy[listening], cost, listening)
+
+
+def _treat_listening(
+    sim: _Sim, t: int, who: np.ndarray, strategy: np.ndarray, cost: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """``_treat`` for the customers who respond (``at``: their place in the cost array)."""
+    c = sim.c
+    price = who[strategy == _PRICE_REVIEW]
+    gap = np.maximum(_price_gap(sim, t - 1, price), 0)
+    c["last_rate"][price] -= _PRICE_CUT * gap
+    repriced = np.flatnonzero(at)[strategy == _PRICE_REVIEW]
+    cost[repriced] = np.maximum(_PRICE_CUT * gap * _open_principal(sim, t, price),
+                                _CAMPAIGN_COST[_PRICE_REVIEW])  # fmt: skip
+    rm = who[strategy == _RM_FOLLOW_UP]
+    c["L"][rm] += 0.8 * np.exp(-3.0 * c["rmr"][rm])
+    rec = who[strategy == _SERVICE_RECOVERY]
+    c["L"][rec] += 0.35 * np.minimum(c["rc"][rec], 2)
+    c["rc"][rec] *= 0.3
+    offer = who[strategy == _RENEWAL_OFFER]
+    c["offer_until"][offer] = t + _OFFER_MONTHS - 1
+    mail = who[strategy == _EMAIL_TOUCH]
+    c["eng"][mail] += 0.5
+    c["L"][mail] += 0.03
+    return cost
+
+
+def _open_principal(sim: _Sim, t: int, who: np.ndarray) -> np.ndarray:
+    open_ = (sim.loans("orig_m") < t) & (sim.loans("close_m") >= t)
+    weights = np.where(open_, sim.loans("principal"), 0.0)
+    return np.bincount(sim.loans("cust"), weights=weights, minlength=len(sim.c["L"]))[who]
+
+
+def _campaigns_frame(sim: _Sim, cid: np.ndarray) -> pd.DataFrame | None:
+    """The campaigns table: the decision day (the last day of the month before the treatment),
+    the customer, the strategy, the arm and the treatment's cost (0 for controls)."""
+    if not sim.out.get("campaigns"):
+        return None
+    r = _collect(sim, "campaigns")
+    frame = pd.DataFrame({
+        ct.CUSTOMER_ID: cid[r["cust"]],
+        ct.CAMPAIGN_DATE: _dates(sim.month_ns[r["t"]] - _DAY),
+        ct.STRATEGY_ID: _labels(CAMPAIGN_STRATEGIES, r["strategy"]),
+        ct.ARM: np.where(r["control"], ct.CONTROL, ct.TREATED).astype(object),
+        ct.COST: np.round(r["cost"], 2),
+    })  # fmt: skip
+    return _sorted(frame, r["t"], frame[ct.CUSTOMER_ID].to_numpy())
 
 
 # --- from simulation state to contract tables --------------------------------------------------
@@ -768,6 +940,7 @@ def _tables(sim: _Sim, cid: np.ndarray) -> ct.Tables:
         repayments=_repayments_frame(sim, lid, loan_rank),
         interactions=_interactions_frame(sim, cid),
         surveys=_surveys_frame(sim, cid),
+        campaigns=_campaigns_frame(sim, cid),
     )
 
 
@@ -925,24 +1098,123 @@ def oracle_churn(
         raise ValueError(f"oracle_churn: macro must be realised or resampled, got {macro!r}")
     if macro == "resampled" and spec.drift.on and spec.drift.rate_shock:
         raise ValueError("oracle_churn: macro='resampled' does not continue a rate-shocked path")
+    proba = np.full(len(rows), np.nan)
+    for sim, bar, t, day, pick, codes in _snapshot_states(spec, rows):
+        rng = np.random.default_rng((spec.seed, seed, t))
+        proba[pick] = _churn_share(sim, bar, codes, t, day, horizon_days, replicates, rng,
+                                   max_copies, resample_macro=macro == "resampled")  # fmt: skip
+    return proba
+
+
+def oracle_uplift(
+    spec: WorldSpec,
+    rows: pd.DataFrame,
+    horizon_days: int,
+    replicates: int = 200,
+    seed: int = 0,
+    max_copies: int = 200_000,
+) -> pd.DataFrame:
+    """The true effect of a strategy on the churn label for each (customer_id, as_of,
+    strategy_id) row: ``p_control`` (no treatment), ``p_treated`` (the strategy applied at the
+    start of the month after ``as_of``, the campaign's decision day) and ``uplift`` =
+    p_control - p_treated (the churn the strategy prevents; negative if it harms).
+
+    Both arms are the same copies of the same state (``oracle_churn``) stepped with the same
+    seed: common random numbers. The draws coincide while the two futures keep the same shapes
+    (the same customers in each state, the same counts); after a treatment changes one of them
+    the streams drift apart, so the pairing reduces the variance of the difference, not to zero.
+    No later campaign runs in either arm. ``strategy_id`` is one of ``CAMPAIGN_STRATEGIES``.
+    """
+    strategy = pd.Index(CAMPAIGN_STRATEGIES).get_indexer(rows["strategy_id"])
+    if (strategy < 0).any():
+        bad = rows["strategy_id"][strategy < 0].unique()[:5].tolist()
+        raise ValueError(f"oracle_uplift: strategies outside {CAMPAIGN_STRATEGIES}: {bad}")
+    if rows.duplicated(["customer_id", "as_of", "strategy_id"]).any():
+        raise ValueError("oracle_uplift: one row per (customer_id, as_of, strategy_id)")
+    p0, p1 = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    for sim, bar, t, day, pick, codes in _snapshot_states(spec, rows):
+        who, slot = np.unique(codes, return_inverse=True)  # each customer copied once
+        arms = [(None, np.full(len(who), -1))]  # every arm steps the same copies: CRN
+        for k in np.unique(strategy[pick]):
+            arm = np.full(len(who), -1)
+            arm[slot[strategy[pick] == k]] = k
+            arms.append((k, arm))
+        for k, arm in arms:
+            rng = np.random.default_rng((spec.seed, seed, t))  # the same numbers in every arm
+            share = _churn_share(sim, bar, who, t, day, horizon_days, replicates, rng,
+                                 max_copies, arm)[slot]  # fmt: skip
+            if k is None:
+                p0[pick] = share
+            else:
+                p1[pick[strategy[pick] == k]] = share[strategy[pick] == k]
+    return pd.DataFrame({"p_control": p0, "p_treated": p1, "uplift": p0 - p1}, index=rows.index)
+
+
+def simulate_policies(
+    spec: WorldSpec,
+    as_of: pd.Timestamp,
+    policies: dict[str, pd.DataFrame],
+    horizon_days: int,
+    replicates: int = 20,
+    seed: int = 0,
+    max_copies: int = 200_000,
+) -> pd.DataFrame:
+    """Re-run the book forward from ``as_of`` under each policy, with common random numbers.
+
+    A policy is a frame of (customer_id, strategy_id): who gets which strategy on the decision
+    day ``as_of`` (a month-end); the bank runs no other campaign. Every customer of the world is
+    copied ``replicates`` times at its state on ``as_of`` and lives the next ``horizon_days``
+    untreated: that is the no-campaign future of the book. Copies do not interact (a replica
+    reads the world's VIP bar), so a customer a policy does not target has that same future
+    under the policy. A policy's targeted customers are stepped twice more from one seed, with
+    and without their strategies (``oracle_uplift``'s pairing), and their churn under the
+    policy is the book's untreated share plus that paired difference (clipped to [0, 1]).
+
+    Returns one row per customer of the world: ``customer_id``, ``none`` (untreated) and, per
+    policy, the share of futures carrying the churn label at ``as_of`` (column = its name).
+    """
+    ids = _customer_ids(_new_sim(spec, keep_monthly=False))
+    rows = pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(as_of)})
+    sim, bar, t, day, _, codes = next(_snapshot_states(spec, rows))  # one snapshot: the world
+
+    def share(who: np.ndarray, arm: np.ndarray | None) -> np.ndarray:
+        rng = np.random.default_rng((spec.seed, seed, t))  # the same numbers for every run
+        return _churn_share(sim, bar, who, t, day, horizon_days, replicates, rng, max_copies, arm)
+
+    base = share(codes, None)
+    out = {"customer_id": ids, "none": base}
+    for name, policy in policies.items():
+        arm = pd.Index(CAMPAIGN_STRATEGIES).get_indexer(policy["strategy_id"])
+        if (arm < 0).any():
+            raise ValueError(f"simulate_policies: {name}: strategies outside the campaigns'")
+        where = pd.Index(ids).get_indexer(policy["customer_id"])
+        effect = np.zeros(len(ids))
+        if len(where):
+            who = codes[where]
+            effect[where] = share(who, arm) - share(who, np.full(len(who), -1))
+        out[name] = np.clip(base + effect, 0.0, 1.0)
+    return pd.DataFrame(out)
+
+
+def _snapshot_states(spec: WorldSpec, rows: pd.DataFrame) -> Iterator[tuple]:
+    """Run the world and stop at each snapshot of ``rows``: yields (world, VIP bar, month t,
+    as_of, the rows at that as_of, their customers' positions in the world)."""
     as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
     if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
-        raise ValueError("oracle_churn: every as_of must be a month-end (a snapshot)")
+        raise ValueError("oracle: every as_of must be a month-end (a snapshot)")
     sim = _new_sim(spec, keep_monthly=False)
     position = pd.Series(np.arange(len(sim.c["L"])), index=_customer_ids(sim))
     who = position.reindex(rows["customer_id"].to_numpy())
     if who.isna().any():
-        raise ValueError(f"oracle_churn: unknown customers {who[who.isna()].index[:5].tolist()}")
+        raise ValueError(f"oracle: unknown customers {who[who.isna()].index[:5].tolist()}")
     codes = who.to_numpy().astype(np.int64)
-    month = np.searchsorted(sim.month_ns, as_of.to_numpy().astype(np.int64), side="right") - 1
-    proba, bar = np.full(len(rows), np.nan), vip_bar(spec)
+    days = as_of.to_numpy()
+    month = np.searchsorted(sim.month_ns, days.astype(np.int64), side="right") - 1
+    bar = vip_bar(spec)
     for t in _run(sim):
-        for day in np.unique(as_of.to_numpy()[month == t]):
-            pick = np.flatnonzero(as_of.to_numpy() == day)
-            proba[pick] = _churn_share(sim, bar, codes[pick], t, pd.Timestamp(day), horizon_days,
-                                       replicates, np.random.default_rng((spec.seed, seed, t)),
-                                       max_copies, macro == "resampled")  # fmt: skip
-    return proba
+        for day in np.unique(days[month == t]):
+            pick = np.flatnonzero(days == day)
+            yield sim, bar, t, pd.Timestamp(day), pick, codes[pick]
 
 
 def vip_bar(spec: WorldSpec) -> np.ndarray:
@@ -955,18 +1227,32 @@ def vip_bar(spec: WorldSpec) -> np.ndarray:
 
 def _churn_share(
     sim: _Sim, bar: np.ndarray, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
-    replicates: int, rng: np.random.Generator, max_copies: int, resample_macro: bool = False,
+    replicates: int, rng: np.random.Generator, max_copies: int, strategy: np.ndarray | None = None,
+    resample_macro: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """Share of ``replicates`` futures, from the world's state after month t, in which each of
-    customers ``who`` carries the churn label at ``as_of``; with ``resample_macro`` each batch
-    of copies lives its own market and industry-stress future after t."""
+    customers ``who`` carries the churn label at ``as_of``; ``strategy`` (a CAMPAIGN_STRATEGIES
+    code per customer, -1 = none) is applied at the start of month t+1; with ``resample_macro``
+    each batch of copies lives its own market and industry-stress future after t.
+
+    With ``strategy`` (the paired runs of ``oracle_uplift`` and ``simulate_policies``) each month
+    of a chunk of copies draws from its own stream, seeded from ``rng`` before the chunk is
+    stepped: two runs from the same ``rng`` start every month on the same numbers, however far
+    their previous months drifted apart. ``oracle_churn`` keeps one stream (its figures as
+    published)."""
     per = max(1, max_copies // max(len(who), 1))
     if resample_macro:
         per = min(per, -(-replicates // MACRO_PATHS))
     churned = np.zeros(len(who))
     for done in range(0, replicates, per):
+        reps = min(per, replicates - done)
         macro = _future_macro(sim, t, rng) if resample_macro else None
-        rep = _replica(sim, bar, who, min(per, replicates - done), rng, macro)
+        if strategy is None:
+            rep = _replica(sim, bar, who, reps, rng, macro)
+        else:
+            seeds = rng.integers(0, 2**63 - 1, size=sim.months)
+            rep = _replica(sim, bar, who, reps, np.random.default_rng(seeds[0]), macro)
+            rep.forced, rep.month_seeds = (t + 1, np.tile(strategy, reps)), seeds
         churned += _replay_churn(rep, len(who), t, as_of.value, horizon_days)
     return churned / replicates
 
@@ -1025,6 +1311,8 @@ def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: in
     if last >= rep.months:
         raise ValueError("oracle_churn: as_of + horizon_days lies after the end of the world")
     for m in range(t + 1, last + 1):
+        if rep.month_seeds is not None:
+            rep.rng = np.random.default_rng(rep.month_seeds[m])
         _step(rep, m)
     day = rep.loans("day") * _DAY
     orig = rep.month_ns[rep.loans("orig_m")] + day

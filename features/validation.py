@@ -13,7 +13,7 @@ the input carried an offset); numbers, ``term_months`` included, are ``float64``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from textwrap import indent
 from typing import Any
@@ -51,6 +51,8 @@ _CHECKS: dict[tuple[str, str], tuple[pa.Check, ...]] = {
     (fc.REPAYMENTS, fc.AMOUNT_PAID): (pa.Check.ge(0, error=">= 0"),),
     (fc.SURVEYS, fc.SATISFACTION): (pa.Check.in_range(*fc.SATISFACTION_RANGE, error="in [1, 5]"),),
     (fc.SURVEYS, fc.NPS): (pa.Check.in_range(*fc.NPS_RANGE, error="in [0, 10]"),),
+    (fc.CAMPAIGNS, fc.ARM): (pa.Check.isin(fc.ARMS, error=" or ".join(fc.ARMS)),),
+    (fc.CAMPAIGNS, fc.COST): (pa.Check.ge(0, error=">= 0"),),
 }
 
 
@@ -140,12 +142,15 @@ def validate_tables(
     raw: Mapping[str, pd.DataFrame],
     end: pd.Timestamp | None = None,
     cutoff: pd.Timestamp | None = None,
+    strategy_ids: Collection[str] | None = None,
 ) -> tuple[Tables, ValidationReport]:
     """Check, coerce and clean raw tables; raise one ContractError listing every hard failure.
 
     Records dated after ``end`` (when set) or else after ``cutoff`` (the run's day plus
     ``data.future_tolerance_days``: future-dated) are kept and reported as warnings; they do not
-    count in the report's ``data_end``.
+    count in the report's ``data_end``. ``strategy_ids``: the strategy catalog's ids, which every
+    ``campaigns.strategy_id`` must be (the catalog lives in ``models/``: the caller passes them;
+    None skips that rule).
     """
     end = None if end is None else pd.Timestamp(end).normalize()
     cutoff = None if cutoff is None else pd.Timestamp(cutoff).normalize()
@@ -161,6 +166,7 @@ def validate_tables(
         failures += table_failures
         warnings += table_warnings
     failures += _cross_table_failures(frames)
+    failures += _campaign_failures(frames, strategy_ids, _bounds(frames))
     if failures:
         raise ContractError(failures)
     if end is not None:
@@ -189,8 +195,16 @@ class SlicedValidation:
     of ``loan_id``, which the whole loans table checks.
     """
 
-    def __init__(self, present: Sequence[str], end: pd.Timestamp | None = None) -> None:
+    def __init__(
+        self,
+        present: Sequence[str],
+        end: pd.Timestamp | None = None,
+        strategy_ids: Collection[str] | None = None,
+    ) -> None:
         self.end = None if end is None else pd.Timestamp(end).normalize()
+        self.strategy_ids = strategy_ids
+        self._span: list[pd.Timestamp] = []  # first and last day of the tables seen (campaigns
+        self._campaigns: list[pd.DataFrame] = []  # aside), and the campaign slices, for finish
         self._found: dict[tuple, list[Problem]] = {}
         self._warned: dict[tuple, list[Problem]] = {}
         self.counts: dict[str, dict[str, Any]] = {}
@@ -205,6 +219,10 @@ class SlicedValidation:
     def table(self, name: str, raw: pd.DataFrame, rows: pd.Index | None = None) -> pd.DataFrame:
         """One table, or one slice of it; ``rows`` are its row numbers in the file."""
         typed, failures, warnings = _prepare_table(name, raw, rows)
+        if name == fc.CAMPAIGNS:
+            self._campaigns.append(typed)
+        else:
+            self._span.extend(_bounds({name: typed}) or ())
         seen = [d for d in (self.latest, _latest_date({name: typed}, None)) if d is not None]
         self.latest = max(seen) if seen else None
         order = (TABLE_NAMES.index(name), 0)
@@ -233,6 +251,11 @@ class SlicedValidation:
             self._add(self._found, (len(TABLE_NAMES), i), [problem])
 
     def finish(self) -> ValidationReport:
+        if self._campaigns:  # the campaign rules need the whole span: checked once, at the end
+            frames = {fc.CAMPAIGNS: pd.concat(self._campaigns)}
+            span = (min(self._span), max(self._span)) if self._span else None
+            late = _campaign_failures(frames, self.strategy_ids, span)
+            self._add(self._found, (len(TABLE_NAMES) + 1, 0), late)
         failures = _merged(self._found)
         if failures:
             raise ContractError(failures)
@@ -435,6 +458,8 @@ def _clean_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
     if name == fc.INTERACTIONS:
         df, vocabulary = _interaction_vocabulary(df)
         warnings += vocabulary
+    if name == fc.CAMPAIGNS and fc.ARM in df.columns:
+        df = df.assign(**{fc.ARM: df[fc.ARM].str.lower()})
     if name == fc.LOANS and fc.CLOSE_REASON in df.columns:
         df, reason = _close_reason_vocabulary(df)
         warnings.append(reason)
@@ -524,17 +549,62 @@ def _key_rules(frames: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
     """Rules between tables, one entry per rule (None: passed or not applicable). Each holds
     within one customer's rows, so a slice of customers checks them for its rows."""
     loans = frames.get(fc.LOANS)
-    out: list[Problem | None] = [None, None, None]
+    out: list[Problem | None] = [None, None, None, None]
     if loans is None:
         return out
     customers = frames.get(fc.CUSTOMERS)
     if customers is not None:
         out[0] = _unknown_keys(fc.LOANS, loans, fc.CUSTOMER_ID, customers, fc.CUSTOMERS)
+    campaigns = frames.get(fc.CAMPAIGNS)
+    if campaigns is not None:  # a campaign names a customer of the book (customers, else loans)
+        known, known_in = (loans, fc.LOANS) if customers is None else (customers, fc.CUSTOMERS)
+        out[3] = _unknown_keys(fc.CAMPAIGNS, campaigns, fc.CUSTOMER_ID, known, known_in)
     repayments = frames.get(fc.REPAYMENTS)
     if repayments is not None:
         out[1] = _unknown_keys(fc.REPAYMENTS, repayments, fc.LOAN_ID, loans, fc.LOANS)
         out[2] = _due_before_origination(repayments, loans)
     return out
+
+
+def _campaign_failures(
+    frames: Mapping[str, pd.DataFrame],
+    strategy_ids: Collection[str] | None,
+    bounds: tuple[pd.Timestamp, pd.Timestamp] | None,
+) -> list[Problem]:
+    """campaigns' own rules: strategy ids of the catalog, and dates inside the other tables'
+    span (a campaign is a decision taken on the data, not before or after it)."""
+    campaigns = frames.get(fc.CAMPAIGNS)
+    if campaigns is None:
+        return []
+    found = []
+    if strategy_ids is not None and fc.STRATEGY_ID in campaigns.columns:
+        ids = campaigns[fc.STRATEGY_ID]
+        unknown = ids.notna() & ~ids.isin(list(strategy_ids))
+        rule = f"{fc.STRATEGY_ID} in the strategy catalog"
+        found.append(_problem(fc.CAMPAIGNS, fc.STRATEGY_ID, rule, ids[unknown]))
+    if bounds is not None and fc.CAMPAIGN_DATE in campaigns.columns:
+        first, last = bounds
+        day = campaigns[fc.CAMPAIGN_DATE]
+        outside = day.notna() & ((day < first) | (day > last))
+        rule = f"{fc.CAMPAIGN_DATE} inside the data ({first:%Y-%m-%d} to {last:%Y-%m-%d})"
+        found.append(
+            _problem(fc.CAMPAIGNS, fc.CAMPAIGN_DATE, rule, day[outside].dt.strftime("%Y-%m-%d"))
+        )
+    return [f for f in found if f is not None]
+
+
+def _bounds(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last calendar day in the tables other than campaigns (None: no dates)."""
+    days = [
+        frames[name][column].dt.normalize()
+        for name in frames
+        if name != fc.CAMPAIGNS
+        for column in date_columns(name)
+        if column in frames[name].columns and frames[name][column].notna().any()
+    ]
+    if not days:
+        return None
+    return min(d.min() for d in days), max(d.max() for d in days)
 
 
 def _unknown_keys(

@@ -215,3 +215,32 @@ class SurvivalSpec:
             raise ValueError("survival.model.act_lead_days must be >= 0")
         if not 0 < self.survivor_share <= 1:
             raise ValueError("survival.model.survivor_share must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class UpliftSpec:
+    """The uplift T-learner (docs/uplift.md): each arm's LightGBM classifier and the out-of-time
+    evaluation on held-out campaigns."""
+
+    num_leaves: int
+    learning_rate: float
+    n_estimators: int
+    min_child_samples: int
+    subsample: float
+    colsample_bytree: float
+    min_arm_rows: int  # an arm with fewer rows is not fitted (its strategy gets no uplift)
+    test_months: int  # the last campaign months held out for evaluation
+    budget: float  # the budget of the stage's plan for the report (its latest snapshot)
+    seed: int
+
+    def __post_init__(self) -> None:
+        if min(self.num_leaves, self.n_estimators, self.min_child_samples, self.test_months) < 1:
+            raise ValueError(
+                "uplift: num_leaves, n_estimators, min_child_samples, test_months >= 1"
+            )
+
+    def lightgbm_params(self) -> dict:
+        return {"num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
+                "n_estimators": self.n_estimators, "min_child_samples": self.min_child_samples,
+                "subsample": self.subsample, "subsample_freq": 1,
+                "colsample_bytree": self.colsample_bytree, "n_jobs": 1}  # fmt: skip

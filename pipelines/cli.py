@@ -141,6 +141,7 @@ STAGES = {
     "explain": "Stage `explain`: reasons, strategies and SHAP views for the last test snapshot.",
     "report": "Stage `report`: the run's self-contained HTML report (reports/report.html).",
     "survival": "Stage `survival`: competing-risks time to churn and its cause, with baselines.",
+    "uplift": "Stage `uplift`: uplift per strategy from randomised campaigns, Qini out of time.",
 }
 
 
@@ -224,6 +225,22 @@ def promote(
         err_console.print(f"[bold red]not found[/] {err}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from err
     err_console.print(f"{name} version {version} is now the champion", highlight=False)
+
+
+@app.command()
+def plan(
+    data: Annotated[Path, typer.Option(help="contract directory with a campaigns table")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: plan as of this day")],
+    budget: Annotated[float, typer.Option(help="total cost the plan may spend")],
+    out: Annotated[Path, typer.Option(help="output .parquet or .csv")],
+    params: ParamsOption = DEFAULT_PARAMS,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+) -> None:
+    """The budgeted action plan: whom to treat with which strategy (docs/uplift.md)."""
+    from pipelines import plan as stage
+
+    cfg = _config(params)
+    _run(lambda: stage.run_plan(cfg, data, _as_of_date(as_of), budget, out, overwrite))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -27,6 +27,7 @@ from models.spec import (
     SplitSpec,
     SurvivalSpec,
     TrainSpec,
+    UpliftSpec,
 )
 
 DEFAULT_PARAMS = Path("params.yaml")  # the CLI's default: params.yaml in the working directory
@@ -71,6 +72,10 @@ class Paths:
     survival_headline: Path  # flat headline of survival_metrics (DVC metrics)
     survival_by_snapshot: Path
     survival_plots: Path
+    uplift: Path  # the uplift stage's headline: overall Qini per targeting (DVC metrics)
+    uplift_evaluation: Path  # the same per strategy, with the split and row counts
+    uplift_plan: Path  # the action plan at the latest snapshot, for the report
+    uplift_curve: Path  # its incremental-profit curve
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,7 @@ class Config:
     score: ScoreSpec
     monitor: MonitorSpec
     survival: SurvivalConfig
+    uplift: UpliftSpec
 
     def __post_init__(self) -> None:
         _check_risk_thresholds(self.score, self.explain)

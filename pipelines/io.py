@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -353,16 +353,22 @@ def load_tables(data_dir: Path | str) -> Tables:
 
 
 def read_contract(
-    data_dir: Path | str, end: pd.Timestamp | None = None, cutoff: pd.Timestamp | None = None
+    data_dir: Path | str,
+    end: pd.Timestamp | None = None,
+    cutoff: pd.Timestamp | None = None,
+    strategy_ids: Collection[str] | None = None,
 ) -> tuple[Tables, dict]:
     """Read and validate a contract directory; the typed tables and the validation report.
 
     Raises ``ContractError`` (features.validation) before anything is written. ``cutoff``: the
     last day that is not future-dated (``DataConfig.future_cutoff``), used when ``end`` is None.
+    ``strategy_ids``: the catalog's ids, the only ones ``campaigns.strategy_id`` may hold.
     """
     from features.validation import validate_tables  # pandera: ~1.7 s to import, validation only
 
-    tables, report = validate_tables(load_raw_tables(data_dir), end=end, cutoff=cutoff)
+    tables, report = validate_tables(
+        load_raw_tables(data_dir), end=end, cutoff=cutoff, strategy_ids=strategy_ids
+    )
     return tables, report.to_dict()
 
 

@@ -40,6 +40,15 @@ def _survival(cfg: Config):
     return survival_view(frame, load_frame(incidence)) if len(frame) else None
 
 
+def _plan(cfg: Config):
+    """The "Action plan" tables when the uplift stage planned (else None: no section)."""
+    plan, curve = cfg.path(cfg.paths.uplift_plan), cfg.path(cfg.paths.uplift_curve)
+    if not (plan.exists() and curve.exists()):
+        return None
+    frame = load_frame(plan)
+    return {"plan": frame, "curve": load_frame(curve)} if len(frame) else None
+
+
 def run(cfg: Config) -> Path:
     p, explain_dir = cfg.paths, cfg.path(cfg.paths.explain)
     logged = RegistryRecord.from_json(load_json(cfg.path(p.registry)))
@@ -60,6 +69,7 @@ def run(cfg: Config) -> Path:
         threshold=cfg.explain.at_risk_threshold,
         watch=cfg.explain.watch_threshold,
         survival=_survival(cfg),
+        plan=_plan(cfg),
     )
     out = save_text(render_report(inputs), cfg.path(p.report))
     registry.log_to_run(cfg.root, logged.run_id, [out], {})

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +104,13 @@ def iter_slice_features(
 
 @contextmanager
 def read_contract_sliced(
-    data_dir: Path | str, chunk_customers: int | None, end: pd.Timestamp | None = None
+    data_dir: Path | str,
+    chunk_customers: int | None,
+    end: pd.Timestamp | None = None,
+    strategy_ids: Collection[str] | None = None,
 ) -> Iterator[SlicedBook]:
-    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers.
+    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers (``strategy_ids``:
+    as ``read_contract``'s).
 
     Raises ``ContractError`` (features.validation) before the ``with`` body runs.
     """
@@ -114,11 +118,11 @@ def read_contract_sliced(
 
     files = find_table_files(data_dir)
     if LOANS not in files:  # nothing to slice by: the whole-table report names what is missing
-        validate_tables(load_raw_tables(data_dir), end=end)
+        validate_tables(load_raw_tables(data_dir), end=end, strategy_ids=strategy_ids)
     with tempfile.TemporaryDirectory(prefix="tierwise-slices-") as tmp:
         tmp = Path(tmp)
         sources = {name: _as_parquet(name, path, tmp / "csv") for name, path in files.items()}
-        check = SlicedValidation(tuple(sources), end)
+        check = SlicedValidation(tuple(sources), end, strategy_ids)
         loans = check.table(LOANS, _read_all(sources[LOANS]))
         check.loan_rules(loans)
         others = tuple(n for n in TABLE_NAMES if n in sources and n != LOANS)

@@ -12,14 +12,22 @@ from pathlib import Path
 
 from features.contract import Tables
 from features.observation import observation_report, observation_start
+from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import read_contract, save_json, save_tables
 
 log = logging.getLogger(__name__)
 
 
+def strategy_ids() -> tuple[str, ...]:
+    """The catalog's strategy ids: a campaign's ``strategy_id`` must be one of them."""
+    return tuple(s.id for s in load_catalog().strategies)
+
+
 def run(cfg: Config) -> Tables:
-    tables, report = read_contract(cfg.data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff())
+    tables, report = read_contract(
+        cfg.data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff(), strategy_ids=strategy_ids()
+    )
     start = observation_start(tables, cfg.data.start)
     report = {**report, "observation": observation_report(tables, start, cfg.data.start is None)}
     save_tables(tables.present(), cfg.path(cfg.paths.validated))
@@ -29,7 +37,9 @@ def run(cfg: Config) -> Tables:
 
 def run_dir(cfg: Config, data_dir: Path, report_path: Path | None = None) -> dict:
     """Validate ``data_dir`` with params' rules; the report, also written to ``report_path``."""
-    _, report = read_contract(data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff())
+    _, report = read_contract(
+        data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff(), strategy_ids=strategy_ids()
+    )
     if report_path is not None:
         save_json(report, report_path)
     rows = ", ".join(f"{name} {t['rows_out']:,}" for name, t in report["tables"].items())

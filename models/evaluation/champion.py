@@ -12,7 +12,7 @@ challenger of another task can at most take its task's alias ``champion-<task id
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -104,6 +104,19 @@ def decide_promotion(
     unless ``spec.replace_broken_champion`` is set, in which case the new version takes over
     and the reason says so.
     """
+    measure = lambda output: champion_metrics(kind, rows, output, spec)  # noqa: E731
+    return decide_on(challenger, champion, measure, PROMOTION_METRICS[kind], spec)
+
+
+def decide_on(
+    challenger: Mapping[str, float | None],
+    champion: ChampionAnswer | None,
+    measure: Callable[[pd.DataFrame], Mapping[str, float | None]],
+    rule: Mapping[str, int],
+    spec: EvaluateSpec,
+) -> Decision:
+    """``decide_promotion`` for any rule: ``measure`` turns the champion's output on the test
+    rows into the rule's metrics (the uplift model's Qini: pipelines/uplift.py)."""
     if champion is None:
         return Decision(True, "no champion yet")
     if champion.output is None:
@@ -114,8 +127,7 @@ def decide_promotion(
                 "evaluate.replace_broken_champion: true to let this run replace it"
             )
         return Decision(True, f"{why}; replaced as evaluate.replace_broken_champion allows")
-    theirs = champion_metrics(kind, rows, champion.output, spec)
-    rule = PROMOTION_METRICS[kind]
+    theirs = measure(champion.output)
     figures = ", ".join(f"{m} {challenger[m]} vs {theirs[m]}" for m in rule)
     if beats_champion(challenger, theirs, rule, spec.promotion_tolerance):
         return Decision(

@@ -37,9 +37,11 @@ from models.serving.task import TASK_PARAMS, TASK_TAG, Task
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier", "survival": "tierwise-survival"}
+MODEL_NAMES = {"churn": "tierwise-churn", "tier": "tierwise-tier", "survival": "tierwise-survival",
+               "uplift": "tierwise-uplift"}  # fmt: skip
 # The code MLflow stores with a version, by kind (model_code.py unless named here).
-MODEL_CODES = {"survival": MODEL_CODE.with_name("survival_code.py")}
+MODEL_CODES = {"survival": MODEL_CODE.with_name("survival_code.py"),
+               "uplift": MODEL_CODE.with_name("uplift_code.py")}  # fmt: skip
 CHAMPION, CHALLENGER = "champion", "challenger"
 DB_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
 ENV_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

@@ -24,6 +24,7 @@ SECTIONS = {
     "drivers": "Top drivers",
     "playbook": "Strategy playbook",
     "when": "When and why",  # only when the survival stage ran (docs/survival.md)
+    "plan": "Action plan",  # only when the uplift stage planned (docs/uplift.md)
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -77,6 +77,9 @@ class ReportInputs:
     # "When and why" (survival stage): incidence (tier, month, causes...), mix (cause, customers,
     # mean_incidence_12m), calendar (month, customers to act on); None without the stage
     survival: Mapping[str, pd.DataFrame] | None = None
+    # "Action plan" (uplift stage): plan (one row per active customer: tier, action, cost,
+    # expected_saved_value...), curve (customers, budget, saved_value); None without a plan
+    plan: Mapping[str, pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold < self.at_risk_threshold <= 1:

@@ -157,6 +157,7 @@ def report_inputs_from(
     watch: float,
     examples_per_strategy: int = 3,
     survival: Mapping[str, pd.DataFrame] | None = None,
+    plan: Mapping[str, pd.DataFrame] | None = None,
 ) -> ReportInputs:
     """The report's inputs from reports/predictions.parquet
     (``models.training.train.predict_test``), the explanations (customer_id, as_of, reason_j,
@@ -187,6 +188,7 @@ def report_inputs_from(
         watch_threshold=watch,
         value_at_risk_total=total,
         survival=survival,
+        plan=plan,
     )
 
 
@@ -215,5 +217,6 @@ def render_report(inputs: ReportInputs) -> str:
         sections.driver_section(inputs),
         sections.playbook_section(inputs),
         sections.when_section(inputs),
+        sections.plan_section(inputs),
     ]
     return page(inputs.run, inputs.as_of, [part for part in body if part])

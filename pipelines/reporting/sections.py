@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from features.contract import CUSTOMER_ID
@@ -278,3 +279,30 @@ def when_section(inputs: ReportInputs) -> str:
         "the likely churn month of the most likely cause) over the next 12 months."
     )
     return section("when", lead, curves, f'<div class="grid2">{mix_table}{cal_table}</div>')
+
+
+def plan_section(inputs: ReportInputs) -> str:
+    """Action plan (docs/uplift.md): the incremental-profit curve (budget against the expected
+    saved value net of cost, down the plan's ranking) and the plan's mix of strategies by tier;
+    empty without the uplift stage's plan."""
+    if inputs.plan is None:
+        return ""
+    plan, curve = inputs.plan["plan"], inputs.plan["curve"]
+    taken = plan[plan["action"] != "none"]
+    cur = inputs.run.currency
+    points = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, 11).astype(int))]
+    curve_rows = [[num(r["customers"]), money(r["budget"], cur), money(r["saved_value"], cur)]
+                  for _, r in points.iterrows()]  # fmt: skip
+    curve_table = table(("Customers treated", "Budget", "Expected saved value (net)"),
+                        curve_rows, numeric=(0, 1, 2))  # fmt: skip
+    mix = pd.crosstab(taken["action"], taken["tier"]) if len(taken) else pd.DataFrame()
+    mix_rows = [[a, *(num(v) for v in r)] for a, r in mix.iterrows()]
+    mix_table = table(("Strategy", *mix.columns), mix_rows, numeric=range(1, len(mix.columns) + 1))
+    lead = (
+        f"Uplift decides whom and which: {num(len(taken))} of {num(len(plan))} active customers "
+        f"get a strategy, for {money(taken['cost'].sum(), cur)} and an expected saved value of "
+        f"{money(taken['expected_saved_value'].sum(), cur)} net of cost. The curve follows the "
+        "plan's ranking (saved value per unit of cost) with no budget limit; the mix is the "
+        "plan's strategies by tier. The cause of each customer's churn is not joined yet."
+    )
+    return section("plan", lead, f'<div class="grid2">{curve_table}{mix_table}</div>')

@@ -88,6 +88,8 @@ def test_bad_spec_is_refused(bad):
 def _assert_contract(tables: fc.Tables) -> None:
     for name in fc.TABLE_NAMES:
         df, spec = tables.get(name), fc.CONTRACT[name]
+        if df is None and name == fc.CAMPAIGNS:
+            continue  # campaigns are off in the default world (test_campaigns.py)
         assert list(df.columns) == list(spec.column_names), name
         for col in spec.columns:
             s = df[col.name]

@@ -459,3 +459,96 @@ def test_spark_validation_merges_buckets_and_reports_warnings(spark, tmp_path):
         tmp_path / "ok" / "surveys.parquet", index=False, coerce_timestamps="us"
     )  # Spark 4.3 cannot read Parquet's nanosecond timestamps
     assert_spark_like_pandas(spark, tmp_path / "ok", end="2023-04-30")
+
+
+# --- campaigns (optional; tests/features/test_campaigns.py covers the world's) -----------------
+
+from features.contract import CAMPAIGNS  # noqa: E402
+from models.strategies.catalog import load_catalog  # noqa: E402
+
+STRATEGY_IDS = tuple(s.id for s in load_catalog().strategies)
+CAMPAIGN_ROWS = [
+    ["C1", "2023-03-31", "regular_follow_up", "treated", "2000"],
+    ["C2", "2023-03-31", "prompt_response", "control", ""],
+    ["C1", "2023-06-30", "competitor_counter", "Treated", "12.5"],
+]
+
+
+def campaigns(rows=CAMPAIGN_ROWS, columns=("customer_id", "date", "strategy_id", "arm", "cost")):
+    return pd.DataFrame([r[: len(columns)] for r in rows], columns=list(columns))
+
+
+def validate(tmp_path: Path, table: pd.DataFrame | None, ids=STRATEGY_IDS):
+    raw = load_raw_tables(write_csv(tmp_path, world(campaigns=table)))
+    return validate_tables(raw, strategy_ids=ids)
+
+
+def error(tmp_path: Path, table: pd.DataFrame) -> ContractError:
+    with pytest.raises(ContractError) as info:
+        validate(tmp_path, table)
+    return info.value
+
+
+def test_campaigns_are_typed_and_arms_lower_cased(tmp_path):
+    tables, report = validate(tmp_path, campaigns())
+    camp = tables.campaigns
+    assert camp["date"].dtype == "datetime64[ns]" and camp["cost"].dtype == "float64"
+    assert camp["arm"].tolist() == ["treated", "control", "treated"]
+    assert np.isnan(camp["cost"].iloc[1])
+    assert report.tables[CAMPAIGNS]["rows_out"] == 3
+
+
+def test_everything_runs_without_campaigns_and_cost_is_optional(tmp_path):
+    tables, report = validate(tmp_path, None)
+    assert tables.campaigns is None and CAMPAIGNS not in report.tables
+    (tmp_path / "x").mkdir()
+    tables, _ = validate(
+        tmp_path / "x", campaigns(columns=("customer_id", "date", "strategy_id", "arm"))
+    )
+    assert "cost" not in tables.campaigns.columns
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "rule"),
+    [
+        (2, "customer_id", "C9", "customer_id known in customers"),
+        (1, "strategy_id", "free_lunch", "strategy_id in the strategy catalog"),
+        (3, "arm", "maybe", "treated or control"),
+        (1, "cost", "-5", ">= 0"),
+        (2, "date", "2019-12-31", "date inside the data (2022-01-10 to 2024-01-05)"),
+        (3, "date", "2025-01-31", "date inside the data (2022-01-10 to 2024-01-05)"),
+        (1, "date", "31/03/2023", "date YYYY-MM-DD"),
+    ],
+)
+def test_each_broken_rule_names_table_column_rule_and_row(tmp_path, row, column, value, rule):
+    table = campaigns()
+    table.loc[row - 1, column] = value
+    assert_names(error(tmp_path, table), CAMPAIGNS, column, rule, row, value)
+
+
+def test_unknown_customer_is_checked_against_loans_without_a_customers_table(tmp_path):
+    table = campaigns()
+    table.loc[1, "customer_id"] = "C3"  # in customers, not in loans
+    raw = load_raw_tables(write_csv(tmp_path, world(campaigns=table, customers=None)))
+    with pytest.raises(ContractError) as info:
+        validate_tables(raw)
+    assert_names(info.value, CAMPAIGNS, "customer_id", "customer_id known in loans", 2, "C3")
+
+
+def test_strategy_rule_is_skipped_without_the_catalog(tmp_path):
+    table = campaigns()
+    table.loc[0, "strategy_id"] = "free_lunch"
+    tables, _ = validate(tmp_path, table, ids=None)
+    assert "free_lunch" in tables.campaigns["strategy_id"].tolist()
+
+
+def test_sliced_reading_checks_campaigns_like_the_whole_table(tmp_path):
+    from pipelines.slices import read_contract_sliced
+
+    table = campaigns()
+    table.loc[0, "date"], table.loc[1, "customer_id"] = "2025-01-31", "C9"
+    whole = error(tmp_path, table)
+    sliced_read = read_contract_sliced(tmp_path, chunk_customers=1, strategy_ids=STRATEGY_IDS)
+    with pytest.raises(ContractError) as info, sliced_read:
+        pass
+    assert str(info.value) == str(whole)

@@ -36,7 +36,12 @@ def test_only_headline_metrics_are_dvc_metrics() -> None:
     verdict on the test snapshots; each snapshot's figures are outputs)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     metrics = [m for s in stages.values() for e in s.get("metrics", []) for m in e]
-    assert sorted(metrics) == ["${paths.metrics}", "${paths.monitor}", "${paths.survival_headline}"]
+    assert sorted(metrics) == [
+        "${paths.metrics}",
+        "${paths.monitor}",
+        "${paths.survival_headline}",
+        "${paths.uplift}",
+    ]
 
 
 def test_the_registry_record_names_the_store_relative_to_the_root(tmp_path) -> None:

@@ -1,0 +1,91 @@
+"""`tierwise plan --data DIR --as-of DATE --budget AMOUNT --out FILE`: the budgeted action plan.
+
+Reads and validates a contract directory that holds a ``campaigns`` table (without one there is
+nothing to learn what works from: exit 2, saying so). Everything is read as of DATE, point in
+time: the uplift T-learner (models/uplift) is fitted on the campaigns whose churn label is known
+by DATE (decided on or before DATE - H), with the features of each campaign's day; the book is
+every customer active on DATE, with the features of DATE. Each gets the strategy with the best
+expected saved value (saved CLV minus cost) if positive, and the plan takes customers greedily
+by value per cost while the total cost fits AMOUNT (models/uplift/plan.py). One row per active
+customer, written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from features.build import build_feature_table
+from features.labels import ACTIVE
+from features.observation import observation_start
+from features.registry import feature_names
+from models.strategies.catalog import load_catalog
+from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
+from models.uplift.plan import ACTION, NO_ACTION, with_strategy_text
+from models.uplift.planning import build_plan
+from pipelines.config import Config
+from pipelines.io import BadRequestError, check_output, read_contract, save_frame
+
+log = logging.getLogger(__name__)
+
+
+def run_plan(
+    cfg: Config, data_dir: Path, as_of: pd.Timestamp, budget: float, out: Path, overwrite: bool
+) -> pd.DataFrame:
+    check_output(out, overwrite)
+    if budget < 0:
+        raise BadRequestError(f"--budget {budget}: a budget cannot be negative")
+    catalog = load_catalog()
+    ids = [s.id for s in catalog.strategies]
+    tables, _ = read_contract(data_dir, end=cfg.data.end, strategy_ids=ids)
+    if tables.campaigns is None:
+        raise BadRequestError(
+            f"{data_dir} has no campaigns table: uplift learns what a strategy does from "
+            "randomised campaigns (docs/data-contract.md, campaigns); without them there is no plan"
+        )
+    history = _history(cfg, tables, as_of)
+    book = _book(cfg, tables, as_of)
+    plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift, cfg.kpis,
+                         cfg.labels.horizon_days, budget)  # fmt: skip
+    plan = with_strategy_text(plan, catalog)
+    save_frame(plan, out, overwrite=overwrite)
+    chosen = plan[plan[ACTION] != NO_ACTION]
+    log.info("plan for %s: %d of %d active customers, cost %.0f of %.0f", f"{as_of:%Y-%m-%d}",
+             len(chosen), len(plan), chosen["cost"].sum(), budget)  # fmt: skip
+    return plan
+
+
+def _history(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Campaign rows decided by ``as_of`` whose label is known at ``as_of``, with features."""
+    campaigns = tables.campaigns[tables.campaigns["date"] <= as_of]
+    dates = pd.DatetimeIndex(sorted(campaigns["date"].unique()))
+    if dates.empty:
+        raise BadRequestError(f"no campaign decided on or before {as_of:%Y-%m-%d}")
+    start = observation_start(tables, cfg.data.start)
+    table = build_feature_table(tables, dates, cfg.defs, cfg.features, data_end=as_of,
+                                observed_from=start)  # fmt: skip
+    rows = labelled(build_uplift_rows(campaigns, table))
+    if rows.empty or rows[IS_TREATED].all():
+        raise BadRequestError(
+            f"no campaign with a control group and a known outcome by {as_of:%Y-%m-%d} "
+            f"(a label needs {cfg.labels.horizon_days} days after the campaign)"
+        )
+    return rows
+
+
+def _book(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:
+    start = observation_start(tables, cfg.data.start)
+    rows = build_feature_table(
+        tables,
+        pd.DatetimeIndex([as_of]),
+        cfg.defs,
+        cfg.features,
+        data_end=as_of,
+        observed_from=start,
+    )  # fmt: skip (for `active`)
+    active = rows[rows[ACTIVE].fillna(False).astype(bool)].reset_index(drop=True)
+    if active.empty:
+        raise BadRequestError(f"no customer is active at {as_of:%Y-%m-%d} in the data")
+    return active

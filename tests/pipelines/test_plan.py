@@ -1,0 +1,115 @@
+"""`tierwise plan` on a small world with campaigns: one row per active customer, the budget kept,
+the catalog's names and sources; without campaigns, with a bad budget or an existing output, the
+documented exit codes and no file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.synthetic import CAMPAIGN_STRATEGIES, generate_world
+from models.uplift.plan import PLAN_COLUMNS
+from pipelines.cli import EXIT_EXISTS, EXIT_INVALID, app
+from pipelines.io import save_tables
+
+runner = CliRunner()
+PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+AS_OF = "2022-12-31"
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory, params_cfg) -> Path:
+    base = replace(params_cfg.generate, customers=1500, years=3, seed=11)
+    spec = replace(base, campaigns=replace(base.campaigns, start="2021-01-31", monthly_share=0.15))
+    folder = tmp_path_factory.mktemp("plan") / "world"
+    save_tables(generate_world(spec).present(), folder)
+    return folder
+
+
+def _plan(data: Path, out: Path, budget: str, *extra: str):
+    args = ["plan", "--data", str(data), "--as-of", AS_OF, "--budget", budget, "--out", str(out)]
+    return runner.invoke(app, [*args, "--params", PARAMS, *extra])
+
+
+@pytest.fixture(scope="module")
+def planned(world_dir, tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("out") / "plan.csv"
+    result = _plan(world_dir, out, "20000")
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out)
+
+
+def test_plan_has_one_row_per_active_customer_and_keeps_the_budget(planned):
+    assert list(planned.columns[-len(PLAN_COLUMNS) :]) == list(PLAN_COLUMNS)
+    assert planned["customer_id"].is_unique and (planned["as_of"] == AS_OF).all()
+    assert planned["cost"].sum() <= 20000
+    taken = planned[planned["action"] != "none"]
+    assert len(taken) > 0 and set(taken["action"]) <= set(CAMPAIGN_STRATEGIES)
+    assert sorted(taken["rank"].astype(int)) == list(range(1, len(taken) + 1))
+    assert (taken["expected_saved_value"] > 0).all() and taken["name"].notna().all()
+    assert taken["source"].str.contains(r"\.txt").all()
+    assert planned.loc[planned["action"] == "none", "cost"].eq(0).all()
+
+
+def test_a_bigger_budget_plans_at_least_as_many(world_dir, planned, tmp_path):
+    out = tmp_path / "big.parquet"
+    assert _plan(world_dir, out, "200000").exit_code == 0
+    big = pd.read_parquet(out)
+    assert (big["action"] != "none").sum() >= (planned["action"] != "none").sum()
+    assert big["cost"].sum() <= 200000
+
+
+def test_without_campaigns_the_plan_says_so_and_exits_2(world_dir, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in world_dir.iterdir():
+        if f.name != "campaigns.parquet":
+            (bare / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "plan.csv"
+    result = _plan(bare, out, "1000")
+    assert result.exit_code == EXIT_INVALID
+    assert "no campaigns table" in result.output and not out.exists()
+
+
+def test_a_negative_budget_or_an_existing_output_is_refused(world_dir, tmp_path):
+    out = tmp_path / "plan.csv"
+    assert _plan(world_dir, out, "-5").exit_code == EXIT_INVALID and not out.exists()
+    out.write_text("keep me")
+    assert _plan(world_dir, out, "10").exit_code == EXIT_EXISTS
+    assert out.read_text() == "keep me"
+
+
+def test_campaigns_whose_outcome_is_not_known_by_the_date_change_nothing(
+    world_dir, planned, tmp_path
+):
+    """Point in time: a campaign decided after DATE - H has no known outcome at DATE, so
+    removing every such row (and everything later) leaves the plan as it was."""
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for f in world_dir.iterdir():
+        (cut / f.name).write_bytes(f.read_bytes())
+    campaigns = pd.read_parquet(world_dir / "campaigns.parquet")
+    known = pd.Timestamp(AS_OF) - pd.Timedelta(days=180)
+    campaigns[campaigns["date"] <= known].to_parquet(cut / "campaigns.parquet", index=False)
+    out = tmp_path / "plan.csv"
+    assert _plan(cut, out, "20000").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), planned)
+
+
+def test_validate_names_a_campaign_of_an_unknown_strategy(world_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in world_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    campaigns = pd.read_parquet(world_dir / "campaigns.parquet")
+    campaigns.loc[2, "strategy_id"] = "free_lunch"
+    campaigns.to_parquet(bad / "campaigns.parquet", index=False)
+    result = runner.invoke(app, ["validate", "--data", str(bad), "--params", PARAMS])
+    assert result.exit_code == EXIT_INVALID
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert "rule 'strategy_id in the strategy catalog': 1 row fails" in text
+    assert "3 free_lunch" in text
