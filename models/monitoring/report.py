@@ -164,6 +164,7 @@ def monitor_report(
         "realised": list(realised),
         "realised_roc_auc_drop": real_drop,
         "reference_realised_roc_auc": ref_real,
+        "calibration": calibration_check(matured[-1] if matured else None),
         "score": score,
         "risk_bands": bands,
         "states": states,
@@ -172,6 +173,20 @@ def monitor_report(
         "features": features,
         "quality": quality,
     }
+
+
+def calibration_check(latest: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Does CBPE's assumption hold? On the latest matured backtest date, the realised ECE against
+    the high end of the ECE a calibrated model would show by chance at that size. ``holds``
+    False: the estimates (``estimated``) overstate or understate the model; trust the backtest.
+    Reported, not a verdict rule: it describes the model, not drift of the book."""
+    if latest is None:
+        return None
+    real, high = latest["realised"].get("ece"), latest["estimated"]["ece"].get("high")
+    if real is None or high is None:
+        return None
+    return {"as_of": latest["as_of"], "realised_ece": real, "interval_high": high,
+            "holds": bool(real <= high)}  # fmt: skip
 
 
 def summary_line(report: Mapping[str, Any]) -> str:

@@ -21,7 +21,7 @@ from models.monitoring.book import BookMonitor
 from models.monitoring.drift import current_counts, feature_drift, noise_psi, psi
 from models.monitoring.estimate import estimate_metrics, realised_metrics
 from models.monitoring.profile import build_profile
-from models.monitoring.report import OK, RETRAIN, WARN, decide
+from models.monitoring.report import OK, RETRAIN, WARN, calibration_check, decide
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,18 @@ def test_cbpe_does_not_cover_a_model_that_is_not_calibrated() -> None:
     est, real = estimate_metrics(p, 10, 200, 0.9, 0), realised_metrics(p, y, 10)
     assert real["roc_auc"] < est["roc_auc"]["low"]  # the estimate is optimistic: honest failure
     assert real["ece"] > est["ece"]["high"]  # and the realised ECE says why
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_the_report_says_whether_cbpe_s_assumption_held(calibrated) -> None:
+    """The latest backtest's realised ECE against the chance ECE of a calibrated model."""
+    p, y = _book(5000, 3, calibrated=calibrated)
+    entry = {"as_of": "2022-12-31", "estimated": estimate_metrics(p, 10, 200, 0.9, 0),
+             "realised": realised_metrics(p, y, 10)}  # fmt: skip
+    check = calibration_check(entry)
+    assert check["holds"] is calibrated and check["as_of"] == "2022-12-31"
+    assert check["realised_ece"] == entry["realised"]["ece"]
+    assert calibration_check(None) is None
 
 
 def test_psi_and_its_noise_level() -> None:
