@@ -35,7 +35,6 @@ SCENARIOS = {
     "principal_thousands": {"principal_thousands": True},
     "channel_rename": {"channel_rename": ["call", "phone"]},
 }
-FAST = {"n_estimators": 300, "learning_rate": 0.1, "early_stopping_rounds": 30}
 
 
 def drift_params(name: str) -> dict:
@@ -51,8 +50,7 @@ def trained_project(root: Path, customers: int):
         generate={"customers": customers, "years": 5, "seed": 21},
         data={"end": str((pd.Timestamp(DRIFT_START) - pd.Timedelta(days=1)).date())},
         split={"test_snapshots": 2, "validation_snapshots": 2},
-        train={"churn": FAST, "tier": FAST},
-    )
+    )  # params.yaml's models: the tests' fast settings overfit at this size (test ECE 0.065)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlruns.db'}"
     for stage in (generate, validate, features, train, evaluate):
         stage.run(cfg)

@@ -11,10 +11,11 @@ allows it (``validation_purge``, below).
 Sizes adapt to the span (docs/models.md, "The split"): ``auto`` (None) takes K = L // 4 clipped
 to [1, 6] and V = L // 6 clipped to [1, 3], L the number of labelled snapshots. The purge before
 the test set is always made: it keeps the test estimate honest. The purge before the validation
-slice is made unless it would remove more fit snapshots than it leaves (fit with it < snapshots
-it removes); the validation slice only steers early stopping and calibration, so on a short span
-a fit slice twice as long is worth a slightly optimistic validation loss. The smallest split is
-fit 1 + validation 1 + purge + test 1 (``minimum_snapshots``).
+slice is made whenever it leaves at least ``MIN_PURGED_FIT`` fit snapshots: without it the fit
+labels overlap the validation months, early stopping keeps too many trees and the calibrator
+fits sharper scores than new data get (docs/models.md measures both). Only a span too short for
+that keeps one purge, so that it trains at all. The smallest split is fit 1 + validation 1 +
+purge + test 1 (``minimum_snapshots``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from features.contract import AS_OF
 from features.labels import CHURNED, LABEL_AVAILABLE
 from models.spec import SplitSpec
 from models.training.summary import PARTS, Part, SplitPart, SplitSummary
+
+MIN_PURGED_FIT = 3  # fit snapshots the validation purge must leave (docs/models.md)
 
 
 class SplitError(ValueError):
@@ -136,6 +139,6 @@ def split_snapshots(table: pd.DataFrame, spec: SplitSpec, horizon_days: int) -> 
     validation = train[-v:]
     adjacent = train[:-v]
     fit = _purged(adjacent, validation[0], horizon_days)
-    purged = len(fit) >= len(adjacent) - len(fit)  # the purge leaves at least what it removes
+    purged = len(fit) >= MIN_PURGED_FIT  # else the fit slice is too short to learn from
     fit = fit if purged else adjacent
     return Split(fit, validation, test, horizon_days, validation_purge=purged)

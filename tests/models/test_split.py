@@ -104,6 +104,15 @@ def test_a_short_span_keeps_one_purge_and_the_fit_slice():
     assert split.fit[-1] + pd.offsets.MonthEnd(1) == split.validation[0]  # adjacent
 
 
+def test_the_validation_purge_is_kept_when_it_leaves_three_fit_snapshots():
+    """Nine snapshots before validation, six of them within H of it: the purge leaves three, and
+    three are enough (an overlapping validation slice costs more than a longer fit slice)."""
+    table = grid("2021-01-31", "2022-12-31", "2022-12-31")
+    split = split_snapshots(table, SplitSpec(2, 2), H)
+    assert split.validation_purge and len(split.fit) >= 3
+    assert (split.fit + pd.Timedelta(days=H) < split.validation[0]).all()
+
+
 def test_a_long_span_keeps_both_purges():
     split = split_snapshots(grid("2020-12-31", "2024-12-31", "2024-12-31"), SplitSpec(6, 3), H)
     assert split.validation_purge
