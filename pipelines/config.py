@@ -142,6 +142,7 @@ class SurvivalConfig:
 
     events: EventSpec
     model: SurvivalSpec
+    split: SplitSpec  # the survival evaluation's own test window (models/survival/train.py)
 
     def __post_init__(self) -> None:
         if max(self.model.horizons_months) > self.events.months:

@@ -1,9 +1,10 @@
 """Stage `survival`: competing-risks time to churn beside the binary churn model.
 
-Reads the feature table, the validated tables (churn time and cause, features/events.py) and the
-train stage's test predictions (the binary model to compare with). Fits the discrete-time
-cause-specific hazard model and the Aalen–Johansen baseline by tier out of time, writes the test
-rows' outputs, metrics (headline and per test snapshot), plot data, and logs one MLflow run.
+Reads the feature table and the validated tables (churn time and cause, features/events.py).
+Fits the discrete-time cause-specific hazard model, the Aalen–Johansen baseline by tier and the
+binary churn model (the baseline at H) on the survival split, whose test snapshots are followed
+for the whole window (models/survival/train.py); writes the test rows' outputs, metrics (headline
+and per test snapshot), plot data, and logs one MLflow run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from features.contract import AS_OF, CUSTOMER_ID, data_end
 from features.events import compute_events
 from features.registry import feature_groups, value_feature
 from features.spec import CAUSES
-from models.columns import CHURN_PROBABILITY
 from models.evaluation.champion import ChampionError, beats_champion
 from models.evaluation.kpis import compute_clv, compute_survival_clv
 from models.serving import registry
@@ -32,10 +32,12 @@ from models.survival.train import (
     attach_binary,
     cause_column,
     churn_column,
+    fit_binary_baseline,
     fit_survival,
     outcome_rows,
     predict_survival_test,
     survival_column,
+    survival_split,
 )
 from models.training.split import SplitError
 from pipelines.config import Config
@@ -44,14 +46,15 @@ from pipelines.io import load_frame, load_tables, save_frame, save_json
 log = logging.getLogger(__name__)
 
 
-def with_events(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
-    """The feature table with each row's churn time and cause (features/events.py)."""
+def with_events(cfg: Config, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The feature table with each row's churn time and cause (features/events.py), and the
+    data's end (where the outcomes are censored)."""
     tables = load_tables(cfg.path(cfg.paths.validated))
-    end = cfg.data.end or data_end(tables)
+    end = pd.Timestamp(cfg.data.end or data_end(tables))
     events = compute_events(
         tables, table[CUSTOMER_ID], table[AS_OF], cfg.defs, cfg.survival.events, end
     )
-    return pd.concat([table.reset_index(drop=True), events], axis=1)
+    return pd.concat([table.reset_index(drop=True), events], axis=1), end
 
 
 def _plots(cfg: Config, fitted, predictions: pd.DataFrame, confusion: pd.DataFrame) -> Path:
@@ -140,15 +143,17 @@ def _skipped(cfg: Config, why: str) -> dict:
 
 def run(cfg: Config) -> dict:
     spec, events = cfg.survival.model, cfg.survival.events
-    table = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
+    table, end = with_events(cfg, load_frame(cfg.path(cfg.paths.features)))
+    features = feature_groups(cfg.features)
     try:
-        fitted = fit_survival(table, cfg.split, spec, events, feature_groups(cfg.features))
+        split = survival_split(table, cfg.survival.split, cfg.split, events, end)
     except SplitError as err:
         return _skipped(cfg, f"{err} (the survival window is {events.months} months)")
+    fitted = fit_survival(table, split, spec, events, features)
     log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
+    binary, binary_seconds = fit_binary_baseline(table, fitted.split, features, cfg.train)
     predictions = predict_survival_test(fitted, table, spec, events.month_days)
-    binary = load_frame(cfg.path(cfg.paths.predictions))
-    predictions = attach_binary(predictions, binary, CHURN_PROBABILITY)
+    predictions = attach_binary(predictions, table, binary)
     binary_month = max(1, round(cfg.labels.horizon_days / events.month_days))
     headline, by_snapshot, confusion = compute_survival_evaluation(
         predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
@@ -165,7 +170,9 @@ def run(cfg: Config) -> dict:
         "fit_rows": fitted.fit_rows,
         "seconds": fitted.seconds,
         "trees": int(fitted.model.booster.best_iteration),
+        "binary_seconds": binary_seconds,  # the binary baseline's fit on the same split
     }
+    headline["test_window"] = {"kind": fitted.window, **fitted.split.describe()}
     save_frame(predictions, cfg.path(cfg.paths.survival_predictions))
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
     save_json(by_snapshot, cfg.path(cfg.paths.survival_by_snapshot))
@@ -193,15 +200,18 @@ def run(cfg: Config) -> dict:
 def flat_headline(headline: dict) -> dict:
     """The figures `dvc metrics show` prints for the survival stage: one flat level (the model's
     and the Aalen-Johansen baseline's C-index, integrated Brier, all-cause AUC and Brier per
-    horizon; the cause accuracy among churners). The rest is in survival_metrics.json."""
+    horizon; the binary baseline's at H and the gap to it; the cause accuracy among churners).
+    The rest is in survival_metrics.json."""
     flat = {}
-    for model in ("lightgbm", "aalen_johansen"):
+    for model in ("lightgbm", "aalen_johansen", "binary"):
         figures = headline.get(model, {})
         for key in ("c_index", "integrated_brier"):
-            flat[f"{model}.{key}"] = figures.get(key)
+            if key in figures:
+                flat[f"{model}.{key}"] = figures[key]
         for key, value in figures.items():
             if key.startswith("churn_") and isinstance(value, dict):
                 flat[f"{model}.{key}.auc"] = value.get("auc")
                 flat[f"{model}.{key}.brier"] = value.get("brier")
+    flat["calibration_vs_binary.gap"] = headline.get("calibration_vs_binary", {}).get("gap")
     flat["cause_accuracy_among_churners"] = headline.get("cause_accuracy_among_churners")
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in flat.items()}

@@ -135,6 +135,7 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 300, "years": 4, "seed": 5}
     params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["survival"]["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
     fast = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping_rounds": 10,
             "min_child_samples": 20}  # fmt: skip
     for model in (params["train"]["churn"], params["train"]["tier"]):
@@ -156,6 +157,22 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     assert len(by_snapshot) == 3
     assert set(saved) >= {"lightgbm", "aalen_johansen", "binary", "calibration_vs_binary"}
     assert saved["lightgbm"]["churn_3m"]["auc"] > saved["aalen_johansen"]["churn_3m"]["auc"]
+    # its own test window: followed for 12 months, out of time w.r.t. the fit, all horizons
+    window = saved["test_window"]
+    assert window["kind"] == "full_follow_up"
+    assert all(s["censored_before_end"] == 0 for s in by_snapshot.values())  # followed 12 months
+    assert (
+        pd.Timestamp(window["fit"]["last"]) + pd.Timedelta(days=365)
+        < pd.Timestamp(window["validation"]["first"])
+        or not window["validation_purge"]
+    )
+    assert pd.Timestamp(window["validation"]["last"]) + pd.Timedelta(days=365) < pd.Timestamp(
+        window["test"]["first"]
+    )
+    assert flat["lightgbm.churn_12m.auc"] is not None
+    assert flat["aalen_johansen.churn_12m.brier"] is not None
+    assert flat["binary.churn_6m.auc"] is not None
+    assert all(saved["lightgbm"][f"{c}_12m"]["brier"] is not None for c in CAUSES)
     predictions = pd.read_parquet(cfg.path(cfg.paths.survival_predictions))
     assert predictions["churn_cause"].isin(CAUSES).all()
     assert predictions["cause_strategy"].notna().all()
