@@ -71,6 +71,7 @@ class Paths:
     survival_headline: Path  # flat headline of survival_metrics (DVC metrics)
     survival_by_snapshot: Path
     survival_plots: Path
+    survival_book: Path  # the survival model on the binary models' test snapshots (KPI CLV)
 
 
 @dataclass(frozen=True)

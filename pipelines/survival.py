@@ -35,11 +35,12 @@ from models.survival.train import (
     fit_binary_baseline,
     fit_survival,
     outcome_rows,
+    predict_survival_rows,
     predict_survival_test,
     survival_column,
     survival_split,
 )
-from models.training.split import SplitError
+from models.training.split import SplitError, split_snapshots
 from pipelines.config import Config
 from pipelines.io import load_frame, load_tables, save_frame, save_json
 
@@ -128,12 +129,34 @@ def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.
     )
 
 
+def survival_book(cfg: Config, fitted: FittedSurvival, table: pd.DataFrame) -> pd.DataFrame:
+    """The survival model's outputs on the binary models' test snapshots (every row there), out
+    of time for it too (they follow its test window): the evaluate stage's survival-weighted
+    CLV and the report's at-risk book read them (reports/survival_book.parquet)."""
+    try:
+        dates = split_snapshots(table, cfg.split, cfg.labels.horizon_days).test
+    except SplitError:
+        return pd.DataFrame()
+    rows = table[table[AS_OF].isin(dates)]
+    spec = cfg.survival.model
+    book = predict_survival_rows(fitted.model, rows, spec, cfg.survival.events.month_days)
+    return _with_strategy(book)
+
+
+def _with_strategy(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The first cited strategy of the most likely cause (``cause_strategy``)."""
+    catalog = load_catalog()
+    first = {cause: cause_strategies(catalog, cause)[0].id for cause in CAUSES}
+    return predictions.assign(cause_strategy=predictions["churn_cause"].map(first))
+
+
 def _skipped(cfg: Config, why: str) -> dict:
     """Too short a history for the survival split: every output written, empty, with the reason
     (the pipeline goes on; the report has no "When and why" section)."""
     log.warning("survival: skipped: %s", why)
     headline = {"skipped": why}
     save_frame(pd.DataFrame(), cfg.path(cfg.paths.survival_predictions))
+    save_frame(pd.DataFrame(), cfg.path(cfg.paths.survival_book))
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
     save_json(headline, cfg.path(cfg.paths.survival_headline))
     save_json({}, cfg.path(cfg.paths.survival_by_snapshot))
@@ -159,9 +182,7 @@ def run(cfg: Config) -> dict:
         predictions, spec.horizons_months, events.months, binary_month, cfg.evaluate.bins
     )
     predictions = with_clv(cfg, predictions, table)
-    catalog = load_catalog()
-    first = {cause: cause_strategies(catalog, cause)[0].id for cause in CAUSES}
-    predictions = predictions.assign(cause_strategy=predictions["churn_cause"].map(first))
+    predictions = _with_strategy(predictions)
     headline["clv_mean"] = {
         "survival": float(predictions["clv_survival"].mean()),
         "geometric": float(predictions["clv_geometric"].mean()),
@@ -174,6 +195,7 @@ def run(cfg: Config) -> dict:
     }
     headline["test_window"] = {"kind": fitted.window, **fitted.split.describe()}
     save_frame(predictions, cfg.path(cfg.paths.survival_predictions))
+    save_frame(survival_book(cfg, fitted, table), cfg.path(cfg.paths.survival_book))
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
     save_json(by_snapshot, cfg.path(cfg.paths.survival_by_snapshot))
     plots = _plots(cfg, fitted, predictions, confusion)

@@ -155,6 +155,17 @@ def fit_binary_baseline(
     return model, round(time.perf_counter() - start, 2)
 
 
+def predict_survival_rows(
+    model: HazardModel, rows: pd.DataFrame, spec: SurvivalSpec, month_days: float
+) -> pd.DataFrame:
+    """Any feature rows (no outcome needed): ids and the model's outputs with ``act_by``."""
+    rows = rows.reset_index(drop=True)
+    out = model.predict(rows)
+    cols = outputs_frame(out, spec.horizons_months)
+    cols["act_by"] = score_columns(out, rows[AS_OF], month_days, spec.act_lead_days)["act_by"]
+    return pd.concat([rows.loc[:, [CUSTOMER_ID, AS_OF, TIER]], pd.DataFrame(cols)], axis=1)
+
+
 def predict_survival_test(
     fitted: FittedSurvival, table: pd.DataFrame, spec: SurvivalSpec, month_days: float
 ) -> pd.DataFrame:

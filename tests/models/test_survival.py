@@ -213,7 +213,11 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     from pipelines import score as score_stage
     from pipelines.io import read_contract
 
-    evaluate.run(cfg)
+    evaluate.run(cfg)  # its KPI CLV reads the survival curves of the binary test snapshots
+    book = pd.read_parquet(cfg.path(cfg.paths.survival_book))
+    binary_test = pd.read_parquet(cfg.path(cfg.paths.predictions))["as_of"].unique()
+    assert set(book["as_of"].unique()) == set(binary_test)
+    assert book["churn_cause"].isin(CAUSES).all() and book["act_by"].notna().all()
     as_of = pd.Timestamp(predictions["as_of"].max())
     request = score_stage.ScoreRequest(cfg.path(cfg.paths.world), as_of, tmp_path / "s.parquet")
     score_stage.run(cfg, request)
