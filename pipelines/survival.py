@@ -19,10 +19,23 @@ from features.contract import AS_OF, CUSTOMER_ID, data_end
 from features.events import compute_events
 from features.registry import feature_groups, value_feature
 from features.spec import CAUSES
-from models.evaluation.champion import ChampionError, beats_champion
+from models.evaluation.champion import (
+    ChampionError,
+    Decision,
+    Holder,
+    beats_champion,
+    decide_for_task,
+)
 from models.evaluation.kpis import compute_clv, compute_survival_clv
 from models.serving import registry
 from models.serving.survival import RegisteredSurvivalModel
+from models.serving.task import (
+    FEATURE_SPEC_HASH,
+    TEST_SET_FINGERPRINT,
+    Task,
+    feature_spec_hash,
+    fingerprint_test_set,
+)
 from models.strategies.catalog import load_catalog
 from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
 from models.survival.strategies import cause_strategies
@@ -79,23 +92,34 @@ def _rule(cfg: Config, outcomes: pd.DataFrame, answer: pd.DataFrame, month: int)
     return rule_metrics(outcomes, p, expected, month, cfg.survival.events.months)
 
 
-def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int) -> tuple[bool, str]:
-    """The champion rule (docs/models.md) on survival metrics: the current champion's answer on
-    the same test rows, through pyfunc, against this run's."""
+def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int, task: Task) -> Decision:
+    """The champion rule (docs/models.md) on survival metrics, like with like: only a champion
+    of the same survival task is scored on the same test rows, through pyfunc, and compared."""
     name = registry.MODEL_NAMES["survival"]
-    champion = registry.score_with_alias(cfg.root, name, registry.CHAMPION, rows)
-    if champion is None:
-        return True, "no champion yet"
-    if champion.output is None:
-        why = f"champion v{champion.version} cannot score the current test set ({champion.error})"
-        if not cfg.evaluate.replace_broken_champion:
-            raise ChampionError(f"{why}; fix it, promote a version by hand (tierwise promote)")
-        return True, f"{why}; replaced as evaluate.replace_broken_champion allows"
-    theirs = _rule(cfg, rows, champion.output, month)
-    figures = ", ".join(f"{m} {ours[m]} vs {theirs[m]}" for m in PROMOTION_RULE)
-    if beats_champion(ours, theirs, PROMOTION_RULE, cfg.evaluate.promotion_tolerance):
-        return True, f"beats champion v{champion.version} on the current test set: {figures}"
-    return False, f"does not beat champion v{champion.version} on the current test set: {figures}"
+    held = registry.alias_task(cfg.root, name, registry.CHAMPION)
+    holder = None if held is None else Holder(*held)
+    alias = registry.CHAMPION
+    if holder is not None and holder.task != task.id:
+        alias = registry.task_alias(registry.CHAMPION, task.id)
+
+    def decide(_answer) -> Decision:
+        champion = registry.score_with_alias(cfg.root, name, alias, rows)
+        if champion is None:
+            return Decision(True, "no champion yet")
+        if champion.output is None:
+            why = f"champion v{champion.version} cannot score the current test set "
+            why += f"({champion.error})"
+            if not cfg.evaluate.replace_broken_champion:
+                raise ChampionError(f"{why}; fix it, promote a version by hand (tierwise promote)")
+            return Decision(True, f"{why}; replaced as evaluate.replace_broken_champion allows")
+        theirs = _rule(cfg, rows, champion.output, month)
+        figures = ", ".join(f"{m} {ours[m]} vs {theirs[m]}" for m in PROMOTION_RULE)
+        won = beats_champion(ours, theirs, PROMOTION_RULE, cfg.evaluate.promotion_tolerance)
+        verdict = "beats" if won else "does not beat"
+        return Decision(won, f"{verdict} champion v{champion.version} on the current test set: "
+                        f"{figures}")  # fmt: skip
+
+    return decide_for_task(task.id, holder, None, decide)
 
 
 def _entry(
@@ -106,9 +130,17 @@ def _entry(
     )
     rows = outcome_rows(fitted.split.rows(table, "test")).reset_index(drop=True)
     ours = _rule(cfg, predictions, predictions, month)
-    promote, reason = _decision(cfg, rows, ours, month)
+    task = Task.of_survival(cfg.defs, cfg.survival.events)
+    decision = _decision(cfg, rows, ours, month, task)
     example = rows[model.input_columns()].head(5).reset_index(drop=True)
-    return registry.ModelEntry("survival", model, example, tuple(model.features), promote, reason)
+    tags = task.to_tags() | {
+        FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, list(fitted.model.features)),
+        TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
+    }
+    return registry.ModelEntry(
+        "survival", model, example, tuple(model.features), decision.promote, decision.reason,
+        tags, decision.takes_task_alias,
+    )  # fmt: skip
 
 
 def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

@@ -201,9 +201,23 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
                                   check_dtype=False)  # fmt: skip
 
+    # the version carries its survival task (like the churn models), so the rule is like-with-like
+    from models.serving import registry
+    from models.serving.task import Task
+
+    task = Task.of_survival(cfg.defs, cfg.survival.events)
+    tags = registry.version_tags(cfg.root, "tierwise-survival", version["version"])
+    assert tags["task"] == task.id and tags["label.horizon_days"] == "365"
+    assert "test_set_fingerprint" in tags and "feature_spec_hash" in tags
+
     # a second run meets the first as champion and decides by the survival rule
     again = survival.run(cfg)
     assert "champion v1" in again["registry"]["models"]["survival"]["reason"]
+    # a run under other event rules is another task: registered, never compared with v1
+    other = replace(cfg, survival=replace(cfg.survival, events=replace(
+        cfg.survival.events, maturity_tolerance_days=30)))  # fmt: skip
+    third = survival.run(other)["registry"]["models"]["survival"]
+    assert "not compared" in third["reason"] and not third["champion"]
 
     # `tierwise score` adds the survival champion's columns, as the registry consumer gets them
     import mlflow
@@ -250,6 +264,18 @@ def test_survival_clv_with_a_constant_hazard_is_the_geometric_clv(params_cfg):
     # a curve that stops falling after month 12 keeps the customer: more value than geometric
     flat = np.array([[0.98**k for k in range(1, 12)] + [0.98**11]])
     assert compute_survival_clv(flat, value[:1], spec, 30.0)[0] > expected[0]
+
+
+def test_the_survival_task_follows_the_event_rules_not_the_binary_horizon(params_cfg):
+    from models.serving.task import Task
+
+    cfg = params_cfg
+    task = Task.of_survival(cfg.defs, cfg.survival.events)
+    assert task.horizon_days == 365 and task.id != Task.of(cfg.defs).id
+    stricter = replace(cfg.survival.events, arrears_dpd_days=90)
+    assert Task.of_survival(cfg.defs, stricter).id != task.id
+    other_h = replace(cfg.defs, horizon_days=90)  # the binary H is not a survival label
+    assert Task.of_survival(other_h, cfg.survival.events).id == task.id
 
 
 def test_every_cause_has_cited_strategies_in_the_catalog():
