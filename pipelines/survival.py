@@ -27,6 +27,8 @@ from models.evaluation.champion import (
     decide_for_task,
 )
 from models.evaluation.kpis import compute_clv, compute_survival_clv
+from models.explain.causes import cause_reasons
+from models.explain.customers import explanation_rows
 from models.serving import registry
 from models.serving.survival import RegisteredSurvivalModel
 from models.serving.task import (
@@ -38,8 +40,9 @@ from models.serving.task import (
 )
 from models.strategies.catalog import load_catalog
 from models.survival.evaluation import PROMOTION_RULE, compute_survival_evaluation, rule_metrics
-from models.survival.strategies import cause_strategies
+from models.survival.strategies import cause_plans
 from models.survival.train import (
+    CHURN_CAUSE,
     EXPECTED_MONTHS,
     FittedSurvival,
     attach_binary,
@@ -164,22 +167,31 @@ def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.
 def survival_book(cfg: Config, fitted: FittedSurvival, table: pd.DataFrame) -> pd.DataFrame:
     """The survival model's outputs on the binary models' test snapshots (every row there), out
     of time for it too (they follow its test window): the evaluate stage's survival-weighted
-    CLV and the report's at-risk book read them (reports/survival_book.parquet)."""
+    CLV, the explain stage and the report read them (reports/survival_book.parquet). The active
+    customers of the last of them (the explain stage's rows) also get the reasons for their most
+    likely cause (models/explain/causes.py)."""
     try:
         dates = split_snapshots(table, cfg.split, cfg.labels.horizon_days).test
     except SplitError:
         return pd.DataFrame()
-    rows = table[table[AS_OF].isin(dates)]
-    spec = cfg.survival.model
-    book = predict_survival_rows(fitted.model, rows, spec, cfg.survival.events.month_days)
-    return _with_strategy(book)
+    rows = table[table[AS_OF].isin(dates)].reset_index(drop=True)
+    spec, model = cfg.survival.model, fitted.model
+    book = _with_strategy(predict_survival_rows(model, rows, spec, cfg.survival.events.month_days))
+    explained = explanation_rows(rows, dates.max())
+    keys = [CUSTOMER_ID, AS_OF]
+    likely = explained[keys].merge(book[[*keys, CHURN_CAUSE]], on=keys, how="left")
+    index = pd.Categorical(likely[CHURN_CAUSE], categories=CAUSES).codes
+    groups = feature_groups(cfg.features)
+    reasons = cause_reasons(model.booster, explained, model.features, groups, model.months,
+                            index, cfg.explain.k, currency=cfg.explain.currency)  # fmt: skip
+    return book.merge(pd.concat([explained[keys], reasons], axis=1), on=keys, how="left")
 
 
 def _with_strategy(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The first cited strategy of the most likely cause (``cause_strategy``)."""
-    catalog = load_catalog()
-    first = {cause: cause_strategies(catalog, cause)[0].id for cause in CAUSES}
-    return predictions.assign(cause_strategy=predictions["churn_cause"].map(first))
+    """The play for the most likely cause and its timing, citing its document (cause_plans)."""
+    act_now = pd.to_datetime(predictions["act_by"]) <= pd.to_datetime(predictions[AS_OF])
+    plans = cause_plans(load_catalog(), predictions[CHURN_CAUSE], act_now.to_numpy())
+    return pd.concat([predictions, plans], axis=1)
 
 
 def _skipped(cfg: Config, why: str) -> dict:

@@ -232,6 +232,18 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     binary_test = pd.read_parquet(cfg.path(cfg.paths.predictions))["as_of"].unique()
     assert set(book["as_of"].unique()) == set(binary_test)
     assert book["churn_cause"].isin(CAUSES).all() and book["act_by"].notna().all()
+    # the explain stage: the churn reasons and, beside them, when and why with the cause's reasons
+    from pipelines import explain
+
+    explain.run(cfg)
+    ex = pd.read_parquet(cfg.path(cfg.paths.explanations))
+    assert ex["churn_cause"].isin(CAUSES).all() and ex["act_by"].notna().all()
+    assert (ex["cause_reason_1"].str.len() > 0).mean() > 0.9
+    assert ex["cause_strategy_source"].str.match(r"00[0-4]_").all()
+    now = pd.to_datetime(ex["act_by"]) <= pd.to_datetime(ex["as_of"])
+    assert (
+        set(ex["cause_timing"]) <= {"now", "ahead"} and (ex["cause_timing"] == "now").eq(now).all()
+    )
     as_of = pd.Timestamp(predictions["as_of"].max())
     request = score_stage.ScoreRequest(cfg.path(cfg.paths.world), as_of, tmp_path / "s.parquet")
     score_stage.run(cfg, request)
