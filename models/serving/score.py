@@ -21,6 +21,7 @@ from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
 from models.explain.reasons import reason_column_names
 from models.strategies.catalog import strategy_columns, strategy_detail_columns
+from models.survival.strategies import CAUSE_PLAN_COLUMNS
 from models.survival.train import SCORE_COLUMNS as SURVIVAL_COLUMNS
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL)
@@ -124,15 +125,17 @@ def score_features(
 def add_survival(
     scores: pd.DataFrame, features: pd.DataFrame, survival: Predictor | None
 ) -> pd.DataFrame:
-    """The survival model's columns (SURVIVAL_COLUMNS, docs/survival.md) after the score's, when
-    a survival model is given; the score unchanged otherwise."""
+    """The survival model's columns (SURVIVAL_COLUMNS, docs/survival.md, and the cause's play
+    when the version outputs it) after the score's, when a survival model is given; the score
+    unchanged otherwise."""
     if survival is None:
         return scores
     out = survival.predict(features)
     missing = [c for c in SURVIVAL_COLUMNS if c not in out.columns]
     if missing:
         raise IncompatibleModelError(f"the survival model does not output {', '.join(missing)}")
-    extra = out.loc[:, list(SURVIVAL_COLUMNS)].reset_index(drop=True)
+    plays = [c for c in CAUSE_PLAN_COLUMNS if c in out.columns]  # versions before them lack them
+    extra = out.loc[:, [*SURVIVAL_COLUMNS, *plays]].reset_index(drop=True)
     return pd.concat([scores.reset_index(drop=True), extra], axis=1)
 
 

@@ -17,19 +17,24 @@ import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
 from models.serving.artifacts import spec_document, write_artifacts
+from models.strategies.catalog import load_catalog
 from models.survival.hazards import HazardModel
-from models.survival.train import score_columns
+from models.survival.strategies import cause_plans
+from models.survival.train import CHURN_CAUSE, score_columns
 
 
 def survival_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: dict) -> pd.DataFrame:
-    """customer_id, as_of and the survival score columns of every input row."""
+    """customer_id, as_of, the survival score columns of every input row and the play for its
+    most likely cause and timing (``cause_strategy``, ``cause_strategy_source``,
+    ``cause_timing``: models/survival/strategies.py)."""
     model = HazardModel(booster, list(spec["features"]), int(spec["months"]),
                         np.asarray(spec["log_prior"], dtype=float))  # fmt: skip
     out = model.predict(frame)
     as_of = pd.to_datetime(frame[AS_OF]).reset_index(drop=True)
     scores = score_columns(out, as_of, float(spec["month_days"]), int(spec["act_lead_days"]))
     ids = frame.loc[:, [CUSTOMER_ID, AS_OF]].reset_index(drop=True)
-    return pd.concat([ids, scores], axis=1)
+    plans = cause_plans(load_catalog(), scores[CHURN_CAUSE], (scores["act_by"] <= as_of).to_numpy())
+    return pd.concat([ids, scores, plans], axis=1)
 
 
 @dataclass(frozen=True)

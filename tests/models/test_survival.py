@@ -251,7 +251,11 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     tables, _ = read_contract(cfg.path(cfg.paths.world))
     feats = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
     consumer = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(feats)
-    pd.testing.assert_frame_equal(scored[list(SCORE_COLUMNS)], consumer[list(SCORE_COLUMNS)])
+    from models.survival.strategies import CAUSE_PLAN_COLUMNS
+
+    both = [*SCORE_COLUMNS, *CAUSE_PLAN_COLUMNS]
+    pd.testing.assert_frame_equal(scored[both], consumer[both])
+    assert scored["cause_strategy"].notna().all()
 
 
 def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
