@@ -125,6 +125,8 @@ def test_the_hazard_model_recovers_a_known_cause_specific_hazard(params_cfg):
     assert roc_auc_score(runoff_6, out.incidence[:, 5, 0]) > attainable - 0.02
     assert out.incidence[:, 5, 0].mean() == pytest.approx(runoff_6.mean(), abs=0.03)
     assert np.corrcoef(test["x"], out.expected_months())[0, 1] < -0.8
+    # batched prediction (bounded memory for a whole book) gives the same outputs
+    np.testing.assert_allclose(model.predict(test, batch_rows=333).incidence, out.incidence)
 
 
 @pytest.mark.slow
