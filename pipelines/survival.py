@@ -168,8 +168,10 @@ def survival_book(cfg: Config, fitted: FittedSurvival, table: pd.DataFrame) -> p
     """The survival model's outputs on the binary models' test snapshots (every row there), out
     of time for it too (they follow its test window): the evaluate stage's survival-weighted
     CLV, the explain stage and the report read them (reports/survival_book.parquet). The active
-    customers of the last of them (the explain stage's rows) also get the reasons for their most
-    likely cause (models/explain/causes.py)."""
+    customers of the last of them (the explain stage's rows) whose survival incidence at H
+    reaches ``explain.watch_threshold`` (the watch band and above) also get the reasons for their
+    most likely cause (models/explain/causes.py: K person-period rows of TreeSHAP each, so only
+    where someone will read them)."""
     try:
         dates = split_snapshots(table, cfg.split, cfg.labels.horizon_days).test
     except SplitError:
@@ -179,12 +181,19 @@ def survival_book(cfg: Config, fitted: FittedSurvival, table: pd.DataFrame) -> p
     book = _with_strategy(predict_survival_rows(model, rows, spec, cfg.survival.events.month_days))
     explained = explanation_rows(rows, dates.max())
     keys = [CUSTOMER_ID, AS_OF]
-    likely = explained[keys].merge(book[[*keys, CHURN_CAUSE]], on=keys, how="left")
+    h = max(1, round(cfg.labels.horizon_days / cfg.survival.events.month_days))
+    likely = explained[keys].merge(book[[*keys, CHURN_CAUSE, churn_column(h)]], on=keys, how="left")
+    watched = (likely[churn_column(h)] >= cfg.explain.watch_threshold).to_numpy()
+    explained, likely = explained[watched], likely[watched]
+    log.info("survival: reasons per cause for %d watched customers at %s", len(explained),
+             dates.max().date())  # fmt: skip
     index = pd.Categorical(likely[CHURN_CAUSE], categories=CAUSES).codes
     groups = feature_groups(cfg.features)
     reasons = cause_reasons(model.booster, explained, model.features, groups, model.months,
                             index, cfg.explain.k, currency=cfg.explain.currency)  # fmt: skip
-    return book.merge(pd.concat([explained[keys], reasons], axis=1), on=keys, how="left")
+    reasons = pd.concat([explained[keys].reset_index(drop=True), reasons.reset_index(drop=True)],
+                        axis=1)  # fmt: skip
+    return book.merge(reasons, on=keys, how="left")
 
 
 def _with_strategy(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -219,6 +228,7 @@ def run(cfg: Config) -> dict:
     fitted = fit_survival(table, split, spec, events, features)
     log.info("survival: fitted on %d rows in %.1f s", fitted.fit_rows, fitted.seconds)
     binary, binary_seconds = fit_binary_baseline(table, fitted.split, features, cfg.train)
+    log.info("survival: binary baseline fitted on the same split in %.1f s", binary_seconds)
     predictions = predict_survival_test(fitted, table, spec, events.month_days)
     predictions = attach_binary(predictions, table, binary)
     binary_month = max(1, round(cfg.labels.horizon_days / events.month_days))
@@ -240,6 +250,7 @@ def run(cfg: Config) -> dict:
     headline["test_window"] = {"kind": fitted.window, **fitted.split.describe()}
     save_frame(predictions, cfg.path(cfg.paths.survival_predictions))
     save_frame(survival_book(cfg, fitted, table), cfg.path(cfg.paths.survival_book))
+    log.info("survival: book of the binary test snapshots written")
     save_json(headline, cfg.path(cfg.paths.survival_metrics))
     save_json(by_snapshot, cfg.path(cfg.paths.survival_by_snapshot))
     plots = _plots(cfg, fitted, predictions, confusion)
