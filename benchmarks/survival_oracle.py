@@ -10,6 +10,7 @@ metrics (models/survival/metrics.py: IPCW AUC and Brier per cause and horizon, p
 the mean), and the share of the oracle's AUC the model reaches. Prints one table.
 
     .venv/bin/python benchmarks/survival_oracle.py [--root DIR] [--rows 500] [--replicates 200]
+        [--predictions FILE]
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--rows", type=int, default=500, help="rows per test snapshot")
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--predictions", type=Path, default=None,
+                        help="a copy of the stage's survival_predictions.parquet (default: the root's)")  # fmt: skip
     args = parser.parse_args()
     cfg = load_defaults(root=args.root)
     events, horizons = cfg.survival.events, cfg.survival.model.horizons_months
-    test = load_frame(cfg.path(cfg.paths.survival_predictions))
+    test = load_frame(args.predictions or cfg.path(cfg.paths.survival_predictions))
     rows = (test.groupby("as_of", group_keys=False)
             .apply(lambda g: g.sample(min(len(g), args.rows), random_state=0))
             .reset_index(drop=True))  # fmt: skip
