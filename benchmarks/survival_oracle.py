@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=500, help="rows per test snapshot")
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--predictions", type=Path, default=None,
-                        help="a copy of the stage's survival_predictions.parquet (default: the root's)")  # fmt: skip
+                        help="a copy of the stage's test rows (default: the root's)")  # fmt: skip
     args = parser.parse_args()
     cfg = load_defaults(root=args.root)
     events, horizons = cfg.survival.events, cfg.survival.model.horizons_months
