@@ -128,8 +128,14 @@ def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int, task: Tas
 def _entry(
     cfg: Config, fitted: FittedSurvival, table: pd.DataFrame, predictions: pd.DataFrame, month: int
 ) -> registry.ModelEntry:
+    reasons = {
+        "groups": feature_groups(cfg.features), "k": cfg.explain.k,
+        "threshold": cfg.explain.at_risk_threshold, "currency": cfg.explain.currency,
+        "watch_threshold": cfg.explain.watch_threshold,
+        "horizon_month": month,
+    }  # fmt: skip
     model = RegisteredSurvivalModel(
-        fitted.model, cfg.survival.events.month_days, cfg.survival.model.act_lead_days
+        fitted.model, cfg.survival.events.month_days, cfg.survival.model.act_lead_days, reasons
     )
     rows = outcome_rows(fitted.split.rows(table, "test")).reset_index(drop=True)
     ours = _rule(cfg, predictions, predictions, month)

@@ -260,6 +260,15 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     both = [*SCORE_COLUMNS, *CAUSE_PLAN_COLUMNS]
     pd.testing.assert_frame_equal(scored[both], consumer[both])
     assert scored["cause_strategy"].notna().all()
+    # score's explain policy (watch) gives the reasons per cause where the incidence at H is high
+    watched = scored["p_churn_6m"] >= cfg.explain.watch_threshold
+    assert watched.any() and (scored.loc[watched, "cause_reason_1"].str.len() > 0).mean() > 0.9
+    assert scored.loc[~watched, "cause_reason_1"].isna().all()
+    explained = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(
+        feats, params={"explain": "watch"}
+    )  # the registry consumer asks for the same reasons and gets them
+    reasons = [c for c in scored.columns if c.startswith("cause_reason_")]
+    pd.testing.assert_frame_equal(scored[reasons], explained[reasons])
 
 
 def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
