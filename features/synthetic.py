@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features import contract as ct
+from features.spec import CAUSES, EventSpec
 
 SEGMENTS = ("sme", "corporate", "project_sponsor")
 PRODUCTS = ("working_capital", "term_loan", "trade_finance", "equipment", "project_finance")
@@ -1320,3 +1321,94 @@ def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: in
     keep = ((orig > as_of_ns) | (close > end_ns)) & (orig <= end_ns)
     kept = np.bincount(rep.loans("cust")[keep], minlength=len(rep.c["L"]))
     return (kept == 0).reshape(-1, n_who).sum(axis=0)
+
+
+# --- the oracle of churn time and cause (features/events.py's rule) -----------------------------
+
+
+def oracle_incidence(
+    spec: WorldSpec,
+    rows: pd.DataFrame,
+    events: EventSpec,
+    replicates: int = 200,
+    seed: int = 0,
+    max_copies: int = 200_000,
+) -> np.ndarray:
+    """The true cumulative incidence F_c(k) of each churn cause, (len(rows), K, len(CAUSES)).
+
+    Like ``oracle_churn``: at each snapshot the rows' customers are copied ``replicates`` times
+    from the world's full state and each copy lives the next K grid months
+    (``events.month_ends()``) through the generator's own step. A copy churns in month k by
+    features/events.py's rule: no loan originated in (t, t + K months], none open at t + K
+    months, and k the first grid month with none open; its cause is the recorded close reason of
+    the last loan to close among those open at t (matured: runoff, refinanced, written_off:
+    credit_exit), ``lapsed`` when none was open at t. The world records every close's reason,
+    so the oracle needs no inference. The copies know the macro future: a ceiling.
+    """
+    as_of = pd.to_datetime(rows["as_of"]).dt.normalize().dt.as_unit("ns")
+    if not (as_of + pd.Timedelta(days=1)).dt.is_month_start.all():
+        raise ValueError("oracle_incidence: every as_of must be a month-end (a snapshot)")
+    sim = _new_sim(spec, keep_monthly=False)
+    position = pd.Series(np.arange(len(sim.c["L"])), index=_customer_ids(sim))
+    who = position.reindex(rows["customer_id"].to_numpy())
+    if who.isna().any():
+        raise ValueError(
+            f"oracle_incidence: unknown customers {who[who.isna()].index[:5].tolist()}"
+        )
+    codes = who.to_numpy().astype(np.int64)
+    month = np.searchsorted(sim.month_ns, as_of.to_numpy().astype(np.int64), side="right") - 1
+    offsets = np.array(events.month_ends(), dtype=np.int64)
+    out, bar = np.full((len(rows), len(offsets), len(CAUSES)), np.nan), vip_bar(spec)
+    for t in _run(sim):
+        for day in np.unique(as_of.to_numpy()[month == t]):
+            pick = np.flatnonzero(as_of.to_numpy() == day)
+            rng = np.random.default_rng((spec.seed, seed, t))  # oracle_churn's: same futures
+            per = max(1, max_copies // len(pick))
+            counts = np.zeros((len(pick), len(offsets), len(CAUSES)))
+            for done in range(0, replicates, per):
+                rep = _replica(sim, bar, codes[pick], min(per, replicates - done), rng)
+                counts += _replay_causes(rep, len(pick), t, pd.Timestamp(day).value, offsets)
+            out[pick] = counts / replicates
+    return out
+
+
+def _replay_causes(rep: _Sim, n_who: int, t: int, as_of_ns: int, offsets: np.ndarray) -> np.ndarray:
+    """Step the replica through t + K months; per original customer, (K, causes) counts of
+    copies churned by each grid month and cause (``oracle_incidence``'s rule)."""
+    end_ns = as_of_ns + int(offsets[-1]) * int(_DAY)
+    last = int(np.searchsorted(rep.month_ns, end_ns, side="right")) - 1
+    if last >= rep.months:
+        raise ValueError("oracle_incidence: as_of + K months lies after the end of the world")
+    for m in range(t + 1, last + 1):
+        _step(rep, m)
+    day = rep.loans("day") * _DAY
+    orig = rep.month_ns[rep.loans("orig_m")] + day
+    close = rep.month_ns[np.minimum(rep.loans("close_m"), rep.months)] + day
+    cust, copies = rep.loans("cust"), len(rep.c["L"])
+    returned = np.bincount(cust[(orig > as_of_ns) & (orig <= end_ns)], minlength=copies) > 0
+    at = as_of_ns + offsets[:, None] * int(_DAY)  # (K, 1)
+    open_k = np.stack([np.bincount(cust[o], minlength=copies)
+                       for o in (orig[None, :] <= at) & (close[None, :] > at)])  # fmt: skip
+    event = ~returned & (open_k[-1] == 0)
+    first = np.argmax(open_k == 0, axis=0)  # 0-based grid month of the churn
+    cause = _replica_causes(rep, cust, orig, close, as_of_ns, copies)
+    counts = np.zeros((copies, len(offsets), len(CAUSES)))
+    hit = np.flatnonzero(event)
+    counts[hit, first[hit], cause[hit]] = 1.0
+    counts = np.cumsum(counts, axis=1)
+    return counts.reshape(-1, n_who, len(offsets), len(CAUSES)).sum(axis=0)
+
+
+def _replica_causes(
+    rep: _Sim, cust: np.ndarray, orig: np.ndarray, close: np.ndarray, as_of_ns: int, copies: int
+) -> np.ndarray:
+    """Per copy, the cause index (CAUSES order) from the last loan to close among those open at
+    t: its recorded reason (a close at the contractual term is matured), else lapsed."""
+    open_t = np.flatnonzero((orig <= as_of_ns) & (close > as_of_ns))
+    order = open_t[np.lexsort((open_t, close[open_t], cust[open_t]))]
+    last = np.full(copies, -1)
+    last[cust[order]] = order  # the last write per copy is its latest close
+    matured = rep.loans("close_m") == rep.loans("orig_m") + rep.loans("term")
+    code = np.where(matured, _MATURED, rep.loans("reason"))
+    by_code = np.array([CAUSES.index(c) for c in ("runoff", "refinanced", "credit_exit")])
+    return np.where(last >= 0, by_code[code[np.maximum(last, 0)]], CAUSES.index("lapsed"))

@@ -76,6 +76,7 @@ class Paths:
     uplift_evaluation: Path  # the same per strategy, with the split and row counts
     uplift_plan: Path  # the action plan at the latest snapshot, for the report
     uplift_curve: Path  # its incremental-profit curve
+    survival_book: Path  # the survival model on the binary models' test snapshots (KPI CLV)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class SurvivalConfig:
 
     events: EventSpec
     model: SurvivalSpec
+    split: SplitSpec  # the survival evaluation's own test window (models/survival/train.py)
 
     def __post_init__(self) -> None:
         if max(self.model.horizons_months) > self.events.months:

@@ -27,6 +27,7 @@ from models.evaluation.champion import (
     without_promotion,
 )
 from models.evaluation.evaluation import Evaluation, compute_evaluation, metric_series
+from models.evaluation.kpis import SurvivalCurves
 from models.monitoring.reference import reference_profile, with_importance
 from models.serving import registry
 from models.serving.pyfunc import ChurnOutputs, RegisteredChurnModel, RegisteredTierModel
@@ -224,6 +225,18 @@ def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
     return load_frame(path) if path.exists() else None
 
 
+def survival_curves(cfg: Config) -> SurvivalCurves | None:
+    """The survival stage's curves on these test snapshots (reports/survival_book.parquet), for
+    the KPI table's survival-weighted CLV; None (geometric CLV, logged) when the stage has not
+    run or was skipped."""
+    path = cfg.path(cfg.paths.survival_book)
+    book = load_frame(path) if path.exists() else pd.DataFrame()
+    if book.empty:
+        log.info("evaluate: no survival curves (%s): CLV by the geometric formula", path)
+        return None
+    return SurvivalCurves(book, cfg.survival.events.month_days)
+
+
 def run(cfg: Config) -> RegistryRecord:
     summary = TrainSummary.from_json(load_json(cfg.path(cfg.paths.train_summary)))
     table = load_frame(cfg.path(cfg.paths.features))
@@ -232,8 +245,9 @@ def run(cfg: Config) -> RegistryRecord:
     folder = cfg.path(cfg.paths.validated)
     customers, surveys = _optional_table(folder, CUSTOMERS), _optional_table(folder, SURVEYS)
     ev = compute_evaluation(
-        predictions, table, customers, surveys, cfg.evaluate, cfg.kpis, cfg.labels.horizon_days
-    )
+        predictions, table, customers, surveys, cfg.evaluate, cfg.kpis, cfg.labels.horizon_days,
+        survival_curves(cfg),
+    )  # fmt: skip
     artifacts = save_evaluation(cfg, ev)
     record = _record(cfg, ev, summary, artifacts)
     logged = registry.log_run(cfg.root, record, _entries(cfg, fitted, table, ev))

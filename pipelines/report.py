@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.contract import LOANS
+from models.columns import CHURN_PROBABILITY
 from models.serving import registry
 from models.serving.records import RegistryRecord
 from models.strategies.catalog import load_catalog
@@ -30,14 +32,24 @@ IMAGES = {
 }
 
 
-def _survival(cfg: Config):
-    """The "When and why" tables when the survival stage has run (else None: no section)."""
+def _survival(cfg: Config, explanations: pd.DataFrame):
+    """The "When and why" tables when the survival stage has run (else None: no section): the
+    at-risk book from the explanations (with the survival columns the explain stage added) and
+    the maturities of its open loans (the validated loans table)."""
     predictions = cfg.path(cfg.paths.survival_predictions)
     incidence = cfg.path(cfg.paths.survival_plots) / "incidence_by_tier.csv"
     if not (predictions.exists() and incidence.exists()):
         return None
     frame = load_frame(predictions)
-    return survival_view(frame, load_frame(incidence)) if len(frame) else None
+    if not len(frame):
+        return None
+    at_risk = None
+    if "churn_cause" in explanations:
+        at_risk = explanations[explanations[CHURN_PROBABILITY] >= cfg.explain.at_risk_threshold]
+    loans_path = cfg.path(cfg.paths.validated) / f"{LOANS}.parquet"
+    loans = load_frame(loans_path) if loans_path.exists() else None
+    months = cfg.survival.events.months
+    return survival_view(frame, load_frame(incidence), at_risk, loans, months)
 
 
 def _plan(cfg: Config):
@@ -57,9 +69,10 @@ def run(cfg: Config) -> Path:
     run_info = run_info_from(
         logged, summary.data_fingerprint, created, cfg.explain.currency, summary.warnings
     )
+    explanations = load_frame(cfg.path(p.explanations))
     inputs = report_inputs_from(
         load_frame(cfg.path(p.predictions)),
-        load_frame(cfg.path(p.explanations)),
+        explanations,
         load_frame(cfg.path(p.kpis)),
         load_frame(explain_dir / "strategy_coverage.csv"),
         load_frame(explain_dir / "group_importance.csv"),
@@ -68,7 +81,7 @@ def run(cfg: Config) -> Path:
         images={caption: (explain_dir / name).read_bytes() for caption, name in IMAGES.items()},
         threshold=cfg.explain.at_risk_threshold,
         watch=cfg.explain.watch_threshold,
-        survival=_survival(cfg),
+        survival=_survival(cfg, explanations),
         plan=_plan(cfg),
     )
     out = save_text(render_report(inputs), cfg.path(p.report))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.evaluation.kpis import compute_kpis, kpi_headline, kpi_rows
+from models.evaluation.kpis import SurvivalCurves, compute_kpis, kpi_headline, kpi_rows
 from models.evaluation.metrics import evaluate_predictions, headline_metrics, snapshot_metrics
 from models.evaluation.plots import compute_figures, compute_plot_data
 from models.evaluation.records import KINDS, EvaluationDetails, HeadlineMetrics, SnapshotMetrics
@@ -38,10 +38,12 @@ def compute_evaluation(
     spec: EvaluateSpec,
     kpi_spec: KpiSpec,
     horizon_days: int,
+    survival: SurvivalCurves | None = None,
 ) -> Evaluation:
-    """Metrics, KPIs and plots of the test predictions (``models.training.train.predict_test``)."""
+    """Metrics, KPIs and plots of the test predictions (``models.training.train.predict_test``);
+    CLV survival-weighted for the rows ``survival`` has curves for."""
     details = evaluate_predictions(predictions, spec)
-    rows = kpi_rows(predictions, table, customers, surveys, kpi_spec, horizon_days)
+    rows = kpi_rows(predictions, table, customers, surveys, kpi_spec, horizon_days, survival)
     metrics = headline_metrics(details, kpi_headline(rows))
     data = compute_plot_data(predictions, spec.bins)
     figures = compute_figures(data, predictions)

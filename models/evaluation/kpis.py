@@ -4,7 +4,10 @@ Grain of the KPI table: one row per (as_of, dimension, level), dimension in {all
 
 - retention_rate / churn_rate: among customers active at t with a label, the share that did
   (not) churn in (t, t+H]; predicted_churn_rate is the mean calibrated churn probability.
-- CLV (expected margin over ``kpis.clv_horizon_days``): with p the churn probability over one
+- CLV (expected margin over ``kpis.clv_horizon_days``): the survival-weighted expected margin
+  (``compute_survival_clv``) from the survival model's monthly survival curve when the survival
+  stage scored the rows (``survival_book``); otherwise, and for rows it did not score, the
+  geometric formula: with p the churn probability over one
   horizon H, V the customer's yearly interest income (the value feature loan_value_<W> over the
   value window W = definitions.value_window_days, times 365 / W), m = margin_share, d the
   yearly discount rate and N = clv_horizon_days // H whole horizons,
@@ -18,6 +21,8 @@ Grain of the KPI table: one row per (as_of, dimension, level), dimension in {all
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -28,8 +33,25 @@ from models.columns import CHURN_PROBABILITY
 from models.spec import KpiSpec
 
 CLV = "clv"
+CLV_BASIS = "clv_basis"  # "survival" or "geometric": the formula a row's CLV comes from
 UNKNOWN = "unknown"
 DIMENSIONS = ("all", TIER, SEGMENT)
+
+
+@dataclass(frozen=True)
+class SurvivalCurves:
+    """The survival model's monthly all-cause survival S(1..K) per (customer_id, as_of)."""
+
+    frame: pd.DataFrame  # customer_id, as_of, survival_1m .. survival_Km
+    month_days: float
+
+    def curves_of(self, rows: pd.DataFrame) -> np.ndarray:
+        """(len(rows), K) curves in ``rows``' order; NaN for rows the model did not score."""
+        months = [c for c in self.frame.columns if c.startswith("survival_")]
+        keys = rows[[CUSTOMER_ID, AS_OF]]
+        merged = keys.merge(self.frame[[CUSTOMER_ID, AS_OF, *months]], how="left",
+                            on=[CUSTOMER_ID, AS_OF], validate="one_to_one")  # fmt: skip
+        return merged[months].to_numpy(dtype=float)
 
 
 def compute_clv(
@@ -77,8 +99,12 @@ def kpi_rows(
     surveys: pd.DataFrame | None,
     spec: KpiSpec,
     horizon_days: int,
+    survival: SurvivalCurves | None = None,
 ) -> pd.DataFrame:
-    """Test rows with segment, CLV (active customers) and their latest survey answers."""
+    """Test rows with segment, CLV (active customers) and their latest survey answers.
+
+    ``survival``: the survival model's monthly curves of (some of) the rows: their CLV is the
+    survival-weighted one (``CLV_BASIS`` says which formula each row used)."""
     value_column = value_feature(spec.value_window_days)
     value = feature_table[[CUSTOMER_ID, AS_OF, value_column]]
     rows = predictions.merge(value, on=[CUSTOMER_ID, AS_OF], how="left", validate="one_to_one")
@@ -89,9 +115,17 @@ def kpi_rows(
     p, value = rows[CHURN_PROBABILITY].fillna(1.0), rows[value_column].fillna(0.0)
     yearly = value.to_numpy() * (365.0 / spec.value_window_days)  # exactly 1.0 for 365 days
     clv = compute_clv(p.to_numpy(), yearly, spec, horizon_days)
+    basis = np.full(len(rows), "geometric", dtype=object)
+    if survival is not None:
+        curve = survival.curves_of(rows)
+        known = ~np.isnan(curve).any(axis=1)
+        weighted = compute_survival_clv(curve[known], yearly[known], spec, survival.month_days)
+        clv[known], basis[known] = weighted, "survival"
+    active = rows[CHURNED].notna()
     rows = rows.assign(
-        **{SEGMENT: segment.astype(str), CLV: np.where(rows[CHURNED].notna(), clv, np.nan)}
-    )
+        **{SEGMENT: segment.astype(str), CLV: np.where(active, clv, np.nan),
+           CLV_BASIS: np.where(active, basis, None)}
+    )  # fmt: skip
     for column in (NPS, SATISFACTION):
         answered = surveys is not None and column in surveys.columns
         latest = _latest(rows, surveys, column, spec.survey_window_days) if answered else np.nan

@@ -19,8 +19,10 @@ import pandas as pd
 from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import LIFECYCLE_STATE, LOYALTY_LEVEL, TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS, RISK_BAND
+from models.explain.causes import CAUSE_REASON_PREFIX
 from models.explain.reasons import reason_column_names
 from models.strategies.catalog import strategy_columns, strategy_detail_columns
+from models.survival.strategies import CAUSE_PLAN_COLUMNS
 from models.survival.train import SCORE_COLUMNS as SURVIVAL_COLUMNS
 
 ID_COLUMNS = (CUSTOMER_ID, AS_OF, TIER, LIFECYCLE_STATE, LOYALTY_LEVEL)
@@ -122,17 +124,20 @@ def score_features(
 
 
 def add_survival(
-    scores: pd.DataFrame, features: pd.DataFrame, survival: Predictor | None
+    scores: pd.DataFrame, features: pd.DataFrame, survival: Predictor | None, explain: str = "none"
 ) -> pd.DataFrame:
-    """The survival model's columns (SURVIVAL_COLUMNS, docs/survival.md) after the score's, when
-    a survival model is given; the score unchanged otherwise."""
+    """The survival model's columns (SURVIVAL_COLUMNS, docs/survival.md, and the cause's play
+    when the version outputs it) after the score's, when a survival model is given; the score
+    unchanged otherwise."""
     if survival is None:
         return scores
-    out = survival.predict(features)
+    out = survival.predict(features, params={"explain": explain})
     missing = [c for c in SURVIVAL_COLUMNS if c not in out.columns]
     if missing:
         raise IncompatibleModelError(f"the survival model does not output {', '.join(missing)}")
-    extra = out.loc[:, list(SURVIVAL_COLUMNS)].reset_index(drop=True)
+    plays = [c for c in CAUSE_PLAN_COLUMNS if c in out.columns]  # versions before them lack them
+    plays += [c for c in out.columns if c.startswith(f"{CAUSE_REASON_PREFIX}reason_")]
+    extra = out.loc[:, [*SURVIVAL_COLUMNS, *plays]].reset_index(drop=True)
     return pd.concat([scores.reset_index(drop=True), extra], axis=1)
 
 
@@ -148,4 +153,4 @@ def iter_scores(
     for features in slices:
         if len(features):
             scores = score_features(features, churn, tier, lineage, explain)
-            yield add_survival(scores, features, survival)
+            yield add_survival(scores, features, survival, explain)

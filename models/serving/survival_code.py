@@ -34,7 +34,8 @@ class TierwiseSurvivalModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        return survival_frame(model_input, self.booster, self.spec)
+        explain = str((params or {}).get("explain") or "none")
+        return survival_frame(model_input, self.booster, self.spec, explain)
 
 
 mlflow.models.set_model(TierwiseSurvivalModel())

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from features.contract import AS_OF, CUSTOMER_ID
-from features.spec import Definitions, FeatureSpec
+from features.spec import Definitions, EventSpec, FeatureSpec
 
 LABEL_DEFINITION_VERSION = "1"
 HORIZON, ACTIVE_WINDOW = "label.horizon_days", "label.active_window_days"
@@ -60,6 +60,17 @@ class Task:
                  if k not in ("horizon_days", "active_window_days")}  # fmt: skip
         return cls(defs.horizon_days, defs.active_window_days, LABEL_DEFINITION_VERSION,
                    digest(shape, 8))  # fmt: skip
+
+    @classmethod
+    def of_survival(cls, defs: Definitions, events: EventSpec) -> Task:
+        """The survival model's task: its labels are churn time and cause over K months
+        (``survival.events``, docs/definitions.md), so the horizon is the K-month window in days
+        and the definitions hash covers the event rules too (with the churn definitions that
+        decide activity). Versions under other event rules are another task."""
+        shape = {k: v for k, v in dataclasses.asdict(defs).items() if k != "horizon_days"}
+        shape |= {"events": dataclasses.asdict(events)}
+        window = events.month_ends()[-1]
+        return cls(window, defs.active_window_days, LABEL_DEFINITION_VERSION, digest(shape, 8))
 
     @property
     def id(self) -> str:

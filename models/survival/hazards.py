@@ -90,24 +90,29 @@ class HazardModel:
     months: int
     log_prior: np.ndarray  # the init score: log class frequencies of the fit rows (weighted)
 
-    def period_probabilities(self, X: pd.DataFrame) -> np.ndarray:
+    def period_probabilities(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Class probabilities of person-period rows (features, then PERIOD)."""
         raw = self.booster.predict(
-            X.to_numpy(dtype=np.float64), raw_score=True,
+            np.asarray(X, dtype=np.float64), raw_score=True,
             num_iteration=self.booster.best_iteration or None,
         ) + self.log_prior  # fmt: skip
         p = np.exp(raw - raw.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
 
-    def predict(self, frame: pd.DataFrame) -> SurvivalOutputs:
-        """Hazards of every row for months 1..K, one prediction per (row, month)."""
+    def predict(self, frame: pd.DataFrame, batch_rows: int = 50_000) -> SurvivalOutputs:
+        """Hazards of every row for months 1..K, one prediction per (row, month); rows go
+        ``batch_rows`` at a time (K copies each: memory stays at K x batch_rows rows)."""
         X = frame[self.features].to_numpy(dtype=np.float64)
         n, K = len(X), self.months
-        stacked = np.empty((n * K, X.shape[1] + 1))
-        stacked[:, :-1] = np.tile(X, (K, 1))
-        stacked[:, -1] = np.repeat(np.arange(1, K + 1, dtype=np.float64), n)
-        p = self.period_probabilities(pd.DataFrame(stacked))
-        hazards = p.reshape(K, n, -1).transpose(1, 0, 2)[:, :, 1:]
+        hazards = np.empty((n, K, len(self.log_prior) - 1))
+        for start in range(0, n, batch_rows):
+            block = X[start : start + batch_rows]
+            m = len(block)
+            stacked = np.empty((m * K, X.shape[1] + 1))
+            stacked[:, :-1] = np.tile(block, (K, 1))
+            stacked[:, -1] = np.repeat(np.arange(1, K + 1, dtype=np.float64), m)
+            p = self.period_probabilities(stacked)
+            hazards[start : start + m] = p.reshape(K, m, -1).transpose(1, 0, 2)[:, :, 1:]
         return SurvivalOutputs.from_hazards(hazards)
 
 

@@ -204,3 +204,29 @@ def playbook_chart(playbook: pd.DataFrame, top: int = 12, currency: str = "") ->
         ax.xaxis.set_major_formatter(FuncFormatter(compact_amount))
         ax.set_xlim(0, max(table["value_at_risk"].max() * 1.3, 1) if len(table) else 1)
     return fig
+
+
+CAUSE_LABELS = {"runoff": "Run-off", "refinanced": "Refinanced", "credit_exit": "Credit exit",
+                "lapsed": "Lapsed"}  # fmt: skip
+
+
+def incidence_chart(incidence: pd.DataFrame) -> Figure:
+    """Cumulative incidence curves (Aalen–Johansen) by month: one panel per cause, one line per
+    tier (``*``: the whole book, dashed)."""
+    causes = [c for c in incidence.columns if c not in ("tier", "month")]
+    with matplotlib.rc_context(_RC):
+        fig = _figure(2.6 * max(len(causes), 1), 2.8)
+        axes = np.atleast_1d(fig.subplots(1, max(len(causes), 1), sharey=True))
+        for ax, cause in zip(axes, causes, strict=False):
+            for tier, curve in incidence.groupby("tier", sort=True):
+                curve = curve.sort_values("month")
+                book = tier == "*"
+                ax.plot(curve["month"], curve[cause], label="whole book" if book else tier,
+                        linestyle="--" if book else "-", linewidth=1.6 if book else 1.1,
+                        color="#444444" if book else None)  # fmt: skip
+            ax.set(title=CAUSE_LABELS.get(cause, cause), xlabel="months after the snapshot")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        axes[0].set_ylabel("cumulative incidence")
+        axes[-1].legend(fontsize=7, frameon=False, loc="upper left")
+    return fig

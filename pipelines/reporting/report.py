@@ -26,10 +26,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from features.contract import AS_OF, CUSTOMER_ID
+from features.contract import AS_OF, CUSTOMER_ID, ORIGINATION_DATE, PRINCIPAL
 from features.labels import NEXT_TIER
+from features.loans import effective_close_days, scheduled_maturity_days
 from features.registry import LIFECYCLE_STATE, TIER
 from features.spec import TIERS
+from features.windows import day_numbers
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
 from models.explain.views import STRATEGY, strategy_citations
 from models.serving.records import RegistryRecord
@@ -192,19 +194,75 @@ def report_inputs_from(
     )
 
 
-def survival_view(predictions: pd.DataFrame, incidence: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The "When and why" tables from the survival stage's test outputs (latest snapshot) and
-    its Aalen–Johansen incidence by tier (reports/survival_plots/incidence_by_tier.csv)."""
-    at = predictions[pd.to_datetime(predictions[AS_OF]) == pd.to_datetime(predictions[AS_OF]).max()]
+def survival_view(
+    predictions: pd.DataFrame,
+    incidence: pd.DataFrame,
+    at_risk: pd.DataFrame | None = None,
+    loans: pd.DataFrame | None = None,
+    months: int = 12,
+) -> dict[str, pd.DataFrame]:
+    """The "When and why" tables: the Aalen–Johansen incidence by tier (the curves), the cause
+    mix and the act-by calendar. With ``at_risk`` (the explain stage's at-risk customers, with
+    the survival columns) the mix is the at-risk book's, and with ``loans`` too the calendar of
+    their loans maturing in the next ``months`` months (``maturity_calendar``); otherwise both
+    come from the survival stage's latest test snapshot."""
+    latest = pd.to_datetime(predictions[AS_OF]) == pd.to_datetime(predictions[AS_OF]).max()
+    at = predictions[latest] if at_risk is None or "churn_cause" not in at_risk else at_risk
     causes = [c for c in incidence.columns if c not in ("tier", "month")]
     mix = pd.DataFrame({
         "cause": causes,
         "customers": [int((at["churn_cause"] == c).sum()) for c in causes],
-        "mean_incidence_12m": [float(at[f"p_{c}_12m"].mean()) for c in causes],
+        "mean_incidence_12m": [float(at.loc[at["churn_cause"] == c, f"p_{c}_12m"].mean())
+                               if (at["churn_cause"] == c).any() else float("nan")
+                               for c in causes],
     })  # fmt: skip
-    months = pd.to_datetime(at["act_by"]).dt.strftime("%Y-%m")
-    calendar = months.value_counts().sort_index().rename_axis("month").reset_index(name="customers")
-    return {"incidence": incidence, "mix": mix, "calendar": calendar}
+    act = pd.to_datetime(at["act_by"]).dt.strftime("%Y-%m")
+    act_calendar = (
+        act.value_counts().sort_index().rename_axis("month").reset_index(name="customers")
+    )
+    view = {"incidence": incidence, "mix": mix, "calendar": act_calendar,
+            "book": pd.DataFrame({"at_risk": [at_risk is not None]})}  # fmt: skip
+    if at_risk is not None and loans is not None and len(at_risk):
+        as_of = pd.Timestamp(pd.to_datetime(at_risk[AS_OF]).max())
+        view["maturities"] = maturity_calendar(loans, at_risk, as_of, months)
+    return view
+
+
+def maturity_calendar(
+    loans: pd.DataFrame, at_risk: pd.DataFrame, as_of: pd.Timestamp, months: int = 12
+) -> pd.DataFrame:
+    """By month of (as_of, as_of + ``months`` months]: the loans of the at-risk customers open at
+    ``as_of`` whose contractual maturity (origination + term) falls in it, their principal, the
+    customers, and how many of these have run-off as their most likely cause (the renewal
+    offers to make before the date). Only what is known at ``as_of``: open then, the schedule."""
+    day = int(day_numbers(pd.Series([as_of]))[0])
+    end = int(day_numbers(pd.Series([as_of + pd.DateOffset(months=months)]))[0])
+    maturity = scheduled_maturity_days(loans)
+    open_now = (day_numbers(loans[ORIGINATION_DATE]) <= day) & (effective_close_days(loans) > day)
+    cause = at_risk.assign(**{CUSTOMER_ID: at_risk[CUSTOMER_ID].astype(str)}).set_index(
+        CUSTOMER_ID
+    )["churn_cause"]
+    owner = loans[CUSTOMER_ID].astype(str)
+    hit = open_now & owner.isin(cause.index).to_numpy() & (maturity > day) & (maturity <= end)
+    due = pd.DataFrame({
+        "month": pd.to_datetime(maturity[hit], unit="D").strftime("%Y-%m"),
+        CUSTOMER_ID: owner[hit].to_numpy(),
+        PRINCIPAL: loans.loc[hit, PRINCIPAL].to_numpy(dtype=float),
+    })  # fmt: skip
+    due = due.assign(runoff=due[CUSTOMER_ID].map(cause).eq("runoff"))
+    grouped = due.groupby("month", sort=True)
+    runoff = due[due["runoff"]].groupby("month")[CUSTOMER_ID].nunique()
+    table = pd.DataFrame({
+        "loans": grouped.size(),
+        "principal": grouped[PRINCIPAL].sum(),
+        "customers": grouped[CUSTOMER_ID].nunique(),
+    })  # fmt: skip
+    table = table.assign(runoff_customers=runoff.reindex(table.index, fill_value=0))
+    return (
+        table.rename_axis("month")
+        .reset_index()
+        .astype({"loans": int, "customers": int, "runoff_customers": int})
+    )
 
 
 def render_report(inputs: ReportInputs) -> str:

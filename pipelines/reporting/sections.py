@@ -272,13 +272,28 @@ def when_section(inputs: ReportInputs) -> str:
     cal = view["calendar"]
     cal_rows = [[r["month"], num(r["customers"])] for _, r in cal.iterrows()]
     cal_table = table(("Act by (month)", "Customers"), cal_rows, numeric=(1,))
+    caption = "Cumulative incidence by cause and tier (Aalen–Johansen, training rows)"
+    chart = _chart(charts.incidence_chart(inc), "incidence", caption)
+    whose = ("at-risk customers of the latest snapshot" if bool(view["book"]["at_risk"].iloc[0])
+             else "customers of the survival stage's latest test snapshot")  # fmt: skip
+    parts = [chart, curves, f'<div class="grid2">{mix_table}{cal_table}</div>']
+    maturities = view.get("maturities")
+    if maturities is not None:
+        money = _money(inputs)
+        due_rows = [[r["month"], num(r["loans"]), money(r["principal"]), num(r["customers"]),
+                     num(r["runoff_customers"])] for _, r in maturities.iterrows()]  # fmt: skip
+        parts.append("<h3>Maturities at risk over the next 12 months</h3>")
+        header = ("Month", "Loans maturing", "Principal", "At-risk customers",
+                  "of which likely run-off")  # fmt: skip
+        parts.append(table(header, due_rows, numeric=(1, 2, 3, 4)))
     lead = (
         "Cumulative incidence of each churn cause by tier (Aalen–Johansen, training snapshots); "
-        f"the cause mix of the {num(mix['customers'].sum())} customers of the latest test "
-        "snapshot by their most likely cause; and the calendar of act-by dates (60 days before "
-        "the likely churn month of the most likely cause) over the next 12 months."
+        f"the cause mix of the {num(mix['customers'].sum())} {whose} by their most likely "
+        "cause; the calendar of act-by dates (60 days before the likely churn month of the "
+        "most likely cause); and the contractual maturities of the at-risk customers' open "
+        "loans over the next 12 months (renewal offers are due before them)."
     )
-    return section("when", lead, curves, f'<div class="grid2">{mix_table}{cal_table}</div>')
+    return section("when", lead, *parts)
 
 
 def plan_section(inputs: ReportInputs) -> str:

@@ -118,3 +118,24 @@ def test_clv_reads_the_value_window_feature_and_annualises_it(kpi_spec):
     np.testing.assert_allclose(rows["clv"], yearly["clv"], rtol=1e-12)
     with pytest.raises(KeyError, match="loan_value_180"):
         kpi_rows(predictions_frame(), feature_rows(), None, None, half, 180)
+
+
+def test_kpi_clv_is_survival_weighted_where_the_survival_model_scored_the_row(kpi_spec):
+    """The KPI table's CLV comes from the survival curve (docs/definitions.md, "CLV"); a row the
+    survival stage did not score keeps the geometric CLV, and each row says which it used."""
+    from models.evaluation.kpis import SurvivalCurves, compute_survival_clv
+
+    curve = np.array([[0.99**k for k in range(1, 13)], [0.7**k for k in range(1, 13)]])
+    book = pd.DataFrame({"customer_id": ["A", "B"], "as_of": [D("2024-01-31")] * 2})
+    book = book.assign(**{f"survival_{k}m": curve[:, k - 1] for k in range(1, 13)})
+    geometric = kpi_rows(predictions_frame(), feature_rows(), None, None, kpi_spec, 180)
+    rows = kpi_rows(
+        predictions_frame(), feature_rows(), None, None, kpi_spec, 180,
+        SurvivalCurves(book, 30.4375),
+    )  # fmt: skip
+    expected = compute_survival_clv(curve, np.array([100.0, 50.0]), kpi_spec, 30.4375)
+    np.testing.assert_allclose(rows["clv"].to_numpy()[:2], expected)
+    assert list(rows["clv_basis"]) == ["survival", "survival", None, "geometric"]
+    assert np.isnan(rows["clv"].iloc[2])  # C is not active at t: no CLV either way
+    assert rows["clv"].iloc[3] == geometric["clv"].iloc[3]
+    assert rows["clv"].iloc[1] < rows["clv"].iloc[0]  # the steeper curve is worth less

@@ -546,3 +546,40 @@ def test_when_and_why_appears_only_with_the_survival_stage(inputs, report) -> No
     html = render_report(dataclasses.replace(inputs, survival=view))
     parsed = _parse(html)
     assert "when" in parsed.ids and 'href="#when"' in html and "When and why" in html
+    assert 'data-chart="incidence"' in html  # the curves as a chart, not only a table
+
+
+def test_the_maturity_calendar_counts_the_at_risk_books_open_loans_by_month() -> None:
+    """Hand-made book at 2024-06-30: loans open then, maturing within 12 months, of at-risk
+    customers only; a loan closed before the snapshot, one maturing after 12 months and one of a
+    customer not at risk are left out."""
+    from pipelines.reporting.report import maturity_calendar, survival_view
+
+    D = pd.Timestamp
+    loans = pd.DataFrame({
+        "loan_id": ["a1", "a2", "b1", "b2", "c1", "a3"],
+        "customer_id": ["A", "A", "B", "B", "C", "A"],
+        "origination_date": [D("2023-09-15"), D("2022-06-30"), D("2024-01-10"), D("2021-01-05"),
+                             D("2024-02-01"), D("2024-03-01")],
+        "term_months": [12, 24, 6, 36, 6, 24],
+        "principal": [100.0, 50.0, 70.0, 30.0, 999.0, 10.0],
+        "closed_date": [pd.NaT, pd.NaT, pd.NaT, D("2024-01-05"), pd.NaT, pd.NaT],
+    })  # fmt: skip
+    at_risk = pd.DataFrame({"customer_id": ["A", "B"], "as_of": [D("2024-06-30")] * 2,
+                            "churn_cause": ["runoff", "refinanced"]})  # fmt: skip
+    table = maturity_calendar(loans, at_risk, D("2024-06-30"))
+    assert table.to_dict("list") == {
+        "month": ["2024-07", "2024-09"],  # b1 on 2024-07-10, a1 on 2024-09-15
+        "loans": [1, 1], "principal": [70.0, 100.0], "customers": [1, 1],
+        "runoff_customers": [0, 1],
+    }  # fmt: skip
+    # a2 matures on the snapshot day itself (already due), a3 in 2026, b2 closed, c1 not at risk
+    assert maturity_calendar(loans, at_risk.iloc[:0], D("2024-06-30")).empty
+    causes = ("runoff", "refinanced", "credit_exit", "lapsed")
+    incidence = pd.DataFrame([{"tier": "*", "month": m, **dict.fromkeys(causes, 0.01 * m)}
+                              for m in range(1, 13)])  # fmt: skip
+    book = at_risk.assign(act_by=D("2024-06-30"), **{f"p_{c}_12m": 0.2 for c in causes})
+    view = survival_view(book, incidence, book, loans)
+    assert view["maturities"].equals(table)
+    assert view["mix"].set_index("cause")["customers"].to_dict() == {
+        "runoff": 1, "refinanced": 1, "credit_exit": 0, "lapsed": 0}  # fmt: skip

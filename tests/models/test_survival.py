@@ -125,6 +125,8 @@ def test_the_hazard_model_recovers_a_known_cause_specific_hazard(params_cfg):
     assert roc_auc_score(runoff_6, out.incidence[:, 5, 0]) > attainable - 0.02
     assert out.incidence[:, 5, 0].mean() == pytest.approx(runoff_6.mean(), abs=0.03)
     assert np.corrcoef(test["x"], out.expected_months())[0, 1] < -0.8
+    # batched prediction (bounded memory for a whole book) gives the same outputs
+    np.testing.assert_allclose(model.predict(test, batch_rows=333).incidence, out.incidence)
 
 
 @pytest.mark.slow
@@ -135,6 +137,7 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 300, "years": 4, "seed": 5}
     params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["survival"]["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
     fast = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping_rounds": 10,
             "min_child_samples": 20}  # fmt: skip
     for model in (params["train"]["churn"], params["train"]["tier"]):
@@ -156,6 +159,22 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     assert len(by_snapshot) == 3
     assert set(saved) >= {"lightgbm", "aalen_johansen", "binary", "calibration_vs_binary"}
     assert saved["lightgbm"]["churn_3m"]["auc"] > saved["aalen_johansen"]["churn_3m"]["auc"]
+    # its own test window: followed for 12 months, out of time w.r.t. the fit, all horizons
+    window = saved["test_window"]
+    assert window["kind"] == "full_follow_up"
+    assert all(s["censored_before_end"] == 0 for s in by_snapshot.values())  # followed 12 months
+    assert (
+        pd.Timestamp(window["fit"]["last"]) + pd.Timedelta(days=365)
+        < pd.Timestamp(window["validation"]["first"])
+        or not window["validation_purge"]
+    )
+    assert pd.Timestamp(window["validation"]["last"]) + pd.Timedelta(days=365) < pd.Timestamp(
+        window["test"]["first"]
+    )
+    assert flat["lightgbm.churn_12m.auc"] is not None
+    assert flat["aalen_johansen.churn_12m.brier"] is not None
+    assert flat["binary.churn_6m.auc"] is not None
+    assert all(saved["lightgbm"][f"{c}_12m"]["brier"] is not None for c in CAUSES)
     predictions = pd.read_parquet(cfg.path(cfg.paths.survival_predictions))
     assert predictions["churn_cause"].isin(CAUSES).all()
     assert predictions["cause_strategy"].notna().all()
@@ -184,9 +203,23 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
                                   check_dtype=False)  # fmt: skip
 
+    # the version carries its survival task (like the churn models), so the rule is like-with-like
+    from models.serving import registry
+    from models.serving.task import Task
+
+    task = Task.of_survival(cfg.defs, cfg.survival.events)
+    tags = registry.version_tags(cfg.root, "tierwise-survival", version["version"])
+    assert tags["task"] == task.id and tags["label.horizon_days"] == "365"
+    assert "test_set_fingerprint" in tags and "feature_spec_hash" in tags
+
     # a second run meets the first as champion and decides by the survival rule
     again = survival.run(cfg)
     assert "champion v1" in again["registry"]["models"]["survival"]["reason"]
+    # a run under other event rules is another task: registered, never compared with v1
+    other = replace(cfg, survival=replace(cfg.survival, events=replace(
+        cfg.survival.events, maturity_tolerance_days=30)))  # fmt: skip
+    third = survival.run(other)["registry"]["models"]["survival"]
+    assert "not compared" in third["reason"] and not third["champion"]
 
     # `tierwise score` adds the survival champion's columns, as the registry consumer gets them
     import mlflow
@@ -196,7 +229,25 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     from pipelines import score as score_stage
     from pipelines.io import read_contract
 
-    evaluate.run(cfg)
+    evaluate.run(cfg)  # its KPI CLV reads the survival curves of the binary test snapshots
+    book = pd.read_parquet(cfg.path(cfg.paths.survival_book))
+    binary_test = pd.read_parquet(cfg.path(cfg.paths.predictions))["as_of"].unique()
+    assert set(book["as_of"].unique()) == set(binary_test)
+    assert book["churn_cause"].isin(CAUSES).all() and book["act_by"].notna().all()
+    # the explain stage: the churn reasons and, beside them, when and why with the cause's reasons
+    from pipelines import explain
+
+    explain.run(cfg)
+    ex = pd.read_parquet(cfg.path(cfg.paths.explanations))
+    assert ex["churn_cause"].isin(CAUSES).all() and ex["act_by"].notna().all()
+    watched = ex["p_churn_6m"] >= cfg.explain.watch_threshold  # reasons where they are read
+    assert watched.any() and (ex.loc[watched, "cause_reason_1"].str.len() > 0).mean() > 0.9
+    assert ex.loc[~watched, "cause_reason_1"].isna().all()
+    assert ex["cause_strategy_source"].str.match(r"00[0-4]_").all()
+    now = pd.to_datetime(ex["act_by"]) <= pd.to_datetime(ex["as_of"])
+    assert (
+        set(ex["cause_timing"]) <= {"now", "ahead"} and (ex["cause_timing"] == "now").eq(now).all()
+    )
     as_of = pd.Timestamp(predictions["as_of"].max())
     request = score_stage.ScoreRequest(cfg.path(cfg.paths.world), as_of, tmp_path / "s.parquet")
     score_stage.run(cfg, request)
@@ -204,7 +255,20 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     tables, _ = read_contract(cfg.path(cfg.paths.world))
     feats = build_feature_table(tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features)
     consumer = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(feats)
-    pd.testing.assert_frame_equal(scored[list(SCORE_COLUMNS)], consumer[list(SCORE_COLUMNS)])
+    from models.survival.strategies import CAUSE_PLAN_COLUMNS
+
+    both = [*SCORE_COLUMNS, *CAUSE_PLAN_COLUMNS]
+    pd.testing.assert_frame_equal(scored[both], consumer[both])
+    assert scored["cause_strategy"].notna().all()
+    # score's explain policy (watch) gives the reasons per cause where the incidence at H is high
+    watched = scored["p_churn_6m"] >= cfg.explain.watch_threshold
+    assert watched.any() and (scored.loc[watched, "cause_reason_1"].str.len() > 0).mean() > 0.9
+    assert scored.loc[~watched, "cause_reason_1"].isna().all()
+    explained = mlflow.pyfunc.load_model("models:/tierwise-survival@champion").predict(
+        feats, params={"explain": "watch"}
+    )  # the registry consumer asks for the same reasons and gets them
+    reasons = [c for c in scored.columns if c.startswith("cause_reason_")]
+    pd.testing.assert_frame_equal(scored[reasons], explained[reasons])
 
 
 def test_score_refuses_survival_columns_on_spark_before_any_work(tmp_path):
@@ -229,6 +293,18 @@ def test_survival_clv_with_a_constant_hazard_is_the_geometric_clv(params_cfg):
     # a curve that stops falling after month 12 keeps the customer: more value than geometric
     flat = np.array([[0.98**k for k in range(1, 12)] + [0.98**11]])
     assert compute_survival_clv(flat, value[:1], spec, 30.0)[0] > expected[0]
+
+
+def test_the_survival_task_follows_the_event_rules_not_the_binary_horizon(params_cfg):
+    from models.serving.task import Task
+
+    cfg = params_cfg
+    task = Task.of_survival(cfg.defs, cfg.survival.events)
+    assert task.horizon_days == 365 and task.id != Task.of(cfg.defs).id
+    stricter = replace(cfg.survival.events, arrears_dpd_days=90)
+    assert Task.of_survival(cfg.defs, stricter).id != task.id
+    other_h = replace(cfg.defs, horizon_days=90)  # the binary H is not a survival label
+    assert Task.of_survival(other_h, cfg.survival.events).id == task.id
 
 
 def test_every_cause_has_cited_strategies_in_the_catalog():
