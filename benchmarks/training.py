@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -42,18 +43,28 @@ def feature_file(data: Path, customers: int) -> Path:
     return data / f"features_{customers}.parquet"
 
 
-def build(data: Path, customers: int, years: int) -> dict:
+def build(data: Path, customers: int, years: int, save_world: Path | None = None) -> dict:
     from features.build import iter_feature_table
     from features.contract import data_end
     from features.snapshots import snapshot_dates
     from features.synthetic import generate_world
     from features.validation import validate_tables
-    from pipelines.io import save_frame_chunks
+    from pipelines.io import save_frame_chunks, save_tables
 
     start = time.perf_counter()
-    world = generate_world(replace(CFG.generate, customers=customers, years=years))
-    tables, _ = validate_tables(world.present())
+    phases = {}
+
+    def phase(name: str) -> None:  # seconds since start and peak RSS so far, per phase
+        phases[name] = [round(time.perf_counter() - start, 1), round(_peak_gb(), 2)]
+
+    world = generate_world(replace(CFG.generate, customers=customers, years=years)).present()
+    phase("generate")
+    if save_world:  # the contract tables too, e.g. as benchmarks/scoring.py's world_<N>/
+        save_tables(world, save_world)
+        phase("save_world")
+    tables, _ = validate_tables(world)
     del world
+    phase("validate")
     end = data_end(tables)
     dates = snapshot_dates(tables, None, None, CFG.defs.active_window_days, end)
     chunks = iter_feature_table(
@@ -61,8 +72,11 @@ def build(data: Path, customers: int, years: int) -> dict:
         chunk_customers=CFG.features.chunk_customers,
     )  # fmt: skip
     save_frame_chunks(chunks, feature_file(data, customers))
-    return {"customers": customers, "build_s": round(time.perf_counter() - start, 1),
-            "peak_rss_gb": round(_peak_gb(), 2)}  # fmt: skip
+    phase("features")
+    seconds = round(time.perf_counter() - start, 1)
+    return {"customers": customers, "years": years, "build_s": seconds,
+            "peak_rss_gb": round(_peak_gb(), 2), "phases_s_gb": phases,
+            "load": round(os.getloadavg()[0], 1)}  # fmt: skip
 
 
 def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: str) -> dict:
@@ -120,12 +134,20 @@ def main() -> None:
     parser.add_argument("--samples", type=float, nargs="+", default=[CFG.train.sample.fraction])
     parser.add_argument("--max-rows", type=int, default=CFG.train.sample.max_rows)
     parser.add_argument("--path", choices=("batched", "memory"), default="batched")
+    parser.add_argument(
+        "--save-world",
+        type=Path,
+        help="--build also saves the contract tables "
+        "to SAVE_WORLD/world_<N> (benchmarks/scoring.py's world, when 3 years)",
+    )
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, size, fraction, max_rows, path = args.one
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         if kind == "build":
-            print(json.dumps(build(args.data, int(size), args.years)))
+            world = args.save_world / f"world_{size}" if args.save_world else None
+            print(json.dumps(build(args.data, int(size), args.years, world)))
         else:
             print(json.dumps(train_one(args.data, int(size), float(fraction), int(max_rows), path)))
         return
@@ -135,9 +157,12 @@ def main() -> None:
     for kind, size, fraction in jobs:
         cmd = [sys.executable, __file__, "--data", str(args.data), "--years", str(args.years),
                "--one", kind, str(size), str(fraction), str(args.max_rows), args.path]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if args.save_world:
+            cmd += ["--save-world", str(args.save_world)]
+        # the child's log (stages, slices, sample) goes to stderr as it runs
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
         if done.returncode != 0:
-            Console(stderr=True).print(f"{kind} {size} failed:\n{done.stderr[-3000:]}")
+            Console(stderr=True).print(f"{kind} {size} failed (exit {done.returncode})")
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result), flush=True)
