@@ -166,8 +166,7 @@ def validate_tables(
     if end is not None:
         warnings += _late_warnings(frames, end, f"dated after end {end:%Y-%m-%d}")
     elif cutoff is not None:
-        rule = f"future-dated: after {cutoff:%Y-%m-%d} (kept; not counted in the data's end)"
-        warnings += _late_warnings(frames, cutoff, rule)
+        warnings += _late_warnings(frames, cutoff, _future_rule(cutoff))
     for w in warnings:
         log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
     counts = {
@@ -189,8 +188,17 @@ class SlicedValidation:
     of ``loan_id``, which the whole loans table checks.
     """
 
-    def __init__(self, present: Sequence[str], end: pd.Timestamp | None = None) -> None:
+    def __init__(
+        self,
+        present: Sequence[str],
+        end: pd.Timestamp | None = None,
+        cutoff: pd.Timestamp | None = None,
+    ) -> None:
         self.end = None if end is None else pd.Timestamp(end).normalize()
+        # as validate_tables: the future-dated rule applies only without ``end``
+        self.cutoff = (
+            None if cutoff is None or end is not None else pd.Timestamp(cutoff).normalize()
+        )
         self._found: dict[tuple, list[Problem]] = {}
         self._warned: dict[tuple, list[Problem]] = {}
         self.counts: dict[str, dict[str, Any]] = {}
@@ -205,14 +213,19 @@ class SlicedValidation:
     def table(self, name: str, raw: pd.DataFrame, rows: pd.Index | None = None) -> pd.DataFrame:
         """One table, or one slice of it; ``rows`` are its row numbers in the file."""
         typed, failures, warnings = _prepare_table(name, raw, rows)
-        seen = [d for d in (self.latest, _latest_date({name: typed}, None)) if d is not None]
+        latest = _latest_date({name: typed}, self.cutoff)
+        seen = [d for d in (self.latest, latest) if d is not None]
         self.latest = max(seen) if seen else None
         order = (TABLE_NAMES.index(name), 0)
         self._add(self._found, order, failures)
         self._add(self._warned, order, warnings)
+        late_order = (len(TABLE_NAMES), TABLE_NAMES.index(name))
         if self.end is not None:
             late = _late_warnings({name: typed}, self.end, f"dated after end {self.end:%Y-%m-%d}")
-            self._add(self._warned, (len(TABLE_NAMES), TABLE_NAMES.index(name)), late)
+            self._add(self._warned, late_order, late)
+        elif self.cutoff is not None:
+            late = _late_warnings({name: typed}, self.cutoff, _future_rule(self.cutoff))
+            self._add(self._warned, late_order, late)
         count = self.counts.setdefault(name, {"rows_in": 0, "rows_out": 0})
         count["rows_in"] += len(raw)
         count["rows_out"] += len(typed)
@@ -561,6 +574,10 @@ def _before_origination(table: str, df: pd.DataFrame, column: str, of: str) -> P
     origination = f" < {fc.ORIGINATION_DATE} " + bad[fc.ORIGINATION_DATE].dt.strftime("%Y-%m-%d")
     values = bad[column].dt.strftime("%Y-%m-%d") + origination
     return _problem(table, column, f"{column} >= {fc.ORIGINATION_DATE}{of}", values)
+
+
+def _future_rule(cutoff: pd.Timestamp) -> str:
+    return f"future-dated: after {cutoff:%Y-%m-%d} (kept; not counted in the data's end)"
 
 
 def _late_warnings(

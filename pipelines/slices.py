@@ -1,9 +1,14 @@
 """A contract directory read one slice of customers at a time: memory bounded by the slice.
 
 ``read_contract_sliced`` gives the same typed tables, the same ``ContractError`` and the same
-validation report as ``pipelines.io.read_contract``, without holding the event tables whole:
+validation report as ``pipelines.io.read_contract``, without holding the event tables whole
+(`tierwise score` and `tierwise features --as-of` read their data this way):
 
-1. CSV files are converted once (per run) to Parquet, every column as text, streamed.
+1. The files are found and checked as ``pipelines.io`` does (``find_table_files``: missing
+   directory, two files for a table, zero bytes; a header-only file: an error for a required
+   table, an optional one read as absent; a file that cannot be read gets
+   ``read_table_file``'s error). CSV files are converted once (per run) to Parquet, every
+   column as text, streamed.
 2. The loans table is read and validated whole: the book context (VIP bar, BG/NBD, book median
    rates) needs every loan, a repayment's customer is its loan's, and ``loan_id`` is unique
    across the book. It is the smallest of the event tables (1.5M rows at 1M customers).
@@ -12,9 +17,11 @@ validation report as ``pipelines.io.read_contract``, without holding the event t
 4. One streaming pass per other table writes each row into its slice's Parquet file, with its
    row number in the file (repayments go to their loan's customer's slice; a row whose customer
    or loan is unknown goes to slice 0, where the key rules name it).
-5. Each slice is validated (``features.validation.SlicedValidation``: the per-table rules and the
-   cross-table key rules, all of which hold within one customer's rows) and written typed; the
-   error, if any, is raised when every slice is checked: before any feature is built.
+5. Each slice is validated (``features.validation.SlicedValidation``: the per-table rules, the
+   cross-table key rules, all of which hold within one customer's rows, and the future-dated
+   rule) and written typed; the error, if any, is raised when every slice is checked: before
+   any feature is built. The first event dates are kept for the observation window
+   (``SlicedBook.observation_start``: data.start, as ``features.observation`` infers it).
 
 Then ``SlicedBook.slice(k)`` reads slice k's typed tables back; ``iter_slice_features`` builds
 the features slice by slice with the whole book's context, equal to ``iter_feature_table``.
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +49,11 @@ from features.build import build_feature_table, slice_count
 from features.context import build_book_context
 from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES, Tables
 from features.contract import data_end as tables_end
+from features.observation import event_first_dates, infer_data_start
 from features.snapshots import build_universe
 from features.spec import Definitions, FeatureSpec
 from features.windows import day_numbers
-from pipelines.io import find_table_files, load_raw_tables
+from pipelines.io import find_table_files, load_raw_tables, read_table_file
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ class SlicedBook:
     directory: Path  # typed slices: {k}/{table}.parquet
     others: tuple[str, ...]  # the present tables besides loans
     loan_slice: np.ndarray  # each loan's slice
+    event_firsts: tuple[pd.Timestamp, ...] = ()  # each event table's first date, per slice
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
@@ -86,6 +95,15 @@ class SlicedBook:
         day = day_numbers(pd.DatetimeIndex([as_of]))[0]
         return int((self.known_day <= day).sum()), len(self.ids)
 
+    def observation_start(self, given: pd.Timestamp | None) -> pd.Timestamp:
+        """As ``features.observation.observation_start`` on the whole tables: data.start as
+        set, else the first event date, else the first origination."""
+        if given is not None:
+            return given
+        if self.event_firsts:
+            return min(self.event_firsts)
+        return infer_data_start(Tables(loans=self.loans))
+
 
 def iter_slice_features(
     book: SlicedBook,
@@ -93,20 +111,30 @@ def iter_slice_features(
     defs: Definitions,
     spec: FeatureSpec,
     data_end: pd.Timestamp | None = None,
+    observed_from: pd.Timestamp | None = None,
+    watch: Callable[[Tables], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice."""
+    """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice.
+    ``watch`` sees each slice's typed tables (the monitor's table volumes count them)."""
     dates = pd.DatetimeIndex(as_of_dates)
     context = build_book_context(book.loans, day_numbers(dates), defs, spec)
     for k in range(len(book)):
         log.info("customer slice %d of %d", k + 1, len(book))
-        yield build_feature_table(book.slice(k), dates, defs, spec, data_end, context)
+        tables = book.slice(k)
+        if watch is not None:
+            watch(tables)
+        yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
 
 
 @contextmanager
 def read_contract_sliced(
-    data_dir: Path | str, chunk_customers: int | None, end: pd.Timestamp | None = None
+    data_dir: Path | str,
+    chunk_customers: int | None,
+    end: pd.Timestamp | None = None,
+    cutoff: pd.Timestamp | None = None,
 ) -> Iterator[SlicedBook]:
-    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers.
+    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers; ``end`` and
+    ``cutoff`` as ``read_contract``'s.
 
     Raises ``ContractError`` (features.validation) before the ``with`` body runs.
     """
@@ -114,11 +142,15 @@ def read_contract_sliced(
 
     files = find_table_files(data_dir)
     if LOANS not in files:  # nothing to slice by: the whole-table report names what is missing
-        validate_tables(load_raw_tables(data_dir), end=end)
+        validate_tables(load_raw_tables(data_dir), end=end, cutoff=cutoff)
     with tempfile.TemporaryDirectory(prefix="tierwise-slices-") as tmp:
         tmp = Path(tmp)
-        sources = {name: _as_parquet(name, path, tmp / "csv") for name, path in files.items()}
-        check = SlicedValidation(tuple(sources), end)
+        sources = {}
+        for name, path in files.items():  # in TABLE_NAMES order: the first bad file is named
+            source = _source(name, path, tmp / "csv")
+            if source is not None:
+                sources[name] = source
+        check = SlicedValidation(tuple(sources), end, cutoff)
         loans = check.table(LOANS, _read_all(sources[LOANS]))
         check.loan_rules(loans)
         others = tuple(n for n in TABLE_NAMES if n in sources and n != LOANS)
@@ -133,7 +165,7 @@ def read_contract_sliced(
             for name in others
         }
         log.info("%d customers in %d slices", len(ids), n_slices)
-        known, ends = [], []
+        known, ends, firsts = [], [], []
         for k in range(n_slices):
             part = {LOANS: loans[loan_slice == k]}
             for name in others:
@@ -146,6 +178,7 @@ def read_contract_sliced(
             tables = Tables(**part)
             known.append(_known_days(tables, sizes[k]))
             ends.append(tables_end(tables))
+            firsts += event_first_dates(tables)
             _save_slice(part, others, tmp / "typed" / str(k))
         report = check.finish()
         yield SlicedBook(
@@ -158,7 +191,36 @@ def read_contract_sliced(
             directory=tmp / "typed",
             others=others,
             loan_slice=loan_slice,
+            event_firsts=tuple(firsts),
         )
+
+
+def _source(name: str, path: Path, tmp: Path) -> Path | None:
+    """A table's file as Parquet to stream, checked as ``pipelines.io.load_raw_tables`` checks
+    it: a file pyarrow cannot read gets ``read_table_file``'s error (or, when pandas reads it
+    after all, is converted from what pandas read); a file without rows gets its error when the
+    table is required, and is read as absent (None, with a warning) when it is optional."""
+    try:
+        source = _as_parquet(name, path, tmp)
+        rows = _row_count(source)
+    except (pa.ArrowException, OSError, UnicodeError, ValueError) as err:
+        log.warning("%s: streaming it failed (%s); reading it with pandas", path, err)
+        frame = read_table_file(path, name)  # raises the ContractError of today's reader
+        source = tmp / f"{name}.pandas.parquet"
+        tmp.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(source, index=False)
+        rows = len(frame)
+    if rows == 0:
+        read_table_file(path, name)  # a required table: its ContractError
+        log.warning("%s has no data rows: table %s read as absent", path, name)
+        return None
+    return source
+
+
+def _row_count(path: Path) -> int:
+    if path.is_dir():
+        return pads.dataset(path, format="parquet").count_rows()
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _as_parquet(name: str, path: Path, tmp: Path) -> Path:
@@ -186,6 +248,7 @@ def _as_parquet(name: str, path: Path, tmp: Path) -> Path:
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """A Parquet file's (or directory's) rows in file order, in batches, without pandas'
     metadata (the pieces written from them carry none)."""
+    columns = _schema(path).names if columns is None else columns
     if path.is_dir():
         scanner = pads.dataset(path, format="parquet").scanner(
             columns=columns, batch_size=BATCH_ROWS, use_threads=False
@@ -198,9 +261,15 @@ def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.Record
 
 
 def _schema(path: Path) -> pa.Schema:
-    if path.is_dir():
-        return pads.dataset(path, format="parquet").schema.remove_metadata()
-    return pq.read_schema(path).remove_metadata()
+    """The file's columns as ``pandas.read_parquet`` gives them: a stored pandas index (named in
+    the pandas metadata) is not a column."""
+    schema = pads.dataset(path, format="parquet").schema if path.is_dir() else pq.read_schema(path)
+    index = set()
+    if schema.pandas_metadata:
+        index = {c for c in schema.pandas_metadata.get("index_columns", []) if isinstance(c, str)}
+    for column in index & set(schema.names):
+        schema = schema.remove(schema.get_field_index(column))
+    return schema.remove_metadata()
 
 
 def _read_all(path: Path) -> pd.DataFrame:
