@@ -404,7 +404,8 @@ def find_table_uris(spark: SparkSession, data: str | Path) -> dict[str, str]:
     path): table name -> URI of ``NAME.parquet`` (a file or a directory) or ``NAME.csv``. The
     same problems, every one at once: no such directory, two files for a table, a 0-byte file."""
     if not is_uri(data):
-        return {name: str(path) for name, path in find_table_files(data).items()}
+        # absolute: Spark resolves a relative path against its JVM's start directory
+        return {name: str(path.resolve()) for name, path in find_table_files(data).items()}
     base = str(data).rstrip("/")
     fs, jvm = _hadoop_fs(spark, base)
     if not fs.exists(jvm.org.apache.hadoop.fs.Path(base)):

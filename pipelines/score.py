@@ -220,6 +220,8 @@ def _score_spark(cfg: Config, request: ScoreRequest, models: Models, explain: st
 
     churn, tier, _ = models
     spark = spark_session(request.master, app_name="tierwise-score", conf=request.spark_conf)
+    heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
+    log.info("spark: driver JVM heap %d MiB", heap // 2**20)
     as_of = pd.Timestamp(request.as_of)
     raw = read_checked_tables(spark, find_table_uris(spark, request.data_dir))
     loans_rows = raw["loans"].count() if "loans" in raw else 0
