@@ -245,6 +245,19 @@ class SlicedValidation:
         for i, problem in enumerate(_key_rules(frames), start=1):
             self._add(self._found, (len(TABLE_NAMES), i), [problem])
 
+    def book_unique(self, name: str, column: str, typed: pd.Series, raw_cells) -> None:
+        """``column`` unique across the whole table, checked once on its typed values (indexed
+        by row number) when the table was validated in slices: replaces what the slices found
+        of the rule. ``raw_cells(rows)`` gives the cells as in the file, for the examples."""
+        order = (TABLE_NAMES.index(name), 0)
+        self._found.pop((*order, name, column, "unique", ""), None)
+        dup = typed.notna() & typed.duplicated(keep=False)
+        if not dup.any():
+            return
+        rows = np.sort(typed.index[dup.to_numpy()].to_numpy())
+        examples = _examples(raw_cells(rows[:MAX_EXAMPLES]))
+        self._add(self._found, order, [Problem(name, column, "unique", int(dup.sum()), examples)])
+
     def finish(self) -> ValidationReport:
         failures = _merged(self._found)
         if failures:

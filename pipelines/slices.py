@@ -9,9 +9,11 @@ validation report as ``pipelines.io.read_contract``, without holding the event t
    table, an optional one read as absent; a file that cannot be read gets
    ``read_table_file``'s error). CSV files are converted once (per run) to Parquet, every
    column as text, streamed.
-2. The loans table is read and validated whole: the book context (VIP bar, BG/NBD, book median
-   rates) needs every loan, a repayment's customer is its loan's, and ``loan_id`` is unique
-   across the book. It is the smallest of the event tables (1.5M rows at 1M customers).
+2. The loans table is validated per slice like the others (``loan_id`` unique across the book,
+   the one rule that spans customers, is checked once on the typed ids: ``book_unique``), and
+   its typed slices are gathered back into the whole typed loans table: the book context (VIP
+   bar, BG/NBD, book median rates) needs every loan. It is the smallest of the event tables
+   (1.5M rows at 1M customers); its raw text is never held whole.
 3. Every customer id of the book (stripped as validation strips them) is collected, sorted, and
    cut into slices of ``features.chunk_customers`` exactly as ``iter_feature_table`` cuts them.
 4. One streaming pass per other table writes each row into its slice's Parquet file, with its
@@ -151,28 +153,27 @@ def read_contract_sliced(
             if source is not None:
                 sources[name] = source
         check = SlicedValidation(tuple(sources), end, cutoff)
-        loans = check.table(LOANS, _read_all(sources[LOANS]))
-        check.loan_rules(loans)
-        others = tuple(n for n in TABLE_NAMES if n in sources and n != LOANS)
-        ids = _book_ids(loans, {n: sources[n] for n in others if n != REPAYMENTS})
+        names = tuple(n for n in TABLE_NAMES if n in sources)  # loans first
+        others = names[1:]
+        ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS})
         n_slices = slice_count(len(ids), chunk_customers)
         sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
         bounds = np.cumsum([0, *sizes])
-        loan_slice = _slice_of(ids.get_indexer(loans[CUSTOMER_ID]), bounds)
-        owner = _loan_owners(loans, loan_slice)
+        owner = _loan_owners(sources[LOANS], ids, bounds)
         schemas = {
-            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw")
-            for name in others
+            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw") for name in names
         }
         log.info("%d customers in %d slices", len(ids), n_slices)
         known, ends, firsts = [], [], []
         for k in range(n_slices):
-            part = {LOANS: loans[loan_slice == k]}
-            for name in others:
+            part = {}
+            for name in names:
                 raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
                 rows = pd.Index(raw[ROW].to_numpy())
                 part[name] = check.table(name, raw.drop(columns=ROW), rows)
             check.keys(part)
+            loans_k = part[LOANS]
+            _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "loans" / f"{k}")
             if check.failed:
                 continue  # keep checking for the report; nothing else needs the slice
             tables = Tables(**part)
@@ -180,9 +181,14 @@ def read_contract_sliced(
             ends.append(tables_end(tables))
             firsts += event_first_dates(tables)
             _save_slice(part, others, tmp / "typed" / str(k))
+        loans, loan_slice = _whole_loans(tmp / "loans", n_slices)
+        check.loan_rules(loans)
+        if LOAN_ID in loans:  # unique across customers: the one rule no slice sees whole
+            raw_ids = lambda rows: _raw_cells(sources[LOANS], LOAN_ID, rows)  # noqa: E731
+            check.book_unique(LOANS, LOAN_ID, loans[LOAN_ID], raw_ids)
         report = check.finish()
         yield SlicedBook(
-            loans=loans,
+            loans=loans.reset_index(drop=True),
             ids=ids,
             bounds=bounds,
             known_day=np.concatenate(known) if known else np.empty(0, np.int64),
@@ -193,6 +199,35 @@ def read_contract_sliced(
             loan_slice=loan_slice,
             event_firsts=tuple(firsts),
         )
+
+
+def _whole_loans(folder: Path, n_slices: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The typed loans of every slice, back in file order (index: row numbers), and each
+    loan's slice."""
+    parts, slices = [], []
+    for k in range(n_slices):
+        part = _read_typed(folder / f"{k}.parquet")
+        parts.append(part)
+        slices.append(np.full(len(part), k, dtype=np.int64))
+    loans = pd.concat(parts, ignore_index=True)
+    del parts
+    order = np.argsort(loans[ROW].to_numpy(), kind="stable")
+    loans = loans.take(order).set_index(ROW).rename_axis("row")
+    return loans, np.concatenate(slices)[order]
+
+
+def _raw_cells(path: Path, column: str, rows: np.ndarray) -> pd.Series:
+    """A column's cells as they are in the file at ``rows`` (numbered from 1)."""
+    wanted, found, start = set(rows.tolist()), {}, 1
+    for batch in _batches(path, [column]):
+        cells = batch.column(0).to_pandas()
+        numbers = np.arange(start, start + len(cells))
+        hit = np.isin(numbers, rows)
+        found.update(zip(numbers[hit].tolist(), cells[hit].tolist(), strict=True))
+        start += len(cells)
+        if wanted <= found.keys():
+            break
+    return pd.Series([found[r] for r in rows], index=pd.Index(rows, name="row"), dtype=object)
 
 
 def _source(name: str, path: Path, tmp: Path) -> Path | None:
@@ -272,19 +307,17 @@ def _schema(path: Path) -> pa.Schema:
     return schema.remove_metadata()
 
 
-def _read_all(path: Path) -> pd.DataFrame:
-    return pa.Table.from_batches(list(_batches(path)), schema=_schema(path)).to_pandas()
-
-
-def _book_ids(loans: pd.DataFrame, sources: dict[str, Path]) -> pd.Index:
+def _book_ids(sources: dict[str, Path]) -> pd.Index:
     """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables."""
-    found = [loans[CUSTOMER_ID].dropna().unique()]
+    found = []
     for path in sources.values():
         if CUSTOMER_ID not in _schema(path).names:
             continue
         for batch in _batches(path, [CUSTOMER_ID]):
             distinct = _distinct(batch.column(0))[1]
             found.append(distinct[distinct.notna()].to_numpy())
+    if not found:
+        return pd.Index([], dtype=object)
     ids = pd.unique(np.concatenate(found).astype(object))
     return pd.Index(np.sort(ids.astype(str)).astype(object))
 
@@ -316,9 +349,22 @@ def _slice_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.maximum(np.searchsorted(bounds, positions, side="right") - 1, 0)
 
 
-def _loan_owners(loans: pd.DataFrame, loan_slice: np.ndarray) -> pd.Series:
-    """loan_id -> its first row's slice: where its repayments go (unique index)."""
-    owner = pd.Series(loan_slice, index=loans[LOAN_ID].to_numpy())
+def _loan_owners(path: Path, ids: pd.Index, bounds: np.ndarray) -> pd.Series:
+    """Stripped loan_id -> the slice of its first row's customer: where its repayments go
+    (unique index)."""
+    names = _schema(path).names
+    if LOAN_ID not in names:
+        return pd.Series([], dtype=np.int64)
+    keys, slices = [], []
+    columns = [LOAN_ID, CUSTOMER_ID] if CUSTOMER_ID in names else [LOAN_ID]
+    for batch in _batches(path, columns):
+        codes, distinct = _distinct(batch.column(0))
+        keys.append(np.append(distinct.to_numpy(dtype=object), np.nan)[codes])
+        where = np.full(batch.num_rows, -1)
+        if CUSTOMER_ID in names:
+            where = _positions(batch.column(1), ids)
+        slices.append(_slice_of(where, bounds))
+    owner = pd.Series(np.concatenate(slices), index=np.concatenate(keys))
     return owner[~owner.index.duplicated(keep="first") & owner.index.notna()]
 
 
@@ -379,9 +425,14 @@ def _read_typed(path: Path) -> pd.DataFrame:
 
 
 def _save_slice(part: dict[str, pd.DataFrame], names: tuple[str, ...], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        part[name].to_parquet(out / f"{name}.parquet", index=False, compression=CACHE_COMPRESSION)
+        _save_frame(part[name], out / name)
+
+
+def _save_frame(frame: pd.DataFrame, out: Path) -> None:
+    """``out``.parquet, written for this run only (fast compression)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out.with_suffix(".parquet"), index=False, compression=CACHE_COMPRESSION)
 
 
 def _known_days(tables: Tables, size: int) -> np.ndarray:
