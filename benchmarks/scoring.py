@@ -42,6 +42,7 @@ AS_OF = "2022-12-31"  # the last day of a 3-year world starting 2020-01-01
 BIN = Path(sys.executable).parent
 STAGES = ("generate", "validate", "features", "train", "evaluate")
 console = Console(width=200)
+WORKDIR: Path | None = None  # --workdir, passed on to the child processes
 
 
 def _env(project: Path) -> dict:
@@ -65,7 +66,8 @@ def _process(cmd: list, cwd: Path, env: dict) -> tuple[str, float, float]:
 
 def run_child(*args: str) -> dict:
     """This script with ``args`` in a new process; its JSON answer plus seconds and peak RSS."""
-    out, seconds, peak = _process([sys.executable, __file__, *args], ROOT, dict(os.environ))
+    where = ["--workdir", str(WORKDIR)] if WORKDIR is not None else []
+    out, seconds, peak = _process([sys.executable, __file__, *where, *args], ROOT, dict(os.environ))
     answer = json.loads(out.strip().splitlines()[-1])
     return {**answer, "process_s": round(seconds, 1), "peak_gb": round(peak, 2)}
 
@@ -283,6 +285,8 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = args.workdir.resolve()
+    global WORKDIR
+    WORKDIR = workdir
     if args.child:
         kind, *rest = args.child
         steps = {

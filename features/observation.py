@@ -35,13 +35,19 @@ def _first_date(df: pd.DataFrame, table: str) -> pd.Timestamp | None:
     return min(found).normalize() if found else None
 
 
-def infer_data_start(tables: Tables) -> pd.Timestamp:
-    """The earliest date of the event tables (repayments, interactions, surveys) when any is
-    present with a date, else the earliest origination."""
+def event_first_dates(tables: Tables) -> list[pd.Timestamp]:
+    """The first date of each event table (repayments, interactions, surveys) present with a
+    date; the minimum over slices of customers is the whole book's (pipelines/slices.py)."""
     events = [tables.get(name) for name in EVENT_TABLES]
     firsts = [_first_date(df, name) for name, df in zip(EVENT_TABLES, events, strict=True)
               if df is not None and len(df)]  # fmt: skip
-    firsts = [d for d in firsts if d is not None]
+    return [d for d in firsts if d is not None]
+
+
+def infer_data_start(tables: Tables) -> pd.Timestamp:
+    """The earliest date of the event tables (repayments, interactions, surveys) when any is
+    present with a date, else the earliest origination."""
+    firsts = event_first_dates(tables)
     if firsts:
         return min(firsts)
     return pd.Timestamp(tables.loans[ORIGINATION_DATE].min()).normalize()
@@ -97,6 +103,6 @@ def observation_start(tables: Tables, given: pd.Timestamp | None) -> pd.Timestam
 
 
 __all__ = [
-    "EVENT_TABLES", "infer_data_start", "left_truncation", "observation_report",
-    "observation_start",
+    "EVENT_TABLES", "event_first_dates", "infer_data_start", "left_truncation",
+    "observation_report", "observation_start",
 ]  # fmt: skip

@@ -13,14 +13,31 @@ does, so ``ContractError`` names table, column, rule and up to five rows as on o
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES
-from features.validation import SlicedValidation, ValidationReport
+from features.contract import (
+    CONTRACT,
+    CUSTOMER_ID,
+    LOAN_ID,
+    LOANS,
+    REPAYMENTS,
+    TABLE_NAMES,
+    Tables,
+    data_end,
+    date_columns,
+)
+from features.observation import event_first_dates
+from features.snapshots import build_universe
+from features.validation import ContractError, SlicedValidation, ValidationReport, file_problem
+from features.windows import day_numbers
 
+log = logging.getLogger(__name__)
 ROW, TABLE, BUCKET = "_row", "_table", "_bucket"
 # the characters Python's str.strip() removes (validation strips ids that way)
 _SPACE = r"[\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -44,15 +61,57 @@ _PROBLEMS = T.StructType(
 
 def read_raw_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, DataFrame]:
     """Each table as Spark reads it: ``NAME.csv`` with every cell as text (header, empty = null),
-    anything else as Parquet (a file or a directory); plus its row number in the file (ROW)."""
+    anything else as Parquet (a file or a directory); plus its row number in the file (ROW).
+
+    Parquet timestamps in nanoseconds (pandas' default), which Spark cannot read as timestamps,
+    are read as their INT64 count (``spark.sql.legacy.parquet.nanosAsLong``) and turned back
+    into timestamps (to the microsecond, Spark's precision): a contract date column stored as
+    INT64 is read as nanoseconds since 1970."""
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
     raw = {}
     for name, uri in uris.items():
         if str(uri).lower().endswith(".csv"):
             frame = spark.read.csv(str(uri), header=True, inferSchema=False, encoding="UTF-8")
         else:
-            frame = spark.read.parquet(str(uri))
+            frame = _from_nanos(name, spark.read.parquet(str(uri)))
         raw[name] = _numbered(frame)
     return raw
+
+
+def read_checked_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, DataFrame]:
+    """``read_raw_tables`` with the file checks of ``pipelines.io.load_raw_tables``: a file Spark
+    cannot read, or a required table without rows, is a ``ContractError`` naming it; an optional
+    table without rows is read as absent (a warning)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    raw = {}
+    for name, uri in uris.items():
+        kind = "CSV" if str(uri).lower().endswith(".csv") else "Parquet"
+        try:
+            frame = read_raw_tables(spark, {name: uri})[name]
+            empty = frame.limit(1).count() == 0
+        except (PySparkException, Py4JJavaError) as err:
+            detail = f"{uri} cannot be read as {kind}: {str(err).splitlines()[0][:200]}"
+            raise ContractError([file_problem(name, f"readable {kind}", detail)]) from err
+        if empty:
+            columns = ", ".join(c for c in frame.columns if c != ROW)
+            if CONTRACT[name].required:
+                detail = f"{uri} has no data rows (header only: {columns})"
+                raise ContractError([file_problem(name, "required table has rows", detail)])
+            log.warning("%s has no data rows: table %s read as absent", uri, name)
+            continue
+        raw[name] = frame
+    return raw
+
+
+def _from_nanos(name: str, frame: DataFrame) -> DataFrame:
+    """The contract's date columns that Spark read as INT64 (nanoseconds) as timestamps."""
+    longs = {f.name for f in frame.schema.fields if isinstance(f.dataType, T.LongType)}
+    for column in (c for c in date_columns(name) if c in longs):
+        micros = F.floor(F.col(column) / 1000).cast("long")
+        frame = frame.withColumn(column, F.timestamp_micros(micros))
+    return frame
 
 
 def _numbered(frame: DataFrame) -> DataFrame:
@@ -79,14 +138,74 @@ def _key(column: str):
     return F.when(text != "", text)
 
 
+@dataclass(frozen=True)
+class RawBook:
+    """What the driver learns from validating the raw tables on the executors: the report, and a
+    few figures of the whole book (never a table)."""
+
+    report: ValidationReport
+    event_firsts: tuple[pd.Timestamp, ...]  # each event table's first date, per bucket
+    known: int  # customers known at ``as_of`` (0 without one)
+    customers: int  # customers in the data
+    end: pd.Timestamp | None  # the latest date in any table (features.contract.data_end)
+
+    def observation_start(self, given: pd.Timestamp | None, first_origination) -> pd.Timestamp:
+        """data.start as set, else the first event date, else ``first_origination()``."""
+        if given is not None:
+            return given
+        return min(self.event_firsts) if self.event_firsts else first_origination()
+
+
 def check_contract(
-    raw: dict[str, DataFrame], end: pd.Timestamp | None = None, buckets: int = 8
+    raw: dict[str, DataFrame],
+    end: pd.Timestamp | None = None,
+    buckets: int = 8,
+    cutoff: pd.Timestamp | None = None,
 ) -> ValidationReport:
     """Validate the raw tables on the executors; the report, or ``ContractError``."""
+    return check_book(raw, end, cutoff, None, buckets).report
+
+
+def check_book(
+    raw: dict[str, DataFrame],
+    end: pd.Timestamp | None,
+    cutoff: pd.Timestamp | None,
+    as_of: pd.Timestamp | None,
+    buckets: int = 8,
+) -> RawBook:
+    """``check_contract`` plus the book's figures at ``as_of`` (``RawBook``); ``end`` and
+    ``cutoff`` as ``features.validation.validate_tables``'."""
     present = tuple(n for n in TABLE_NAMES if n in raw)
-    check = SlicedValidation(present, end)
+    check = SlicedValidation(present, end, cutoff)
     if LOANS not in raw:
-        return check.finish()  # raises: the loans table is missing
+        check.finish()  # raises: the loans table is missing
+    long, columns = long_frame(raw, buckets)
+    body = _bucket_check(present, columns, end, cutoff, as_of)
+    rows = long.groupBy(BUCKET).applyInPandas(body, _PROBLEMS)
+    collected = sorted(rows.collect(), key=lambda r: (r["bucket"], r["seq"]))
+    stats = [tuple(r)[:10] for r in collected if r["kind"] == "stat"]
+    check.absorb([tuple(r)[:10] for r in collected if r["kind"] != "stat"])
+    check.absorb(_unique_loan_ids(raw[LOANS]))
+    latest = [pd.Timestamp(r[6]) for r in stats if r[3] == "latest"]
+    check.latest = max(latest) if latest else None
+    report = check.finish()
+    ends = [pd.Timestamp(r[6]) for r in stats if r[3] == "end"]
+    return RawBook(
+        report=report,
+        event_firsts=tuple(pd.Timestamp(r[6]) for r in stats if r[3] == "first"),
+        known=sum(int(r[7]) for r in stats if r[3] == "known"),
+        customers=sum(int(r[7]) for r in stats if r[3] == "customers"),
+        end=max(ends) if ends else None,
+    )
+
+
+def long_frame(
+    raw: dict[str, DataFrame], buckets: int, loan_extra: DataFrame | None = None
+) -> tuple[DataFrame, dict[str, list[str]]]:
+    """Every raw table in one frame, each row tagged with its table (TABLE) and the bucket of its
+    customer (BUCKET; repayments: their loan's customer's); ids as text. ``loan_extra``
+    (``_loan``: the stripped loan id, and more columns) is joined onto the loans rows. Also each
+    table's own columns."""
     columns = {name: [c for c in df.columns if c != ROW] for name, df in raw.items()}
     bucket = F.pmod(F.xxhash64(F.col("_customer")), F.lit(buckets))
     loans = raw[LOANS]
@@ -117,38 +236,79 @@ def check_contract(
             text = text.withColumn("_customer", _key(CUSTOMER_ID))
         else:
             text = text.withColumn("_customer", F.lit(None).cast("string"))
+        if name == LOANS and loan_extra is not None:
+            keyed = text.withColumn(
+                "_loan", _key(LOAN_ID) if LOAN_ID in df.columns else F.lit(None)
+            )
+            text = keyed.join(loan_extra, "_loan", "left").drop("_loan")
         bucketed = text.withColumn(BUCKET, F.coalesce(bucket, F.lit(0)).cast("long"))
         parts.append(bucketed.drop("_customer").withColumn(TABLE, F.lit(name)))
     long = parts[0]
     for part in parts[1:]:
         long = long.unionByName(part, allowMissingColumns=True)
-    body = _bucket_check(present, columns, end)
-    rows = long.groupBy(BUCKET).applyInPandas(body, _PROBLEMS)
-    collected = sorted(rows.collect(), key=lambda r: (r["bucket"], r["seq"]))
-    check.absorb([tuple(r)[:10] for r in collected])
-    check.absorb(_unique_loan_ids(raw[LOANS]))
-    return check.finish()
+    return long, columns
 
 
-def _bucket_check(present: tuple[str, ...], columns: dict, end: pd.Timestamp | None):
-    """The applyInPandas body: one bucket's rows of every table in, its problems out."""
+def raw_frames(
+    long: pd.DataFrame, present: tuple[str, ...], columns: dict[str, list[str]]
+) -> dict[str, tuple[pd.DataFrame, pd.Index, pd.DataFrame]]:
+    """One bucket's long frame split back into each table's raw rows in file order: (the raw
+    table, its row numbers in the file, the rows with every column of the long frame)."""
+    out = {}
+    for name in present:
+        rows = long[long[TABLE] == name].sort_values(ROW, kind="stable")
+        raw = rows[columns[name]].reset_index(drop=True)
+        out[name] = (raw, pd.Index(rows[ROW].to_numpy()), rows)
+    return out
+
+
+def _bucket_check(
+    present: tuple[str, ...],
+    columns: dict,
+    end: pd.Timestamp | None,
+    cutoff: pd.Timestamp | None,
+    as_of: pd.Timestamp | None,
+):
+    """The applyInPandas body: one bucket's rows of every table in, its problems (and, when
+    they pass, its figures: ``_stats``) out."""
 
     def run(long: pd.DataFrame) -> pd.DataFrame:
-        check = SlicedValidation(present, end)
+        check = SlicedValidation(present, end, cutoff)
         check._found.clear()  # the missing-table rule is the driver's
         frames = {}
-        for name in present:
-            rows = long[long[TABLE] == name].sort_values(ROW, kind="stable")
-            raw = rows[columns[name]].reset_index(drop=True)
-            frames[name] = check.table(name, raw, pd.Index(rows[ROW].to_numpy()))
+        for name, (raw, rows, _) in raw_frames(long, present, columns).items():
+            frames[name] = check.table(name, raw, rows)
         check.loan_rules(frames[LOANS])
         check.keys(frames)
         exported = [r for r in check.export() if r[3:6] != (LOANS, LOAN_ID, "unique")]
+        if not check.failed:
+            exported += _stats(frames, check.latest, as_of)
         bucket = int(long[BUCKET].iloc[0])
         out = pd.DataFrame(exported, columns=_PROBLEMS.fieldNames()[:10])
         return out.assign(bucket=bucket, seq=range(len(out)))
 
     return run
+
+
+def _stats(frames: dict, latest, as_of: pd.Timestamp | None) -> list[tuple]:
+    """A bucket's figures as problem-shaped rows (kind "stat"; the name in ``table``, a date in
+    ``detail``, a number in ``count``)."""
+    tables = Tables(**{n: f.reset_index(drop=True) for n, f in frames.items()})
+    out = [("stat", 0, 0, "first", "", "", f"{d:%Y-%m-%d}", 0, [], [])
+           for d in event_first_dates(tables)]  # fmt: skip
+    if latest is not None:
+        out.append(("stat", 0, 0, "latest", "", "", f"{latest:%Y-%m-%d}", 0, [], []))
+    if any(len(f) for f in frames.values()):
+        universe = build_universe(tables)
+        out.append(("stat", 0, 0, "customers", "", "", "", len(universe.ids), [], []))
+        if as_of is not None:
+            day = day_numbers(pd.DatetimeIndex([as_of]))[0]
+            known = int((universe.known_day <= day).sum())
+            out.append(("stat", 0, 0, "known", "", "", "", known, [], []))
+        last = data_end(tables)
+        if pd.notna(last):
+            out.append(("stat", 0, 0, "end", "", "", f"{last:%Y-%m-%d}", 0, [], []))
+    return out
 
 
 def _unique_loan_ids(loans: DataFrame) -> list[tuple]:

@@ -172,8 +172,7 @@ def validate_tables(
     if end is not None:
         warnings += _late_warnings(frames, end, f"dated after end {end:%Y-%m-%d}")
     elif cutoff is not None:
-        rule = f"future-dated: after {cutoff:%Y-%m-%d} (kept; not counted in the data's end)"
-        warnings += _late_warnings(frames, cutoff, rule)
+        warnings += _late_warnings(frames, cutoff, _future_rule(cutoff))
     for w in warnings:
         log.warning("%s.%s: %s (%d rows)", w.table, w.column, w.rule, w.count)
     counts = {
@@ -199,9 +198,14 @@ class SlicedValidation:
         self,
         present: Sequence[str],
         end: pd.Timestamp | None = None,
+        cutoff: pd.Timestamp | None = None,
         strategy_ids: Collection[str] | None = None,
     ) -> None:
         self.end = None if end is None else pd.Timestamp(end).normalize()
+        # as validate_tables: the future-dated rule applies only without ``end``
+        self.cutoff = (
+            None if cutoff is None or end is not None else pd.Timestamp(cutoff).normalize()
+        )
         self.strategy_ids = strategy_ids
         self._span: list[pd.Timestamp] = []  # first and last day of the tables seen (campaigns
         self._campaigns: list[pd.DataFrame] = []  # aside), and the campaign slices, for finish
@@ -223,14 +227,19 @@ class SlicedValidation:
             self._campaigns.append(typed)
         else:
             self._span.extend(_bounds({name: typed}) or ())
-        seen = [d for d in (self.latest, _latest_date({name: typed}, None)) if d is not None]
+        latest = _latest_date({name: typed}, self.cutoff)
+        seen = [d for d in (self.latest, latest) if d is not None]
         self.latest = max(seen) if seen else None
         order = (TABLE_NAMES.index(name), 0)
         self._add(self._found, order, failures)
         self._add(self._warned, order, warnings)
+        late_order = (len(TABLE_NAMES), TABLE_NAMES.index(name))
         if self.end is not None:
             late = _late_warnings({name: typed}, self.end, f"dated after end {self.end:%Y-%m-%d}")
-            self._add(self._warned, (len(TABLE_NAMES), TABLE_NAMES.index(name)), late)
+            self._add(self._warned, late_order, late)
+        elif self.cutoff is not None:
+            late = _late_warnings({name: typed}, self.cutoff, _future_rule(self.cutoff))
+            self._add(self._warned, late_order, late)
         count = self.counts.setdefault(name, {"rows_in": 0, "rows_out": 0})
         count["rows_in"] += len(raw)
         count["rows_out"] += len(typed)
@@ -249,6 +258,19 @@ class SlicedValidation:
         """The cross-table rules on one slice's typed tables (its loans included)."""
         for i, problem in enumerate(_key_rules(frames), start=1):
             self._add(self._found, (len(TABLE_NAMES), i), [problem])
+
+    def book_unique(self, name: str, column: str, typed: pd.Series, raw_cells) -> None:
+        """``column`` unique across the whole table, checked once on its typed values (indexed
+        by row number) when the table was validated in slices: replaces what the slices found
+        of the rule. ``raw_cells(rows)`` gives the cells as in the file, for the examples."""
+        order = (TABLE_NAMES.index(name), 0)
+        self._found.pop((*order, name, column, "unique", ""), None)
+        dup = typed.notna() & typed.duplicated(keep=False)
+        if not dup.any():
+            return
+        rows = np.sort(typed.index[dup.to_numpy()].to_numpy())
+        examples = _examples(raw_cells(rows[:MAX_EXAMPLES]))
+        self._add(self._found, order, [Problem(name, column, "unique", int(dup.sum()), examples)])
 
     def finish(self) -> ValidationReport:
         if self._campaigns:  # the campaign rules need the whole span: checked once, at the end
@@ -631,6 +653,10 @@ def _before_origination(table: str, df: pd.DataFrame, column: str, of: str) -> P
     origination = f" < {fc.ORIGINATION_DATE} " + bad[fc.ORIGINATION_DATE].dt.strftime("%Y-%m-%d")
     values = bad[column].dt.strftime("%Y-%m-%d") + origination
     return _problem(table, column, f"{column} >= {fc.ORIGINATION_DATE}{of}", values)
+
+
+def _future_rule(cutoff: pd.Timestamp) -> str:
+    return f"future-dated: after {cutoff:%Y-%m-%d} (kept; not counted in the data's end)"
 
 
 def _late_warnings(

@@ -262,7 +262,9 @@ class ExplainPolicy(StrEnum):
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Option(help="contract directory with the portfolio's tables")],
+    data: Annotated[
+        str, typer.Option(help="contract directory with the portfolio's tables (spark: a URI)")
+    ],
     as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: score customers known then")],
     out: Annotated[
         str, typer.Option(help="output .parquet or .csv file (spark: .parquet, also a URI)")
@@ -281,6 +283,10 @@ def score(
         ScoreEngine.pandas
     ),
     master: Annotated[str, typer.Option(help="Spark master URL (--engine spark)")] = "local[*]",
+    conf: Annotated[
+        list[str] | None,
+        typer.Option(help="a Spark setting KEY=VALUE (--engine spark; repeat for more)"),
+    ] = None,
     explain: Annotated[
         ExplainPolicy | None,
         typer.Option(help="who gets TreeSHAP reasons (default: params score.explain)"),
@@ -308,12 +314,13 @@ def score(
     cfg = _config(params)
     uris = {"churn_model": churn_model, "tier_model": tier_model}
     request = stage.ScoreRequest(
-        data_dir=data,
+        data_dir=data if stage.is_uri(data) else Path(data),
         as_of=_as_of_date(as_of),
         out=out,
         **{option: uri for option, uri in uris.items() if uri is not None},
         engine=engine.value,
         master=master,
+        spark_conf=stage.parse_conf(conf or []),
         explain=explain.value if explain else None,
         overwrite=overwrite,
         monitor=monitor,

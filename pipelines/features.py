@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import build_feature_table, iter_feature_table
+from features.build import iter_feature_table
 from features.contract import Tables, data_end
 from features.observation import observation_start
-from features.snapshots import count_known, snapshot_dates
+from features.snapshots import snapshot_dates
 from features.summary import FeatureSummary
 from pipelines.config import Config
 from pipelines.io import (
@@ -23,11 +23,10 @@ from pipelines.io import (
     check_output,
     load_json,
     load_tables,
-    read_contract,
-    save_frame,
     save_frame_chunks,
     save_json,
 )
+from pipelines.slices import iter_slice_features, read_contract_sliced
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +94,20 @@ def run(cfg: Config) -> Path:
 
 
 def run_as_of(cfg: Config, data_dir: Path, as_of: pd.Timestamp, out: Path, overwrite: bool) -> Path:
-    """Feature rows of every customer known at ``as_of`` (labels omitted) into ``out``.
+    """Feature rows of every customer known at ``as_of`` (labels omitted) into ``out``, read,
+    validated and built one slice of ``features.chunk_customers`` customers at a time.
 
     Refused before any work: an --out that exists (without ``overwrite``) or that is not
     .parquet or .csv; after validation, a date at which no customer is known (exit 2).
     """
     check_output(out, overwrite)
-    tables, _ = read_contract(data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff())
-    if count_known(tables, as_of)[0] == 0:
-        raise BadRequestError(f"no customer is known at {as_of:%Y-%m-%d} in {data_dir}")
-    start = observation_start(tables, cfg.data.start)  # windows before it are NaN, as in training
-    rows = build_feature_table(
-        tables, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features, observed_from=start
-    )
-    return save_frame(rows, out, overwrite=overwrite)
+    with read_contract_sliced(
+        data_dir, cfg.features.chunk_customers, cfg.data.end, cfg.data.future_cutoff()
+    ) as book:
+        if book.count_known(as_of)[0] == 0:
+            raise BadRequestError(f"no customer is known at {as_of:%Y-%m-%d} in {data_dir}")
+        start = book.observation_start(cfg.data.start)  # windows before it are NaN, as in training
+        rows = iter_slice_features(
+            book, pd.DatetimeIndex([as_of]), cfg.defs, cfg.features, observed_from=start
+        )
+        return save_frame_chunks(rows, out, overwrite=overwrite)

@@ -247,22 +247,30 @@ def find_table_files(data_dir: Path | str) -> dict[str, Path]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory {data_dir} does not exist")
-    found, problems = {}, []
-    for name in TABLE_NAMES:
-        paths = [
+    paths = {
+        name: [
             data_dir / f"{name}{s}" for s in TABLE_SUFFIXES if (data_dir / f"{name}{s}").is_file()
         ]
-        if len(paths) > 1:
-            names = " and ".join(p.name for p in paths)
+        for name in TABLE_NAMES
+    }
+    return _one_file_each(paths, lambda p: p.stat().st_size, str(data_dir))
+
+
+def _one_file_each(paths: dict[str, list], size: Callable[[Any], int], where: str) -> dict:
+    """The one file of each table found (``paths``: table -> its candidate files); raises one
+    ``ContractError`` naming every table with two files or an empty (0-byte) one."""
+    found, problems = {}, []
+    for name, candidates in paths.items():
+        if len(candidates) > 1:
+            names = " and ".join(str(p).rsplit("/", 1)[-1] for p in candidates)
             problems.append(
-                _file_problem(name, "one file per table", f"both {names} in {data_dir}; keep one")
+                _file_problem(name, "one file per table", f"both {names} in {where}; keep one")
             )
-        elif paths and paths[0].stat().st_size == 0:
-            problems.append(
-                _file_problem(name, "file not empty", f"{paths[0]} is empty (0 bytes, no header)")
-            )
-        elif paths:
-            found[name] = paths[0]
+        elif candidates and size(candidates[0]) == 0:
+            detail = f"{candidates[0]} is empty (0 bytes, no header)"
+            problems.append(_file_problem(name, "file not empty", detail))
+        elif candidates:
+            found[name] = candidates[0]
     if problems:
         raise _contract_error(problems)
     return found
@@ -274,7 +282,10 @@ def read_table_file(path: Path, name: str) -> pd.DataFrame:
     of the other tables' keys)."""
     try:
         df = _read_table(path, name)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowException, OSError) as err:
+    except (
+        pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowException, OSError,
+        UnicodeDecodeError,  # a CSV that is not UTF-8
+    ) as err:  # fmt: skip
         kind = "CSV" if path.suffix == ".csv" else "Parquet"
         detail = f"{path} cannot be read as {kind}: {str(err).splitlines()[0][:200]}"
         raise _contract_error([_file_problem(name, f"readable {kind}", detail)]) from err
@@ -392,6 +403,37 @@ def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
     target = jvm.org.apache.hadoop.fs.Path(path)
     return target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
+
+
+def find_table_uris(spark: SparkSession, data: str | Path) -> dict[str, str]:
+    """``find_table_files`` for any file system Spark reads (``hdfs://``, ``s3a://``, a local
+    path): table name -> URI of ``NAME.parquet`` (a file or a directory) or ``NAME.csv``. The
+    same problems, every one at once: no such directory, two files for a table, a 0-byte file."""
+    if not is_uri(data):
+        # absolute: Spark resolves a relative path against its JVM's start directory
+        return {name: str(path.resolve()) for name, path in find_table_files(data).items()}
+    base = str(data).rstrip("/")
+    fs, jvm = _hadoop_fs(spark, base)
+    if not fs.exists(jvm.org.apache.hadoop.fs.Path(base)):
+        raise FileNotFoundError(f"data directory {base} does not exist")
+    hpath = jvm.org.apache.hadoop.fs.Path
+    paths = {
+        name: [u for u in (f"{base}/{name}{s}" for s in TABLE_SUFFIXES) if fs.exists(hpath(u))]
+        for name in TABLE_NAMES
+    }
+
+    def size(uri: str) -> int:  # a Parquet directory counts as non-empty
+        status = fs.getFileStatus(hpath(uri))
+        return status.getLen() if status.isFile() else 1
+
+    return _one_file_each(paths, size, base)
+
+
+def is_uri(path: str | Path) -> bool:
+    """``hdfs://…``, ``file:/…``, ``s3a://…`` (a one-letter scheme would be a Windows drive)."""
+    from urllib.parse import urlparse
+
+    return len(urlparse(str(path)).scheme) > 1
 
 
 def write_parquet_atomic(df: SparkFrame, path: str | Path, overwrite: bool = False) -> str:

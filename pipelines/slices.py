@@ -1,20 +1,29 @@
 """A contract directory read one slice of customers at a time: memory bounded by the slice.
 
 ``read_contract_sliced`` gives the same typed tables, the same ``ContractError`` and the same
-validation report as ``pipelines.io.read_contract``, without holding the event tables whole:
+validation report as ``pipelines.io.read_contract``, without holding the event tables whole
+(`tierwise score` and `tierwise features --as-of` read their data this way):
 
-1. CSV files are converted once (per run) to Parquet, every column as text, streamed.
-2. The loans table is read and validated whole: the book context (VIP bar, BG/NBD, book median
-   rates) needs every loan, a repayment's customer is its loan's, and ``loan_id`` is unique
-   across the book. It is the smallest of the event tables (1.5M rows at 1M customers).
+1. The files are found and checked as ``pipelines.io`` does (``find_table_files``: missing
+   directory, two files for a table, zero bytes; a header-only file: an error for a required
+   table, an optional one read as absent; a file that cannot be read gets
+   ``read_table_file``'s error). CSV files are converted once (per run) to Parquet, every
+   column as text, streamed.
+2. The loans table is validated per slice like the others (``loan_id`` unique across the book,
+   the one rule that spans customers, is checked once on the typed ids: ``book_unique``), and
+   its typed slices are gathered back into the whole typed loans table: the book context (VIP
+   bar, BG/NBD, book median rates) needs every loan. It is the smallest of the event tables
+   (1.5M rows at 1M customers); its raw text is never held whole.
 3. Every customer id of the book (stripped as validation strips them) is collected, sorted, and
    cut into slices of ``features.chunk_customers`` exactly as ``iter_feature_table`` cuts them.
 4. One streaming pass per other table writes each row into its slice's Parquet file, with its
    row number in the file (repayments go to their loan's customer's slice; a row whose customer
    or loan is unknown goes to slice 0, where the key rules name it).
-5. Each slice is validated (``features.validation.SlicedValidation``: the per-table rules and the
-   cross-table key rules, all of which hold within one customer's rows) and written typed; the
-   error, if any, is raised when every slice is checked: before any feature is built.
+5. Each slice is validated (``features.validation.SlicedValidation``: the per-table rules, the
+   cross-table key rules, all of which hold within one customer's rows, and the future-dated
+   rule) and written typed; the error, if any, is raised when every slice is checked: before
+   any feature is built. The first event dates are kept for the observation window
+   (``SlicedBook.observation_start``: data.start, as ``features.observation`` infers it).
 
 Then ``SlicedBook.slice(k)`` reads slice k's typed tables back; ``iter_slice_features`` builds
 the features slice by slice with the whole book's context, equal to ``iter_feature_table``.
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +51,11 @@ from features.build import build_feature_table, slice_count
 from features.context import build_book_context
 from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES, Tables
 from features.contract import data_end as tables_end
+from features.observation import event_first_dates, infer_data_start
 from features.snapshots import build_universe
 from features.spec import Definitions, FeatureSpec
 from features.windows import day_numbers
-from pipelines.io import find_table_files, load_raw_tables
+from pipelines.io import find_table_files, load_raw_tables, read_table_file
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,7 @@ class SlicedBook:
     directory: Path  # typed slices: {k}/{table}.parquet
     others: tuple[str, ...]  # the present tables besides loans
     loan_slice: np.ndarray  # each loan's slice
+    event_firsts: tuple[pd.Timestamp, ...] = ()  # each event table's first date, per slice
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
@@ -86,6 +97,15 @@ class SlicedBook:
         day = day_numbers(pd.DatetimeIndex([as_of]))[0]
         return int((self.known_day <= day).sum()), len(self.ids)
 
+    def observation_start(self, given: pd.Timestamp | None) -> pd.Timestamp:
+        """As ``features.observation.observation_start`` on the whole tables: data.start as
+        set, else the first event date, else the first origination."""
+        if given is not None:
+            return given
+        if self.event_firsts:
+            return min(self.event_firsts)
+        return infer_data_start(Tables(loans=self.loans))
+
 
 def iter_slice_features(
     book: SlicedBook,
@@ -93,13 +113,19 @@ def iter_slice_features(
     defs: Definitions,
     spec: FeatureSpec,
     data_end: pd.Timestamp | None = None,
+    observed_from: pd.Timestamp | None = None,
+    watch: Callable[[Tables], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice."""
+    """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice.
+    ``watch`` sees each slice's typed tables (the monitor's table volumes count them)."""
     dates = pd.DatetimeIndex(as_of_dates)
     context = build_book_context(book.loans, day_numbers(dates), defs, spec)
     for k in range(len(book)):
         log.info("customer slice %d of %d", k + 1, len(book))
-        yield build_feature_table(book.slice(k), dates, defs, spec, data_end, context)
+        tables = book.slice(k)
+        if watch is not None:
+            watch(tables)
+        yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
 
 
 @contextmanager
@@ -107,10 +133,11 @@ def read_contract_sliced(
     data_dir: Path | str,
     chunk_customers: int | None,
     end: pd.Timestamp | None = None,
+    cutoff: pd.Timestamp | None = None,
     strategy_ids: Collection[str] | None = None,
 ) -> Iterator[SlicedBook]:
-    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers (``strategy_ids``:
-    as ``read_contract``'s).
+    """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers; ``end``,
+    ``cutoff`` and ``strategy_ids`` as ``read_contract``'s.
 
     Raises ``ContractError`` (features.validation) before the ``with`` body runs.
     """
@@ -118,42 +145,52 @@ def read_contract_sliced(
 
     files = find_table_files(data_dir)
     if LOANS not in files:  # nothing to slice by: the whole-table report names what is missing
-        validate_tables(load_raw_tables(data_dir), end=end, strategy_ids=strategy_ids)
+        validate_tables(load_raw_tables(data_dir), end=end, cutoff=cutoff,
+                        strategy_ids=strategy_ids)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tierwise-slices-") as tmp:
         tmp = Path(tmp)
-        sources = {name: _as_parquet(name, path, tmp / "csv") for name, path in files.items()}
-        check = SlicedValidation(tuple(sources), end, strategy_ids)
-        loans = check.table(LOANS, _read_all(sources[LOANS]))
-        check.loan_rules(loans)
-        others = tuple(n for n in TABLE_NAMES if n in sources and n != LOANS)
-        ids = _book_ids(loans, {n: sources[n] for n in others if n != REPAYMENTS})
+        sources = {}
+        for name, path in files.items():  # in TABLE_NAMES order: the first bad file is named
+            source = _source(name, path, tmp / "csv")
+            if source is not None:
+                sources[name] = source
+        check = SlicedValidation(tuple(sources), end, cutoff, strategy_ids)
+        names = tuple(n for n in TABLE_NAMES if n in sources)  # loans first
+        others = names[1:]
+        ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS})
         n_slices = slice_count(len(ids), chunk_customers)
         sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
         bounds = np.cumsum([0, *sizes])
-        loan_slice = _slice_of(ids.get_indexer(loans[CUSTOMER_ID]), bounds)
-        owner = _loan_owners(loans, loan_slice)
+        owner = _loan_owners(sources[LOANS], ids, bounds)
         schemas = {
-            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw")
-            for name in others
+            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw") for name in names
         }
         log.info("%d customers in %d slices", len(ids), n_slices)
-        known, ends = [], []
+        known, ends, firsts = [], [], []
         for k in range(n_slices):
-            part = {LOANS: loans[loan_slice == k]}
-            for name in others:
+            part = {}
+            for name in names:
                 raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
                 rows = pd.Index(raw[ROW].to_numpy())
                 part[name] = check.table(name, raw.drop(columns=ROW), rows)
             check.keys(part)
+            loans_k = part[LOANS]
+            _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "loans" / f"{k}")
             if check.failed:
                 continue  # keep checking for the report; nothing else needs the slice
             tables = Tables(**part)
             known.append(_known_days(tables, sizes[k]))
             ends.append(tables_end(tables))
+            firsts += event_first_dates(tables)
             _save_slice(part, others, tmp / "typed" / str(k))
+        loans, loan_slice = _whole_loans(tmp / "loans", n_slices)
+        check.loan_rules(loans)
+        if LOAN_ID in loans:  # unique across customers: the one rule no slice sees whole
+            raw_ids = lambda rows: _raw_cells(sources[LOANS], LOAN_ID, rows)  # noqa: E731
+            check.book_unique(LOANS, LOAN_ID, loans[LOAN_ID], raw_ids)
         report = check.finish()
         yield SlicedBook(
-            loans=loans,
+            loans=loans.reset_index(drop=True),
             ids=ids,
             bounds=bounds,
             known_day=np.concatenate(known) if known else np.empty(0, np.int64),
@@ -162,7 +199,65 @@ def read_contract_sliced(
             directory=tmp / "typed",
             others=others,
             loan_slice=loan_slice,
+            event_firsts=tuple(firsts),
         )
+
+
+def _whole_loans(folder: Path, n_slices: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The typed loans of every slice, back in file order (index: row numbers), and each
+    loan's slice."""
+    parts, slices = [], []
+    for k in range(n_slices):
+        part = _read_typed(folder / f"{k}.parquet")
+        parts.append(part)
+        slices.append(np.full(len(part), k, dtype=np.int64))
+    loans = pd.concat(parts, ignore_index=True)
+    del parts
+    order = np.argsort(loans[ROW].to_numpy(), kind="stable")
+    loans = loans.take(order).set_index(ROW).rename_axis("row")
+    return loans, np.concatenate(slices)[order]
+
+
+def _raw_cells(path: Path, column: str, rows: np.ndarray) -> pd.Series:
+    """A column's cells as they are in the file at ``rows`` (numbered from 1)."""
+    wanted, found, start = set(rows.tolist()), {}, 1
+    for batch in _batches(path, [column]):
+        cells = batch.column(0).to_pandas()
+        numbers = np.arange(start, start + len(cells))
+        hit = np.isin(numbers, rows)
+        found.update(zip(numbers[hit].tolist(), cells[hit].tolist(), strict=True))
+        start += len(cells)
+        if wanted <= found.keys():
+            break
+    return pd.Series([found[r] for r in rows], index=pd.Index(rows, name="row"), dtype=object)
+
+
+def _source(name: str, path: Path, tmp: Path) -> Path | None:
+    """A table's file as Parquet to stream, checked as ``pipelines.io.load_raw_tables`` checks
+    it: a file pyarrow cannot read gets ``read_table_file``'s error (or, when pandas reads it
+    after all, is converted from what pandas read); a file without rows gets its error when the
+    table is required, and is read as absent (None, with a warning) when it is optional."""
+    try:
+        source = _as_parquet(name, path, tmp)
+        rows = _row_count(source)
+    except (pa.ArrowException, OSError, UnicodeError, ValueError) as err:
+        log.warning("%s: streaming it failed (%s); reading it with pandas", path, err)
+        frame = read_table_file(path, name)  # raises the ContractError of today's reader
+        source = tmp / f"{name}.pandas.parquet"
+        tmp.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(source, index=False)
+        rows = len(frame)
+    if rows == 0:
+        read_table_file(path, name)  # a required table: its ContractError
+        log.warning("%s has no data rows: table %s read as absent", path, name)
+        return None
+    return source
+
+
+def _row_count(path: Path) -> int:
+    if path.is_dir():
+        return pads.dataset(path, format="parquet").count_rows()
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _as_parquet(name: str, path: Path, tmp: Path) -> Path:
@@ -190,6 +285,7 @@ def _as_parquet(name: str, path: Path, tmp: Path) -> Path:
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """A Parquet file's (or directory's) rows in file order, in batches, without pandas'
     metadata (the pieces written from them carry none)."""
+    columns = _schema(path).names if columns is None else columns
     if path.is_dir():
         scanner = pads.dataset(path, format="parquet").scanner(
             columns=columns, batch_size=BATCH_ROWS, use_threads=False
@@ -202,24 +298,28 @@ def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.Record
 
 
 def _schema(path: Path) -> pa.Schema:
-    if path.is_dir():
-        return pads.dataset(path, format="parquet").schema.remove_metadata()
-    return pq.read_schema(path).remove_metadata()
+    """The file's columns as ``pandas.read_parquet`` gives them: a stored pandas index (named in
+    the pandas metadata) is not a column."""
+    schema = pads.dataset(path, format="parquet").schema if path.is_dir() else pq.read_schema(path)
+    index = set()
+    if schema.pandas_metadata:
+        index = {c for c in schema.pandas_metadata.get("index_columns", []) if isinstance(c, str)}
+    for column in index & set(schema.names):
+        schema = schema.remove(schema.get_field_index(column))
+    return schema.remove_metadata()
 
 
-def _read_all(path: Path) -> pd.DataFrame:
-    return pa.Table.from_batches(list(_batches(path)), schema=_schema(path)).to_pandas()
-
-
-def _book_ids(loans: pd.DataFrame, sources: dict[str, Path]) -> pd.Index:
+def _book_ids(sources: dict[str, Path]) -> pd.Index:
     """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables."""
-    found = [loans[CUSTOMER_ID].dropna().unique()]
+    found = []
     for path in sources.values():
         if CUSTOMER_ID not in _schema(path).names:
             continue
         for batch in _batches(path, [CUSTOMER_ID]):
             distinct = _distinct(batch.column(0))[1]
             found.append(distinct[distinct.notna()].to_numpy())
+    if not found:
+        return pd.Index([], dtype=object)
     ids = pd.unique(np.concatenate(found).astype(object))
     return pd.Index(np.sort(ids.astype(str)).astype(object))
 
@@ -251,9 +351,22 @@ def _slice_of(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.maximum(np.searchsorted(bounds, positions, side="right") - 1, 0)
 
 
-def _loan_owners(loans: pd.DataFrame, loan_slice: np.ndarray) -> pd.Series:
-    """loan_id -> its first row's slice: where its repayments go (unique index)."""
-    owner = pd.Series(loan_slice, index=loans[LOAN_ID].to_numpy())
+def _loan_owners(path: Path, ids: pd.Index, bounds: np.ndarray) -> pd.Series:
+    """Stripped loan_id -> the slice of its first row's customer: where its repayments go
+    (unique index)."""
+    names = _schema(path).names
+    if LOAN_ID not in names:
+        return pd.Series([], dtype=np.int64)
+    keys, slices = [], []
+    columns = [LOAN_ID, CUSTOMER_ID] if CUSTOMER_ID in names else [LOAN_ID]
+    for batch in _batches(path, columns):
+        codes, distinct = _distinct(batch.column(0))
+        keys.append(np.append(distinct.to_numpy(dtype=object), np.nan)[codes])
+        where = np.full(batch.num_rows, -1)
+        if CUSTOMER_ID in names:
+            where = _positions(batch.column(1), ids)
+        slices.append(_slice_of(where, bounds))
+    owner = pd.Series(np.concatenate(slices), index=np.concatenate(keys))
     return owner[~owner.index.duplicated(keep="first") & owner.index.notna()]
 
 
@@ -314,9 +427,14 @@ def _read_typed(path: Path) -> pd.DataFrame:
 
 
 def _save_slice(part: dict[str, pd.DataFrame], names: tuple[str, ...], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        part[name].to_parquet(out / f"{name}.parquet", index=False, compression=CACHE_COMPRESSION)
+        _save_frame(part[name], out / name)
+
+
+def _save_frame(frame: pd.DataFrame, out: Path) -> None:
+    """``out``.parquet, written for this run only (fast compression)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out.with_suffix(".parquet"), index=False, compression=CACHE_COMPRESSION)
 
 
 def _known_days(tables: Tables, size: int) -> np.ndarray:

@@ -552,3 +552,35 @@ def test_sliced_reading_checks_campaigns_like_the_whole_table(tmp_path):
     with pytest.raises(ContractError) as info, sliced_read:
         pass
     assert str(info.value) == str(whole)
+
+
+@pytest.mark.slow
+def test_spark_file_checks_and_book_figures_are_the_pandas_engines(spark, tmp_path):
+    """``read_checked_tables``: a header-only required table is the pandas engine's error, an
+    optional one is read as absent; ``check_book``'s figures are those of the whole tables."""
+    from features.contract import data_end
+    from features.observation import infer_data_start
+    from features.snapshots import count_known
+    from features.spark_validation import check_book, read_checked_tables
+    from pipelines.io import find_table_uris
+
+    frames = world(surveys=world()["surveys"].head(0))
+    write_csv(tmp_path, frames)
+    tables, report = validate_tables(load_raw_tables(tmp_path))
+    book = check_book(
+        read_checked_tables(spark, find_table_uris(spark, tmp_path)), None, None,
+        pd.Timestamp("2023-03-31"), buckets=3,
+    )  # fmt: skip
+    assert book.report.to_dict() == report.to_dict()
+    assert "surveys" not in book.report.tables
+    assert (book.known, book.customers) == count_known(tables, pd.Timestamp("2023-03-31"))
+    assert min(book.event_firsts) == infer_data_start(tables)
+    assert book.end == data_end(tables)
+
+    (tmp_path / "loans.csv").write_text(",".join(COLUMNS["loans"]) + "\n", encoding="utf-8")
+    with pytest.raises(ContractError) as whole:
+        load_raw_tables(tmp_path)
+    with pytest.raises(ContractError) as on_spark:
+        read_checked_tables(spark, find_table_uris(spark, tmp_path))
+    assert (on_spark.value.table, on_spark.value.rule) == (whole.value.table, whole.value.rule)
+    assert on_spark.value.rule == "required table has rows"

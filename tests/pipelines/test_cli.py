@@ -147,7 +147,7 @@ def test_validate_any_directory_with_a_report(project, tmp_path, monkeypatch):
 
 
 def test_an_interrupt_exits_non_zero_with_one_line_and_no_file(project, tmp_path, monkeypatch):
-    from pipelines import features as stage
+    from pipelines import slices as stage  # `features --as-of` builds the rows slice by slice
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,16 +1,19 @@
 """`tierwise score` end to end on a small world: train -> evaluate registers both champions -> the
 CLI scores a contract directory as of a date. The file equals what a fresh process gets from the
 registry, does not depend on the chunking or on the run, fails without leaving files behind, and
-the Spark engine (local[2]) gives the same rows."""
+the Spark engine (local[2]) gives the same rows, also on a book whose raw tables are larger than
+the Spark driver's memory."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from typer.testing import CliRunner
 
 from features.build import build_feature_table
 from features.contract import CUSTOMER_ID
+from features.synthetic import generate_world
 from models.columns import NEXT_TIER_COLUMNS
 from models.serving import score as serving_score
 from models.serving.score import churn_output_columns, score_columns
@@ -28,7 +32,7 @@ from pipelines import evaluate, features, generate, train, validate
 from pipelines import score as score_stage
 from pipelines.cli import EXIT_EXISTS, EXIT_INVALID, app
 from pipelines.config import Config, load_config
-from pipelines.io import read_contract
+from pipelines.io import load_raw_tables, read_contract
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -340,3 +344,43 @@ def test_sigterm_mid_stream_leaves_nothing_and_a_killed_run_is_cleaned_next_time
     assert code == 0, output
     assert not leftover.exists() and "left by an interrupted run" in " ".join(output.split())
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+BIG_BOOK = 70_000  # customers: CSV tables of about 600 MiB as pandas reads them
+DRIVER_MEMORY_MIB = 512  # about the least a Spark driver starts with
+
+
+def _engines_agree(expected: pd.DataFrame, got: pd.DataFrame) -> None:
+    got = got.astype(expected.dtypes.to_dict())  # Spark reads timestamps back in microseconds
+    assert got[CUSTOMER_ID].tolist() == expected[CUSTOMER_ID].tolist()  # in customer_id order
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.usefixtures("spark")
+def test_spark_scores_a_book_larger_than_the_driver_memory(project, cli, tmp_path):
+    """The raw tables never reach the driver: a driver JVM of 512 MiB scores a book whose raw
+    tables take more than that in pandas, equal to the pandas engine row for row."""
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ on PATH")
+    world = generate_world(replace(project.generate, customers=BIG_BOOK, years=3, seed=9))
+    data = tmp_path / "big"
+    data.mkdir()
+    for name, frame in world.present().items():
+        frame.to_csv(data / f"{name}.csv", index=False)
+    del world
+    raw_bytes = sum(f.memory_usage(deep=True).sum() for f in load_raw_tables(data).values())
+    assert raw_bytes > DRIVER_MEMORY_MIB * 2**20
+    local, spark = tmp_path / "pandas.parquet", tmp_path / "spark.parquet"
+    code, output = cli("--data", str(data), "--out", str(local))
+    assert code == 0, output
+    done = subprocess.run(  # a JVM of its own: the driver memory is fixed when it starts
+        [str(Path(sys.executable).parent / "tierwise"), "score", "--data", str(data),
+         "--as-of", AS_OF, "-p", "params.yaml", "--out", str(spark), "--engine", "spark",
+         "--master", "local[2]", "--conf", f"spark.driver.memory={DRIVER_MEMORY_MIB}m"],
+        cwd=project.root, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    heap = int(re.search(r"driver JVM heap (\d+) MiB", done.stderr + done.stdout)[1])
+    assert heap <= DRIVER_MEMORY_MIB < raw_bytes / 2**20
+    _engines_agree(_read(local), _read(spark))

@@ -1,7 +1,9 @@
-"""The sliced reader (pipelines/slices.py) on the shared small world: features as of a date in
-slices equal the whole-table computation, from CSV and Parquet alike, and bad data in the last
-slice stops it before any row is written. (`tierwise score` and `features --as-of` still read
-whole tables: docs/scoring.md, "Memory".)"""
+"""The sliced reader (pipelines/slices.py), which `tierwise score` and `features --as-of` read
+with, on the shared small world: features as of a date in slices equal the whole-table
+computation, from CSV and Parquet alike; the report (future-dated rule included), the
+observation window, the customers known and the monitor's table volumes equal
+``read_contract``'s; the per-file problems get ``read_contract``'s errors; bad data in the last
+slice stops it before any row is written."""
 
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ import pandas as pd
 import pytest
 
 from features.build import build_feature_table
+from features.observation import observation_start
+from features.snapshots import count_known
 from features.validation import ContractError, validate_tables
-from pipelines.io import load_raw_tables, save_frame_chunks, save_tables
+from models.monitoring.quality import TableVolumes, table_profile
+from pipelines import features as features_stage
+from pipelines.io import load_raw_tables, read_contract, save_frame_chunks, save_tables
 from pipelines.slices import iter_slice_features, read_contract_sliced
 
 AS_OF = pd.Timestamp("2022-06-30")
@@ -59,3 +65,100 @@ def test_bad_row_in_the_last_slice_fails_before_any_row_is_written(mixed_dir, pa
     )
     assert info.value.examples["row"].tolist() == [last + 1]
     assert not out.exists()
+
+
+def _future_dated(data_dir, cutoff):
+    """Two interactions dated after ``cutoff``: future-dated, kept, not in the data's end."""
+    path = data_dir / "interactions.parquet"
+    interactions = pd.read_parquet(path)
+    late = interactions.index[[3, len(interactions) - 2]]
+    interactions.loc[late, "timestamp"] = cutoff + pd.Timedelta(days=40)
+    interactions.to_parquet(path, index=False)
+
+
+@pytest.mark.parametrize("start", [None, "2021-03-01"])  # data.start inferred, and set
+def test_sliced_read_equals_the_whole_table_read(mixed_dir, params_cfg, tmp_path, start):
+    cutoff = pd.Timestamp("2022-09-30")
+    _future_dated(mixed_dir, cutoff)
+    given = None if start is None else pd.Timestamp(start)
+    tables, report = read_contract(mixed_dir, cutoff=cutoff)
+    volumes = TableVolumes(AS_OF, params_cfg.monitor.window_days)
+    with read_contract_sliced(mixed_dir, CHUNK, cutoff=cutoff) as book:
+        assert len(book) == 5  # 500 customers in slices of at most 120
+        assert book.report == report
+        assert any(w["rule"].startswith("future-dated") for w in report["warnings"])
+        assert book.count_known(AS_OF) == count_known(tables, AS_OF)
+        observed = book.observation_start(given)
+        assert observed == observation_start(tables, given)
+        rows = iter_slice_features(
+            book, pd.DatetimeIndex([AS_OF]), params_cfg.defs, params_cfg.features,
+            observed_from=observed, watch=volumes.add,
+        )  # fmt: skip
+        sliced = pd.concat(list(rows), ignore_index=True)
+    whole = build_feature_table(
+        tables, pd.DatetimeIndex([AS_OF]), params_cfg.defs, params_cfg.features,
+        observed_from=observed,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(sliced, whole, check_exact=True)
+    assert volumes.profile() == table_profile(tables, AS_OF, params_cfg.monitor.window_days)
+
+
+def test_features_as_of_command_reads_in_slices(mixed_dir, params_cfg, tmp_path):
+    cfg = replace(params_cfg, features=replace(params_cfg.features, chunk_customers=CHUNK))
+    out = features_stage.run_as_of(cfg, mixed_dir, AS_OF, tmp_path / "rows.csv", False)
+    tables, _ = read_contract(mixed_dir, cutoff=cfg.data.future_cutoff())
+    start = observation_start(tables, cfg.data.start)
+    whole = build_feature_table(
+        tables, pd.DatetimeIndex([AS_OF]), cfg.defs, cfg.features, observed_from=start
+    )
+    rows = pd.read_csv(out, parse_dates=["as_of"], dtype={"customer_id": str})
+    assert rows["customer_id"].tolist() == whole["customer_id"].tolist()
+    pd.testing.assert_frame_equal(rows, whole, check_exact=False, rtol=1e-12, check_dtype=False)
+
+
+def _errors(data_dir, tmp_path):
+    """(read_contract's error, the sliced reader's error) on ``data_dir``."""
+    with pytest.raises(ContractError) as whole:
+        read_contract(data_dir)
+    with pytest.raises(ContractError) as sliced, read_contract_sliced(data_dir, CHUNK):
+        pass
+    return whole.value, sliced.value
+
+
+def test_file_problems_get_the_whole_table_readers_errors(mixed_dir, tmp_path):
+    loans = mixed_dir / "loans.csv"
+    header = loans.read_text(encoding="utf-8").splitlines()[0]
+    loans.write_text(header + "\n", encoding="utf-8")  # a required table without rows
+    whole, sliced = _errors(mixed_dir, tmp_path)
+    assert str(sliced) == str(whole) and sliced.rule == "required table has rows"
+
+    loans.write_bytes(b'\x89PNG\r\n\x1a\n\x00\x00garbage,"unclosed\n1,2,3,4\n')
+    whole, sliced = _errors(mixed_dir, tmp_path)
+    assert str(sliced) == str(whole)
+
+
+def test_an_optional_table_without_rows_is_read_as_absent(mixed_dir, params_cfg):
+    surveys = pd.read_parquet(mixed_dir / "surveys.parquet")
+    surveys.head(0).to_parquet(mixed_dir / "surveys.parquet", index=False)
+    tables, report = read_contract(mixed_dir)
+    with read_contract_sliced(mixed_dir, CHUNK) as book:
+        assert book.report == report and "surveys" not in book.report["tables"]
+        assert book.slice(0).surveys is None
+
+
+def test_a_csv_pyarrow_refuses_but_pandas_reads_is_read_as_pandas_reads_it(mixed_dir, tmp_path):
+    """A row with fewer cells than the header: pandas fills it with empty cells, pyarrow's
+    streaming reader refuses it; the sliced reader falls back to pandas for that file."""
+    path = mixed_dir / "repayments.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[7] = lines[7].rsplit(",", 1)[0]  # the last cell (amount_paid, nullable) left out
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tables, report = read_contract(mixed_dir)
+    with read_contract_sliced(mixed_dir, CHUNK) as book:
+        assert book.report == report
+        sliced = pd.concat([book.slice(k).repayments for k in range(len(book))])
+    key = ["loan_id", "due_date"]
+    pd.testing.assert_frame_equal(
+        sliced.sort_values(key, ignore_index=True),
+        tables.repayments.sort_values(key, ignore_index=True),
+    )
