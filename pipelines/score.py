@@ -208,10 +208,12 @@ def _survival_model(cfg: Config, request: ScoreRequest) -> registry.LoadedModel 
         return None
 
 
-def _score_spark(cfg: Config, request: ScoreRequest, models: Models, explain: str) -> int:
+def _score_spark(
+    cfg: Config, request: ScoreRequest, models: Models, explain: str
+) -> tuple[int, str]:
     """Read and validate the raw tables on Spark's executors (none reaches the driver), the book
     context on one executor, features per customer bucket, both models through ``spark_udf``,
-    the Parquet directory written; the customers scored."""
+    the Parquet directory written; the customers scored and the monitor's summary."""
     from features.spark_ingest import book_context, bucket_count, spark_features_from_raw
     from features.spark_validation import check_book, read_checked_tables
     from models.serving.spark import output_struct, score_frame
@@ -232,6 +234,9 @@ def _score_spark(cfg: Config, request: ScoreRequest, models: Models, explain: st
     context = book_context(raw, as_of, cfg.defs, cfg.features)
     start = book.observation_start(cfg.data.start, lambda: context.first_origination)
     features = spark_features_from_raw(raw, as_of, cfg.defs, cfg.features, context, start, buckets)
+    profile = registry.model_profile(churn)
+    if profile is not None:  # the monitor counts these rows again: built once
+        features = features.persist()
     structs = (output_struct(churn), output_struct(tier))
     udfs = (
         registry.spark_udf(cfg.root, spark, churn, structs[0], {"explain": explain}),
@@ -240,7 +245,23 @@ def _score_spark(cfg: Config, request: ScoreRequest, models: Models, explain: st
     scored = score_frame(features, udfs, structs, (churn, tier), _lineage(models))
     log.info("spark: writing %s", request.out)
     write_parquet_atomic(scored, request.out, overwrite=request.overwrite)
-    return book.known
+    if profile is None:
+        return book.known, "monitor: the churn model carries no reference profile"
+    monitor = _spark_monitor(spark, profile, features, request.out)
+    features.unpersist()
+    return book.known, _monitor_summary(cfg, request, monitor, {})
+
+
+def _spark_monitor(spark, profile: dict, features, out: Path | str):
+    """The monitor's counts of the scored book on the executors (models/monitoring/spark.py):
+    the features joined with the churn probability and risk band just written. The raw tables'
+    volumes are not counted on Spark (``tierwise monitor`` reports them)."""
+    from features.contract import CUSTOMER_ID
+    from models.columns import CHURN_PROBABILITY, RISK_BAND
+    from models.monitoring.spark import spark_book
+
+    written = spark.read.parquet(str(out)).select(CUSTOMER_ID, CHURN_PROBABILITY, RISK_BAND)
+    return spark_book(profile, features.join(written, CUSTOMER_ID, "left"))
 
 
 def _known(customers: int, last: pd.Timestamp, request: ScoreRequest, explain: str) -> None:
@@ -264,8 +285,7 @@ def _run_pandas(cfg: Config, request: ScoreRequest, models: Models, explain: str
 
 
 def _run_spark(cfg: Config, request: ScoreRequest, models: Models, explain: str) -> tuple:
-    customers = _score_spark(cfg, request, models, explain)
-    return customers, "monitor: the Spark engine does not count; run `tierwise monitor`"
+    return _score_spark(cfg, request, models, explain)
 
 
 def run(cfg: Config, request: ScoreRequest) -> dict:

@@ -6,6 +6,7 @@ the Spark driver's memory."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -236,8 +237,9 @@ def test_spark_engine_gives_the_pandas_rows(cli, tmp_path):
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java 17+ on PATH")
     local, spark = tmp_path / "pandas.parquet", tmp_path / "spark.parquet"
-    assert cli("--out", str(local))[0] == 0
-    code, output = cli("--out", str(spark), "--engine", "spark", "--master", "local[2]")
+    assert cli("--out", str(local), "--monitor")[0] == 0
+    code, output = cli("--out", str(spark), "--engine", "spark", "--master", "local[2]",
+                       "--monitor")  # fmt: skip
     assert code == 0, output
     assert spark.is_dir()  # Spark writes a Parquet directory of part files
     expected = _read(local)
@@ -248,7 +250,18 @@ def test_spark_engine_gives_the_pandas_rows(cli, tmp_path):
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
     assert not got.isin(["None", ""]).any().any()  # missing values are nulls in both engines
     assert cli("--out", str(spark), "--engine", "spark")[0] == EXIT_EXISTS
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pandas.parquet", "spark.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pandas.monitor.json",
+        "pandas.parquet",
+        "spark.monitor.json",
+        "spark.parquet",
+    ]
+    # the monitor counted on the executors: the same drift and estimates as the pandas book
+    on_pandas, on_spark = (json.loads((tmp_path / f"{n}.monitor.json").read_text())
+                           for n in ("pandas", "spark"))  # fmt: skip
+    for key in ("rows", "drift_share", "features", "score", "risk_bands", "states", "estimated"):
+        assert on_spark[key] == on_pandas[key], key
+    assert "monitor ok" in output or "monitor warn" in output or "monitor retrain" in output
 
 
 def test_requests_are_checked_before_any_work(tmp_path):
