@@ -12,7 +12,9 @@ and signatures are a contract with every registered version (a change takes a ne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -180,3 +182,15 @@ def tier_frame(frame: pd.DataFrame, booster: lgb.Booster, spec: Mapping[str, Any
     full = np.zeros((len(frame), len(NEXT_TIER_COLUMNS)))
     full[:, spec["class_codes"]] = raw.reshape(len(frame), -1)
     return NullFrame(full, columns=list(NEXT_TIER_COLUMNS), index=frame.index)
+
+
+def read_model_spec(path: str | Path, kind: str) -> dict:
+    """A registered model's ``model.json``, refused unless of this format and ``kind`` (the
+    models-from-code files of the survival and uplift models share the check)."""
+    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    if spec.get("format_version") != FORMAT_VERSION or spec.get("kind") != kind:
+        raise ValueError(
+            f"model format {spec.get('format_version')!r} of kind {spec.get('kind')!r}: "
+            f"the installed tierwise reads {kind} models of format {FORMAT_VERSION}"
+        )
+    return spec

@@ -2,13 +2,12 @@
 
 MLflow stores a copy of this file with each version and runs it on load; ``booster.txt`` and
 ``model.json`` (models/serving/survival.py) hold the model as data. From the installed tierwise
-package it imports only ``models.serving.outputs.FORMAT_VERSION`` and
+package it imports only ``models.serving.outputs.read_model_spec`` and
 ``models.serving.survival.survival_frame``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,13 @@ import lightgbm as lgb
 import mlflow
 import pandas as pd
 
-from models.serving.outputs import FORMAT_VERSION
+from models.serving.outputs import read_model_spec
 from models.serving.survival import survival_frame
 
 
 class TierwiseSurvivalModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
-        spec = json.loads(Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
-        if spec.get("format_version") != FORMAT_VERSION or spec.get("kind") != "survival":
-            raise ValueError(
-                f"model format {spec.get('format_version')!r} of kind {spec.get('kind')!r}: "
-                f"the installed tierwise reads survival models of format {FORMAT_VERSION}"
-            )
-        self.spec = spec
+        self.spec = read_model_spec(context.artifacts["spec"], "survival")
         self.booster = lgb.Booster(model_str=Path(context.artifacts["booster"]).read_text())
 
     def predict(

@@ -2,12 +2,11 @@
 
 MLflow stores a copy of this file with each version and runs it on load; ``arm_<name>.txt`` and
 ``model.json`` (models/serving/uplift.py) hold the model as data. From the installed tierwise
-package it imports only ``FORMAT_VERSION`` and ``models.serving.uplift``'s frame function.
+package it imports only ``read_model_spec`` and ``models.serving.uplift``'s frame function.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,16 @@ import lightgbm as lgb
 import mlflow
 import pandas as pd
 
-from models.serving.outputs import FORMAT_VERSION
+from models.serving.outputs import read_model_spec
 from models.serving.uplift import arm_artifact, uplift_frame
 
 
 class TierwiseUpliftModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
-        spec = json.loads(Path(context.artifacts["spec"]).read_text(encoding="utf-8"))
-        if spec.get("format_version") != FORMAT_VERSION or spec.get("kind") != "uplift":
-            raise ValueError(
-                f"model format {spec.get('format_version')!r} of kind {spec.get('kind')!r}: "
-                f"the installed tierwise reads uplift models of format {FORMAT_VERSION}"
-            )
-        self.spec = spec
+        self.spec = read_model_spec(context.artifacts["spec"], "uplift")
         self.boosters = {
             arm: lgb.Booster(model_str=Path(context.artifacts[arm_artifact(arm)]).read_text())
-            for arm in spec["arms"]
+            for arm in self.spec["arms"]
         }
 
     def predict(
