@@ -131,8 +131,9 @@ def false_alarms(cfg, model, earlier, last, groups, sizes, resamples: int, pairi
                              "names": names})  # fmt: skip
         for aware, runs in found.items():
             m = pd.DataFrame(runs)
-            rates = [f"{m[k].mean():.0%}" for k in ("any", "share", "score", "warn", "retrain")]
-            rates[1] = f"{m['share'].mean():.3f}"
+            share = f"{m['share'].mean():.3f}"
+            rates = [f"{m[k].mean():.0%}" for k in ("any", "score", "warn", "retrain")]
+            rates.insert(1, share)
             often = pd.Series([x for names in m["names"] for x in names]).value_counts()
             named = ", ".join(f"{k} {v / resamples:.0%}" for k, v in often.head(3).items())
             top = f"{m['top'].median():.3f}"

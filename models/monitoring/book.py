@@ -32,9 +32,13 @@ class BookMonitor:
         """One slice: feature rows and the churn model's output on them (same order)."""
         p = scores[CHURN_PROBABILITY].to_numpy(dtype=float)
         bands = scores[RISK_BAND].reset_index(drop=True)
-        chunk = current_counts(self.profile, features, p, bands)
-        self.counts = add_counts(self.counts, chunk)
-        self._p.append(p[~np.isnan(p)])
+        self.add_counts(current_counts(self.profile, features, p, bands), p[~np.isnan(p)])
+
+    def add_counts(self, counts: Mapping[str, Any], probabilities: np.ndarray) -> None:
+        """Counts taken elsewhere (a Spark partition: models/monitoring/spark.py) and the scored
+        probabilities they came with."""
+        self.counts = add_counts(self.counts, counts)
+        self._p.append(np.asarray(probabilities, dtype=float))
 
     def watch_features(self, slices: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Pass feature slices on, keeping the latest non-empty one for ``watch_scores``."""

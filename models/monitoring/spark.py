@@ -64,9 +64,7 @@ def spark_book(profile: Mapping[str, Any], scored: DataFrame) -> BookMonitor:
             yield pd.DataFrame({"counts": [_encode(counts)], "p": [p]})
 
     for row in scored.select(*columns).mapInPandas(count, _SCHEMA).toLocalIterator():
-        counts = _decode(row["counts"], profile)
-        book.counts = add_counts(book.counts, counts)
-        book._p.append(np.asarray(row["p"], dtype=float))
+        book.add_counts(_decode(row["counts"], profile), np.asarray(row["p"], dtype=float))
     return book
 
 
