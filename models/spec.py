@@ -21,11 +21,16 @@ class SplitSpec:
 
     test_snapshots: int | None
     validation_snapshots: int | None  # latest training snapshots: early stopping, calibration
+    # the window the validation purge removes before the validation slice; None: the test
+    # purge's (the label horizon; the survival split's is shorter: docs/survival.md)
+    validation_purge_days: int | None
 
     def __post_init__(self) -> None:
         sizes = (self.test_snapshots, self.validation_snapshots)
         if any(size is not None and size < 1 for size in sizes):
             raise ValueError("test_snapshots and validation_snapshots must be at least 1 or auto")
+        if self.validation_purge_days is not None and self.validation_purge_days < 0:
+            raise ValueError("validation_purge_days must be at least 0 or auto")
 
 
 @dataclass(frozen=True)

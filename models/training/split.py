@@ -11,11 +11,11 @@ allows it (``validation_purge``, below).
 Sizes adapt to the span (docs/models.md, "The split"): ``auto`` (None) takes K = L // 4 clipped
 to [1, 6] and V = L // 6 clipped to [1, 3], L the number of labelled snapshots. The purge before
 the test set is always made: it keeps the test estimate honest. The purge before the validation
-slice is made whenever it leaves at least ``MIN_PURGED_FIT`` fit snapshots: without it the fit
-labels overlap the validation months, early stopping keeps too many trees and the calibrator
-fits sharper scores than new data get (docs/models.md measures both). Only a span too short for
-that keeps one purge, so that it trains at all. The smallest split is fit 1 + validation 1 +
-purge + test 1 (``minimum_snapshots``).
+slice (t + ``validation_purge_days`` < V0; the horizon by default) is made whenever it leaves at
+least ``MIN_PURGED_FIT`` fit snapshots: without it the fit labels overlap the validation months,
+early stopping keeps too many trees and the calibrator fits sharper scores than new data get
+(docs/models.md measures both). Only a span too short for that keeps one purge, so that it trains
+at all. The smallest split is fit 1 + validation 1 + purge + test 1 (``minimum_snapshots``).
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def split_snapshots(table: pd.DataFrame, spec: SplitSpec, horizon_days: int) -> 
         raise _too_short(labelled, spec, horizon_days, why)
     validation = train[-v:]
     adjacent = train[:-v]
-    fit = _purged(adjacent, validation[0], horizon_days)
+    purge_days = horizon_days if spec.validation_purge_days is None else spec.validation_purge_days
+    fit = _purged(adjacent, validation[0], purge_days)
     purged = len(fit) >= MIN_PURGED_FIT  # else the fit slice is too short to learn from
     fit = fit if purged else adjacent
     return Split(fit, validation, test, horizon_days, validation_purge=purged)

@@ -136,8 +136,8 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 300, "years": 4, "seed": 5}
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
-    params["survival"]["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
+    params["survival"]["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
     fast = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping_rounds": 10,
             "min_child_samples": 20}  # fmt: skip
     for model in (params["train"]["churn"], params["train"]["tier"]):
@@ -326,7 +326,7 @@ def test_a_history_too_short_for_the_survival_window_skips_the_stage(tmp_path, m
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 150, "years": 3, "seed": 5}
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
     # three years train the binary models (the split adapts to the span, docs/models.md) but
     # leave no fit slice for a 24-month survival window with its purges
     params["survival"]["events"]["months"] = 24

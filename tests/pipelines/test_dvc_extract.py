@@ -31,7 +31,7 @@ def repo(tmp_path_factory) -> Path:
                                   extract_start=str(FIRST.date()), long_maturity_share=0.5,
                                   bullet_share=0.3, revolving_share=0.3)  # fmt: skip
         params["snapshots"]["start"] = "2020-12-31"
-        params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+        params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
         fast = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
         for kind in ("churn", "tier"):
             params["train"][kind].update(fast, min_child_samples=20)

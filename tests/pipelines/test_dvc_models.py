@@ -29,7 +29,7 @@ def _sh(cwd: Path, *args: str, env: dict | None = None) -> str:
 def repo(tmp_path_factory) -> Path:
     def small(params: dict) -> None:
         params["generate"].update(customers=250, years=3)
-        params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+        params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
         fast = {"n_estimators": 60, "learning_rate": 0.2, "early_stopping_rounds": 10}
         for kind in ("churn", "tier"):
             params["train"][kind].update(fast, min_child_samples=20)

@@ -27,7 +27,7 @@ def explained(tmp_path_factory) -> tuple[Config, ExplainSummary]:
     root = tmp_path_factory.mktemp("explain")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 400, "years": 3, "seed": 3}
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
     params["train"]["churn"] |= FAST
     params["train"]["tier"] |= FAST
     (root / "params.yaml").write_text(yaml.safe_dump(params))

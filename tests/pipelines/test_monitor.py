@@ -39,7 +39,7 @@ SCENARIOS = {
 def _params(root: Path, name: str, **changes) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 700, "years": 5, "seed": 4}
-    params["split"] = {"test_snapshots": 2, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 2, "validation_snapshots": 2}
     params["train"]["churn"] |= FAST
     params["train"]["tier"] |= FAST
     params["monitor"]["backtest_snapshots"] = 2

@@ -54,7 +54,7 @@ pd.concat([churn, tier], axis=1).to_parquet(sys.argv[2])
 def _write_params(root: Path, name: str, **changes: dict) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 400, "years": 3, "seed": 5}
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
     params["train"]["churn"] |= FAST
     params["train"]["tier"] |= FAST
     for section, values in changes.items():

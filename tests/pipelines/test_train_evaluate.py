@@ -31,7 +31,7 @@ def world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["generate"] |= {"customers": 400, "years": 3, "seed": 5}
-    params["split"] = {"test_snapshots": 3, "validation_snapshots": 2}
+    params["split"] |= {"test_snapshots": 3, "validation_snapshots": 2}
     params["train"]["churn"] |= FAST
     params["train"]["tier"] |= FAST
     (root / "params.yaml").write_text(yaml.safe_dump(params))
