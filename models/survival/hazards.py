@@ -13,13 +13,15 @@ risks likelihood factorises into exactly these multinomial terms). From them:
 - the most likely cause: the largest F_c(K).
 
 Speed: survivors' person-period rows (class 0, ~95 % of them) are subsampled with probability
-``survivor_share`` and weighted by its inverse, which keeps the hazards unbiased.
+``survivor_share`` and weighted by its inverse, which keeps the hazards unbiased. Prediction
+walks every tree once per customer for all K months (models/survival/forest.py), not K times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import lightgbm as lgb
 import numpy as np
@@ -28,6 +30,7 @@ import pandas as pd
 from features.events import SURV_CAUSE, SURV_EVENT, SURV_MONTHS
 from features.spec import CAUSES
 from models.spec import SurvivalSpec
+from models.survival.forest import MonthForest
 from models.training.estimators import survival_booster_params
 
 PERIOD = "surv_month"  # the person-period row's month k (a model input)
@@ -99,20 +102,24 @@ class HazardModel:
         p = np.exp(raw - raw.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
 
-    def predict(self, frame: pd.DataFrame, batch_rows: int = 50_000) -> SurvivalOutputs:
-        """Hazards of every row for months 1..K, one prediction per (row, month); rows go
-        ``batch_rows`` at a time (K copies each: memory stays at K x batch_rows rows)."""
+    @cached_property
+    def forest(self) -> MonthForest:
+        """The booster's trees, walked once per row for all K months (models/survival/forest.py)."""
+        month = len(self.features)  # PERIOD is the last input column
+        return MonthForest.from_booster(self.booster, month, self.booster.best_iteration or None)
+
+    def predict(self, frame: pd.DataFrame, batch_rows: int = 200_000) -> SurvivalOutputs:
+        """Hazards of every row for months 1..K: the booster's person-period probabilities,
+        with every tree walked once per row (``forest``); rows go ``batch_rows`` at a time."""
         X = frame[self.features].to_numpy(dtype=np.float64)
         n, K = len(X), self.months
         hazards = np.empty((n, K, len(self.log_prior) - 1))
         for start in range(0, n, batch_rows):
-            block = X[start : start + batch_rows]
-            m = len(block)
-            stacked = np.empty((m * K, X.shape[1] + 1))
-            stacked[:, :-1] = np.tile(block, (K, 1))
-            stacked[:, -1] = np.repeat(np.arange(1, K + 1, dtype=np.float64), m)
-            p = self.period_probabilities(stacked)
-            hazards[start : start + m] = p.reshape(K, m, -1).transpose(1, 0, 2)[:, :, 1:]
+            block = np.zeros((min(batch_rows, n - start), X.shape[1] + 1))
+            block[:, :-1] = X[start : start + batch_rows]
+            raw = self.forest.raw_scores(block, K) + self.log_prior
+            p = np.exp(raw - raw.max(axis=2, keepdims=True))
+            hazards[start : start + len(block)] = (p / p.sum(axis=2, keepdims=True))[:, :, 1:]
         return SurvivalOutputs.from_hazards(hazards)
 
 

@@ -1,0 +1,136 @@
+"""The hazard booster's raw scores for months 1..K, each tree walked once per customer.
+
+A person-period row differs from its customer's other K - 1 rows only in the month k
+(``surv_month``), so a tree's leaf differs between them only where the path crosses a split on
+the month. ``MonthForest`` walks every tree once per customer and, at a split on the month,
+follows both children with the month interval narrowed; a leaf adds its value to the months of
+its interval. The answer equals LightGBM's ``predict(raw_score=True)`` on the K stacked rows (the
+same decisions, in float64: a numerical ``value <= threshold``; a missing value (NaN) becomes 0
+unless the split's missing type is NaN; a missing type Zero or NaN sends zero or NaN the default
+way), in about a K-th of the work: the path is shared until the first month split, and most
+trees have none or one. Categorical splits are refused: the survival model has none (its
+features are numeric; models/training/estimators.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numba
+import numpy as np
+
+LEAF = -1
+_ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= it counts as zero
+_MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+
+
+@dataclass(frozen=True)
+class MonthForest:
+    """The booster's first ``iterations`` × classes trees as flat node arrays."""
+
+    feature: np.ndarray  # int32 per node: the split feature, LEAF for a leaf
+    threshold: np.ndarray  # float64 per node
+    default_left: np.ndarray  # bool per node
+    missing: np.ndarray  # int8 per node: 0 None, 1 Zero, 2 NaN
+    left: np.ndarray  # int32 per node: child indices (global)
+    right: np.ndarray
+    value: np.ndarray  # float64 per node: the leaf value (leaves only)
+    roots: np.ndarray  # int32 per tree: its root node
+    tree_class: np.ndarray  # int32 per tree: the class it scores
+    classes: int
+    month_feature: int  # the column of the month k in the input
+
+    @classmethod
+    def from_booster(
+        cls, booster: lgb.Booster, month_feature: int, iterations: int | None = None
+    ) -> MonthForest:
+        dump = booster.dump_model(num_iteration=iterations or None)
+        classes = int(dump.get("num_class", 1))
+        nodes: dict[str, list] = {k: [] for k in ("f", "t", "d", "m", "l", "r", "v")}
+        roots, tree_class = [], []
+        for i, tree in enumerate(dump["tree_info"]):
+            roots.append(_flatten(tree["tree_structure"], nodes))
+            tree_class.append(i % classes)
+        return cls(
+            np.asarray(nodes["f"], np.int32), np.asarray(nodes["t"], np.float64),
+            np.asarray(nodes["d"], np.bool_), np.asarray(nodes["m"], np.int8),
+            np.asarray(nodes["l"], np.int32), np.asarray(nodes["r"], np.int32),
+            np.asarray(nodes["v"], np.float64), np.asarray(roots, np.int32),
+            np.asarray(tree_class, np.int32), classes, month_feature,
+        )  # fmt: skip
+
+    def raw_scores(self, X: np.ndarray, months: int) -> np.ndarray:
+        """(n, months, classes) raw scores of the rows of ``X`` (features in the booster's
+        order; the month column's values are ignored) for months 1..``months``."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.zeros((len(X), months, self.classes))
+        _walk(X, self.month_feature, months, self.feature, self.threshold, self.default_left,
+              self.missing, self.left, self.right, self.value, self.roots, self.tree_class,
+              out)  # fmt: skip
+        return out
+
+
+def _flatten(node: dict, nodes: dict[str, list]) -> int:
+    """Append ``node``'s subtree to the flat arrays; its index."""
+    index = len(nodes["f"])
+    for key in nodes:
+        nodes[key].append(0)
+    if "leaf_value" in node:
+        nodes["f"][index], nodes["v"][index] = LEAF, float(node["leaf_value"])
+        return index
+    if node["decision_type"] != "<=":
+        raise ValueError(f"MonthForest: {node['decision_type']!r} splits are not supported")
+    nodes["f"][index] = int(node["split_feature"])
+    nodes["t"][index] = float(node["threshold"])
+    nodes["d"][index] = bool(node["default_left"])
+    nodes["m"][index] = _MISSING[node["missing_type"]]
+    nodes["l"][index] = _flatten(node["left_child"], nodes)
+    nodes["r"][index] = _flatten(node["right_child"], nodes)
+    return index
+
+
+@numba.njit(cache=True, inline="always")
+def _goes_left(x: float, threshold: float, default_left: bool, missing: int) -> bool:
+    if np.isnan(x) and missing != 2:
+        x = 0.0
+    if (missing == 1 and -_ZERO <= x <= _ZERO) or (missing == 2 and np.isnan(x)):
+        return default_left
+    return x <= threshold
+
+
+@numba.njit(parallel=True, cache=True)
+def _walk(X, month_feature, months, feature, threshold, default_left, missing, left, right,
+          value, roots, tree_class, out):  # fmt: skip
+    n = X.shape[0]
+    for i in numba.prange(n):
+        stack_node = np.empty(64, np.int32)
+        stack_lo = np.empty(64, np.int32)
+        stack_hi = np.empty(64, np.int32)
+        for t in range(roots.shape[0]):
+            c = tree_class[t]
+            top = 0
+            stack_node[0], stack_lo[0], stack_hi[0] = roots[t], 1, months
+            while top >= 0:
+                node, lo, hi = stack_node[top], stack_lo[top], stack_hi[top]
+                top -= 1
+                while feature[node] != LEAF:
+                    f = feature[node]
+                    if f != month_feature:
+                        if _goes_left(X[i, f], threshold[node], default_left[node], missing[node]):
+                            node = left[node]
+                        else:
+                            node = right[node]
+                        continue
+                    # months m <= threshold go left: [lo, split] left, [split + 1, hi] right
+                    split = int(np.floor(threshold[node]))
+                    if split >= hi:
+                        node = left[node]
+                    elif split < lo:
+                        node = right[node]
+                    else:
+                        top += 1
+                        stack_node[top], stack_lo[top], stack_hi[top] = right[node], split + 1, hi
+                        node, hi = left[node], split
+                for m in range(lo - 1, hi):
+                    out[i, m, c] += value[node]
