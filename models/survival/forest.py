@@ -104,9 +104,10 @@ def _walk(X, month_feature, months, feature, threshold, default_left, missing, l
           value, roots, tree_class, out):  # fmt: skip
     n = X.shape[0]
     for i in numba.prange(n):
-        stack_node = np.empty(64, np.int32)
-        stack_lo = np.empty(64, np.int32)
-        stack_hi = np.empty(64, np.int32)
+        # pending right-hand month intervals are disjoint and non-empty: at most `months`
+        stack_node = np.empty(months + 1, np.int32)
+        stack_lo = np.empty(months + 1, np.int32)
+        stack_hi = np.empty(months + 1, np.int32)
         for t in range(roots.shape[0]):
             c = tree_class[t]
             top = 0
