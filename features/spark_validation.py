@@ -14,6 +14,7 @@ does, so ``ContractError`` names table, column, rule and up to five rows as on o
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
@@ -22,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.contract import (
+    CAMPAIGNS,
     CONTRACT,
     CUSTOMER_ID,
     LOAN_ID,
@@ -161,9 +163,10 @@ def check_contract(
     end: pd.Timestamp | None = None,
     buckets: int = 8,
     cutoff: pd.Timestamp | None = None,
+    strategy_ids: Collection[str] | None = None,
 ) -> ValidationReport:
     """Validate the raw tables on the executors; the report, or ``ContractError``."""
-    return check_book(raw, end, cutoff, None, buckets).report
+    return check_book(raw, end, cutoff, None, buckets, strategy_ids).report
 
 
 def check_book(
@@ -172,11 +175,12 @@ def check_book(
     cutoff: pd.Timestamp | None,
     as_of: pd.Timestamp | None,
     buckets: int = 8,
+    strategy_ids: Collection[str] | None = None,
 ) -> RawBook:
-    """``check_contract`` plus the book's figures at ``as_of`` (``RawBook``); ``end`` and
-    ``cutoff`` as ``features.validation.validate_tables``'."""
+    """``check_contract`` plus the book's figures at ``as_of`` (``RawBook``); ``end``,
+    ``cutoff`` and ``strategy_ids`` as ``features.validation.validate_tables``'."""
     present = tuple(n for n in TABLE_NAMES if n in raw)
-    check = SlicedValidation(present, end, cutoff)
+    check = SlicedValidation(present, end, cutoff, strategy_ids)
     if LOANS not in raw:
         check.finish()  # raises: the loans table is missing
     long, columns = long_frame(raw, buckets)
@@ -186,6 +190,13 @@ def check_book(
     stats = [tuple(r)[:10] for r in collected if r["kind"] == "stat"]
     check.absorb([tuple(r)[:10] for r in collected if r["kind"] != "stat"])
     check.absorb(_unique_loan_ids(raw[LOANS]))
+    check.widen_span([pd.Timestamp(r[6]) for r in stats if r[3] == "span"])
+    if CAMPAIGNS in raw:  # their rules need the whole book's span: a second pass, campaigns only
+        second = _campaign_check(present, columns, end, cutoff, strategy_ids, check.span)
+        rows = long.where(F.col(TABLE) == CAMPAIGNS).groupBy(BUCKET)
+        found = sorted(rows.applyInPandas(second, _PROBLEMS).collect(),
+                       key=lambda r: (r["bucket"], r["seq"]))  # fmt: skip
+        check.absorb([tuple(r)[:10] for r in found])
     latest = [pd.Timestamp(r[6]) for r in stats if r[3] == "latest"]
     check.latest = max(latest) if latest else None
     report = check.finish()
@@ -283,11 +294,45 @@ def _bucket_check(
         exported = [r for r in check.export() if r[3:6] != (LOANS, LOAN_ID, "unique")]
         if not check.failed:
             exported += _stats(frames, check.latest, as_of)
-        bucket = int(long[BUCKET].iloc[0])
-        out = pd.DataFrame(exported, columns=_PROBLEMS.fieldNames()[:10])
-        return out.assign(bucket=bucket, seq=range(len(out)))
+        exported += [_stat("span", day) for day in check.span or ()]  # the campaign rules' span
+        return _problem_frame(exported, long)
 
     return run
+
+
+def _campaign_check(
+    present: tuple[str, ...],
+    columns: dict,
+    end: pd.Timestamp | None,
+    cutoff: pd.Timestamp | None,
+    strategy_ids: Collection[str] | None,
+    span: tuple[pd.Timestamp, pd.Timestamp] | None,
+):
+    """The second pass's applyInPandas body: one bucket's campaign rows in, the failures of the
+    campaign rules against the book's ``span`` out (their own column rules were the first
+    pass's)."""
+
+    def run(long: pd.DataFrame) -> pd.DataFrame:
+        check = SlicedValidation(present, end, cutoff, strategy_ids)
+        raw, rows, _ = raw_frames(long, (CAMPAIGNS,), columns)[CAMPAIGNS]
+        typed = check.table(CAMPAIGNS, raw, rows)
+        found = SlicedValidation(present, end, cutoff, strategy_ids)
+        found.widen_span(list(span or ()))
+        found.campaign_rules(typed)
+        failures = [r for r in found.export() if r[0] == "failure" and r[3] == CAMPAIGNS]
+        return _problem_frame(failures, long)
+
+    return run
+
+
+def _stat(name: str, day: pd.Timestamp) -> tuple:
+    return ("stat", 0, 0, name, "", "", f"{day:%Y-%m-%d}", 0, [], [])
+
+
+def _problem_frame(exported: list[tuple], long: pd.DataFrame) -> pd.DataFrame:
+    """A bucket's exported rows as the applyInPandas result (_PROBLEMS)."""
+    out = pd.DataFrame(exported, columns=_PROBLEMS.fieldNames()[:10])
+    return out.assign(bucket=int(long[BUCKET].iloc[0]), seq=range(len(out)))
 
 
 def _stats(frames: dict, latest, as_of: pd.Timestamp | None) -> list[tuple]:

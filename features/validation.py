@@ -272,12 +272,24 @@ class SlicedValidation:
         examples = _examples(raw_cells(rows[:MAX_EXAMPLES]))
         self._add(self._found, order, [Problem(name, column, "unique", int(dup.sum()), examples)])
 
+    @property
+    def span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and last day of the tables seen so far, campaigns aside (None: no dates)."""
+        return (min(self._span), max(self._span)) if self._span else None
+
+    def widen_span(self, days: Sequence[pd.Timestamp]) -> None:
+        """Days of tables seen elsewhere (Spark's buckets): they count in ``span``."""
+        self._span.extend(days)
+
+    def campaign_rules(self, campaigns: pd.DataFrame) -> None:
+        """campaigns' own rules on typed campaign rows, against ``span``: they need the whole
+        span, so they run once, after every other table (``finish``, or Spark's second pass)."""
+        late = _campaign_failures({fc.CAMPAIGNS: campaigns}, self.strategy_ids, self.span)
+        self._add(self._found, (len(TABLE_NAMES) + 1, 0), late)
+
     def finish(self) -> ValidationReport:
-        if self._campaigns:  # the campaign rules need the whole span: checked once, at the end
-            frames = {fc.CAMPAIGNS: pd.concat(self._campaigns)}
-            span = (min(self._span), max(self._span)) if self._span else None
-            late = _campaign_failures(frames, self.strategy_ids, span)
-            self._add(self._found, (len(TABLE_NAMES) + 1, 0), late)
+        if self._campaigns:
+            self.campaign_rules(pd.concat(self._campaigns))
         failures = _merged(self._found)
         if failures:
             raise ContractError(failures)

@@ -38,7 +38,7 @@ def run_plan(
     if budget < 0:
         raise BadRequestError(f"--budget {budget}: a budget cannot be negative")
     catalog = load_catalog()
-    ids = [s.id for s in catalog.strategies]
+    ids = list(catalog.ids)
     tables, _ = read_contract(data_dir, end=cfg.data.end, strategy_ids=ids)
     if tables.campaigns is None:
         raise BadRequestError(

@@ -27,6 +27,7 @@ from models.serving import registry
 from models.serving.score import Lineage, iter_scores
 from models.serving.task import Task, TaskMismatchError
 from models.spec import EXPLAIN_POLICIES
+from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import OutputExistsError, is_uri, save_frame_chunks
 from pipelines.slices import SlicedBook, iter_slice_features, read_contract_sliced
@@ -228,7 +229,9 @@ def _score_spark(
     raw = read_checked_tables(spark, find_table_uris(spark, request.data_dir))
     loans_rows = raw["loans"].count() if "loans" in raw else 0
     buckets = bucket_count(spark, loans_rows, cfg.features)
-    book = check_book(raw, cfg.data.end, cfg.data.future_cutoff(), as_of, buckets)
+    book = check_book(
+        raw, cfg.data.end, cfg.data.future_cutoff(), as_of, buckets, load_catalog().ids
+    )
     data_end = book.report.data_end or book.end
     _known(book.known, pd.Timestamp(data_end), request, explain)
     context = book_context(raw, as_of, cfg.defs, cfg.features)
@@ -275,7 +278,11 @@ def _known(customers: int, last: pd.Timestamp, request: ScoreRequest, explain: s
 
 def _run_pandas(cfg: Config, request: ScoreRequest, models: Models, explain: str) -> tuple:
     with read_contract_sliced(
-        request.data_dir, cfg.features.chunk_customers, cfg.data.end, cfg.data.future_cutoff()
+        request.data_dir,
+        cfg.features.chunk_customers,
+        cfg.data.end,
+        cfg.data.future_cutoff(),
+        strategy_ids=load_catalog().ids,
     ) as book:
         customers = book.count_known(request.as_of)[0]
         report = book.report

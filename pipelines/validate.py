@@ -19,14 +19,12 @@ from pipelines.io import read_contract, save_json, save_tables
 log = logging.getLogger(__name__)
 
 
-def strategy_ids() -> tuple[str, ...]:
-    """The catalog's strategy ids: a campaign's ``strategy_id`` must be one of them."""
-    return tuple(s.id for s in load_catalog().strategies)
-
-
 def run(cfg: Config) -> Tables:
     tables, report = read_contract(
-        cfg.data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff(), strategy_ids=strategy_ids()
+        cfg.data_dir,
+        end=cfg.data.end,
+        cutoff=cfg.data.future_cutoff(),
+        strategy_ids=load_catalog().ids,
     )
     start = observation_start(tables, cfg.data.start)
     report = {**report, "observation": observation_report(tables, start, cfg.data.start is None)}
@@ -38,7 +36,7 @@ def run(cfg: Config) -> Tables:
 def run_dir(cfg: Config, data_dir: Path, report_path: Path | None = None) -> dict:
     """Validate ``data_dir`` with params' rules; the report, also written to ``report_path``."""
     _, report = read_contract(
-        data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff(), strategy_ids=strategy_ids()
+        data_dir, end=cfg.data.end, cutoff=cfg.data.future_cutoff(), strategy_ids=load_catalog().ids
     )
     if report_path is not None:
         save_json(report, report_path)

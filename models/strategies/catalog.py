@@ -120,6 +120,11 @@ class Catalog:
         _check_catalog(self.version, self.strategies)
         object.__setattr__(self, "_index", {s.id: s for s in self.strategies})
 
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The strategy ids in catalog order: the only ones ``campaigns.strategy_id`` may hold."""
+        return tuple(self._index)
+
     def by_id(self, strategy_id: str) -> Strategy:
         try:
             return self._index[strategy_id]

@@ -555,6 +555,40 @@ def test_sliced_reading_checks_campaigns_like_the_whole_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_spark_checks_campaigns_like_pandas(spark, tmp_path):
+    """The campaign rules that need the whole book (catalog ids, dates inside the other tables'
+    span) run on the executors in a second pass: the same error as pandas, one rule, two at
+    once, or none (the same report)."""
+    from features.spark_validation import check_contract, read_raw_tables
+    from pipelines.io import find_table_files
+
+    cases = [
+        {(0, "date"): "2025-01-31"},
+        {(1, "strategy_id"): "free_lunch"},
+        {(0, "date"): "2019-12-31", (2, "strategy_id"): "free_lunch", (1, "customer_id"): "C9"},
+        {},
+    ]
+    for i, cells in enumerate(cases):
+        case = tmp_path / str(i)
+        case.mkdir()
+        table = campaigns()
+        for (row, column), value in cells.items():
+            table.loc[row, column] = value
+        raw_files = write_csv(case, world(campaigns=table))
+        raw = read_raw_tables(spark, {n: str(p) for n, p in find_table_files(raw_files).items()})
+        if not cells:
+            _, report = validate(case, table)
+            assert check_contract(raw, buckets=3, strategy_ids=STRATEGY_IDS).to_dict() == (
+                report.to_dict()
+            )
+            continue
+        whole = error(case, table)
+        with pytest.raises(ContractError) as info:
+            check_contract(raw, buckets=3, strategy_ids=STRATEGY_IDS)
+        assert str(info.value) == str(whole)
+
+
+@pytest.mark.slow
 def test_spark_file_checks_and_book_figures_are_the_pandas_engines(spark, tmp_path):
     """``read_checked_tables``: a header-only required table is the pandas engine's error, an
     optional one is read as absent; ``check_book``'s figures are those of the whole tables."""
