@@ -19,11 +19,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from features.contract import AS_OF
+from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import ACTIVE
 from features.registry import feature_names
 from models.evaluation.champion import ChampionAnswer, decide_on
 from models.strategies.catalog import load_catalog
+from models.survival.train import CHURN_CAUSE
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
 from models.uplift.evaluation import (
     compute_uplift_table,
@@ -78,6 +79,23 @@ def run(cfg: Config) -> dict:
     return _save(cfg, headline, details)
 
 
+def _likely_cause(cfg: Config, book: pd.DataFrame, plan: pd.DataFrame) -> pd.Series:
+    """Each plan row's most likely churn cause from the ``tierwise-survival`` champion, scored
+    through pyfunc as a consumer would (the report's plan mix by cause); None for every row, with
+    the reason logged, when there is no survival champion or it cannot score the book."""
+    from models.serving import registry
+
+    name = registry.MODEL_NAMES["survival"]
+    answer = registry.score_with_alias(cfg.root, name, registry.CHAMPION, book)
+    if answer is None or answer.output is None:
+        why = "no champion" if answer is None else answer.error
+        log.warning("uplift: the plan's churn causes are unknown (%s: %s)", name, why)
+        return pd.Series([None] * len(plan), index=plan.index, dtype=object)
+    keys = [CUSTOMER_ID, AS_OF]
+    causes = pd.DataFrame(answer.output)[[*keys, CHURN_CAUSE]]
+    return plan[keys].merge(causes, on=keys, how="left")[CHURN_CAUSE].set_axis(plan.index)
+
+
 def _plan(cfg: Config, rows: pd.DataFrame, table: pd.DataFrame, strategies: list[str]) -> dict:
     """The action plan at the feature table's latest snapshot, within ``uplift.budget``, from
     every labelled campaign (the report's "Action plan" section), and its profit curve."""
@@ -86,6 +104,7 @@ def _plan(cfg: Config, rows: pd.DataFrame, table: pd.DataFrame, strategies: list
     book = book.reset_index(drop=True)
     plan, curve = build_plan(rows, book, feature_names(cfg.features), strategies, cfg.uplift,
                              cfg.kpis, cfg.labels.horizon_days, cfg.uplift.budget)  # fmt: skip
+    plan = plan.assign(**{CHURN_CAUSE: _likely_cause(cfg, book, plan)})
     save_frame(with_strategy_text(plan, load_catalog()), cfg.path(cfg.paths.uplift_plan))
     save_frame(curve, cfg.path(cfg.paths.uplift_curve))
     taken = plan[plan[ACTION] != NO_ACTION]

@@ -310,14 +310,28 @@ def plan_section(inputs: ReportInputs) -> str:
                   for _, r in points.iterrows()]  # fmt: skip
     curve_table = table(("Customers treated", "Budget", "Expected saved value (net)"),
                         curve_rows, numeric=(0, 1, 2))  # fmt: skip
-    mix = pd.crosstab(taken["action"], taken["tier"]) if len(taken) else pd.DataFrame()
-    mix_rows = [[a, *(num(v) for v in r)] for a, r in mix.iterrows()]
-    mix_table = table(("Strategy", *mix.columns), mix_rows, numeric=range(1, len(mix.columns) + 1))
+    tiers = _mix_table(taken, "tier", "Strategy by tier")
+    causes = taken.get("churn_cause", pd.Series(dtype=object))
+    known = causes.notna().any()
+    by_cause = _mix_table(taken, "churn_cause", "Strategy by likely churn cause") if known else ""
+    cause_note = (
+        "and by the most likely churn cause (the tierwise-survival champion's answer)."
+        if known else "(no survival champion answered: the mix by cause is not shown)."
+    )  # fmt: skip
     lead = (
         f"Uplift decides whom and which: {num(len(taken))} of {num(len(plan))} active customers "
         f"get a strategy, for {money(taken['cost'].sum(), cur)} and an expected saved value of "
         f"{money(taken['expected_saved_value'].sum(), cur)} net of cost. The curve follows the "
         "plan's ranking (saved value per unit of cost) with no budget limit; the mix is the "
-        "plan's strategies by tier. The cause of each customer's churn is not joined yet."
+        f"plan's strategies by tier {cause_note}"
     )
-    return section("plan", lead, f'<div class="grid2">{curve_table}{mix_table}</div>')
+    return section("plan", lead, f'<div class="grid2">{curve_table}{tiers}</div>', by_cause)
+
+
+def _mix_table(taken: pd.DataFrame, by: str, caption: str) -> str:
+    """Customers per (strategy, ``by``) of the plan's chosen rows."""
+    mix = pd.crosstab(taken["action"], taken[by]) if len(taken) else pd.DataFrame()
+    rows = [[a, *(num(v) for v in r)] for a, r in mix.iterrows()]
+    return f"<h3>{caption}</h3>" + table(
+        ("Strategy", *mix.columns), rows, numeric=range(1, len(mix.columns) + 1)
+    )

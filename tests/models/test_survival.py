@@ -203,6 +203,15 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
                                   check_dtype=False)  # fmt: skip
 
+    # the uplift stage's plan takes each customer's most likely cause from this champion
+    from pipelines.uplift import _likely_cause
+
+    book = rows.head(50).reset_index(drop=True)
+    plan = book[["customer_id", "as_of"]].iloc[::-1].reset_index(drop=True)
+    causes = _likely_cause(cfg, book, plan)
+    want = plan.merge(fresh[["customer_id", "as_of", "churn_cause"]], on=["customer_id", "as_of"])
+    assert causes.tolist() == want["churn_cause"].tolist() and causes.notna().all()
+
     # the version carries its survival task (like the churn models), so the rule is like-with-like
     from models.serving import registry
     from models.serving.task import Task

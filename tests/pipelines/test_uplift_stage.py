@@ -67,9 +67,28 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
     html = plan_section(SimpleNamespace(plan={"plan": plan, "curve": curve},
                                         run=SimpleNamespace(currency="CNY")))  # fmt: skip
     assert '<section id="plan"><h2>Action plan</h2>' in html and "Expected saved value" in html
+    # no survival champion in this registry: the causes are unknown and said to be
+    assert plan["churn_cause"].isna().all() and "no survival champion answered" in html
+    assert "Strategy by likely churn cause" not in html
     # the same data again: an equal Qini does not take the champion alias
     second = uplift.run(cfg)["registry"]["models"]["uplift"]
     assert not second["champion"] and "does not beat champion v1" in second["reason"]
+
+
+def test_the_plan_mix_shows_strategies_by_tier_and_by_cause():
+    plan = pd.DataFrame({
+        "action": ["price_review", "price_review", "rm_visit", "none"],
+        "tier": ["core", "vip", "core", "core"],
+        "churn_cause": ["refinanced", "refinanced", "runoff", "lapsed"],
+        "cost": [100.0, 100.0, 300.0, 0.0], "expected_saved_value": [50.0, 40.0, 10.0, 0.0],
+    })  # fmt: skip
+    curve = pd.DataFrame({"customers": [0, 3], "budget": [0.0, 500.0], "saved_value": [0.0, 100.0]})
+    html = plan_section(SimpleNamespace(plan={"plan": plan, "curve": curve},
+                                        run=SimpleNamespace(currency="CNY")))  # fmt: skip
+    assert "Strategy by tier" in html and "Strategy by likely churn cause" in html
+    cause_table = html.split("Strategy by likely churn cause")[1]
+    assert "refinanced" in cause_table and "runoff" in cause_table
+    assert "lapsed" not in cause_table  # a customer with no action is not in the mix
 
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
