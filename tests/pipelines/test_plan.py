@@ -149,3 +149,10 @@ def test_plan_serves_the_registered_uplift_champion(tmp_path):
         taken = plan[plan["action"] != "none"]
         assert len(taken) > 0 and set(taken["action"]) <= set(CAMPAIGN_STRATEGIES)
         assert (taken["expected_saved_value"] > 0).all()
+    # params of another task (horizon): refused before the data is read, unless --ignore-task
+    from models.serving.task import TaskMismatchError
+
+    other = config_with(cfg, labels={"horizon_days": 90})
+    with pytest.raises(TaskMismatchError, match="tierwise-uplift version 1"):
+        stage.run_plan(other, cfg.data_dir, as_of, 5000.0, tmp_path / "other.csv", False)
+    assert not (tmp_path / "other.csv").exists()
