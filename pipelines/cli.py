@@ -235,12 +235,29 @@ def plan(
     out: Annotated[Path, typer.Option(help="output .parquet or .csv")],
     params: ParamsOption = DEFAULT_PARAMS,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="uplift model URI (default: the registered champion), or 'fit' to fit the "
+            "T-learner on the campaigns known at --as-of"
+        ),
+    ] = "models:/tierwise-uplift@champion",
+    ignore_task: Annotated[
+        bool, typer.Option("--ignore-task", help="serve a model of another task (a warning)")
+    ] = False,
 ) -> None:
     """The budgeted action plan: whom to treat with which strategy (docs/uplift.md)."""
+    from models.serving.registry import RegistryError
+    from models.serving.task import TaskMismatchError
     from pipelines import plan as stage
 
     cfg = _config(params)
-    _run(lambda: stage.run_plan(cfg, data, _as_of_date(as_of), budget, out, overwrite))
+    try:
+        _run(lambda: stage.run_plan(cfg, data, _as_of_date(as_of), budget, out, overwrite,
+                                    model, ignore_task))  # fmt: skip
+    except (RegistryError, TaskMismatchError) as err:
+        err_console.print(f"[bold red]model[/] {err}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from err
 
 
 def main() -> None:  # pragma: no cover - console entry point

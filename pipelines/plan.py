@@ -21,22 +21,40 @@ from features.build import build_feature_table
 from features.labels import ACTIVE
 from features.observation import observation_start
 from features.registry import feature_names
+from models.serving import registry
+from models.serving.task import Task
+from models.serving.uplift import UPLIFT_PREFIX
 from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
 from models.uplift.plan import ACTION, NO_ACTION, with_strategy_text
-from models.uplift.planning import build_plan
+from models.uplift.planning import build_plan, plan_from_predictions
 from pipelines.config import Config
 from pipelines.io import BadRequestError, check_output, read_contract, save_frame
 
 log = logging.getLogger(__name__)
 
 
+CHAMPION_URI = f"models:/{registry.MODEL_NAMES['uplift']}@{registry.CHAMPION}"
+FIT = "fit"  # --model fit: fit the T-learner on the campaigns known at --as-of instead
+
+
 def run_plan(
-    cfg: Config, data_dir: Path, as_of: pd.Timestamp, budget: float, out: Path, overwrite: bool
+    cfg: Config,
+    data_dir: Path,
+    as_of: pd.Timestamp,
+    budget: float,
+    out: Path,
+    overwrite: bool,
+    model: str = CHAMPION_URI,
+    ignore_task: bool = False,
 ) -> pd.DataFrame:
     check_output(out, overwrite)
     if budget < 0:
         raise BadRequestError(f"--budget {budget}: a budget cannot be negative")
+    loaded = None
+    if model != FIT:  # the model loads before the data is read: a wrong URI fails early
+        loaded = registry.load_model(cfg.root, model)
+        registry.check_tasks((loaded,), Task.of(cfg.defs), ignore_task)
     catalog = load_catalog()
     ids = list(catalog.ids)
     tables, _ = read_contract(data_dir, end=cfg.data.end, strategy_ids=ids)
@@ -45,10 +63,13 @@ def run_plan(
             f"{data_dir} has no campaigns table: uplift learns what a strategy does from "
             "randomised campaigns (docs/data-contract.md, campaigns); without them there is no plan"
         )
-    history = _history(cfg, tables, as_of)
     book = _book(cfg, tables, as_of)
-    plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift, cfg.kpis,
-                         cfg.labels.horizon_days, budget)  # fmt: skip
+    if loaded is None:
+        history = _history(cfg, tables, as_of)
+        plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift,
+                             cfg.kpis, cfg.labels.horizon_days, budget)  # fmt: skip
+    else:
+        plan = _served_plan(cfg, loaded, tables, book, as_of, budget)
     plan = with_strategy_text(plan, catalog)
     save_frame(plan, out, overwrite=overwrite)
     chosen = plan[plan[ACTION] != NO_ACTION]
@@ -89,3 +110,22 @@ def _book(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:
     if active.empty:
         raise BadRequestError(f"no customer is active at {as_of:%Y-%m-%d} in the data")
     return active
+
+
+def _served_plan(cfg: Config, loaded, tables, book: pd.DataFrame, as_of, budget: float):
+    """The plan from the registered uplift model's answers for the book (its pyfunc:
+    ``p_none`` and ``uplift_<strategy>``); the costs from the campaigns decided by ``as_of``."""
+    answer = loaded.model.predict(book).reset_index(drop=True)
+    strategies = [c.removeprefix(UPLIFT_PREFIX) for c in answer.columns
+                  if c.startswith(UPLIFT_PREFIX) and answer[c].notna().any()]  # fmt: skip
+    if not strategies:
+        raise BadRequestError(f"{loaded.uri} answers no strategy's uplift: nothing to plan")
+    uplift = pd.DataFrame({s: answer[UPLIFT_PREFIX + s].to_numpy() for s in strategies})
+    campaigns = tables.campaigns[tables.campaigns["date"] <= as_of]
+    history = campaigns.assign(treated=campaigns["arm"] == "treated")
+    if "cost" not in history:
+        history = history.assign(cost=0.0)
+    log.info("plan from %s version %s", loaded.name, loaded.version or "-")
+    plan, _ = plan_from_predictions(uplift, answer["p_none"], book, history, cfg.kpis,
+                                    cfg.labels.horizon_days, budget)  # fmt: skip
+    return plan

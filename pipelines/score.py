@@ -24,8 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from models.monitoring.quality import TableVolumes
 from models.serving import registry
+from models.serving.registry import check_tasks
 from models.serving.score import Lineage, iter_scores
-from models.serving.task import Task, TaskMismatchError
+from models.serving.task import Task
 from models.spec import EXPLAIN_POLICIES
 from models.strategies.catalog import load_catalog
 from pipelines.config import Config
@@ -98,29 +99,6 @@ def check_request(request: ScoreRequest) -> None:
         raise ScoreError(f"--out {request.out}: the {request.engine} engine writes {suffixes}")
     if not uri and Path(request.out).exists() and not request.overwrite:
         raise OutputExistsError(f"{request.out} exists; pass --overwrite to replace it")
-
-
-def check_tasks(models: Iterable[registry.LoadedModel], task: Task, ignore: bool) -> None:
-    """Refuse (TaskMismatchError, exit 2) a model whose task is not params' or is not recorded,
-    naming both values, unless ``ignore``; then only a warning is logged."""
-    for loaded in models:
-        where = f"{loaded.name} version {loaded.version}" if loaded.version else loaded.uri
-        if loaded.task == task:
-            continue
-        if loaded.task is None:
-            problem = f"{where} records no task (registered before task tags), params' is {task.id}"
-        else:
-            problem = f"{where} does not answer params' task: " + "; ".join(
-                loaded.task.differences(task)
-            )
-        if ignore:
-            log.warning("%s (--ignore-task)", problem)
-            continue
-        alias = registry.task_alias(registry.CHAMPION, task.id)
-        raise TaskMismatchError(
-            f"{problem}. Score with the params it was trained with, choose a model of this task "
-            f"(e.g. models:/{loaded.name or 'NAME'}@{alias}), or pass --ignore-task"
-        )
 
 
 def _with_progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterator[pd.DataFrame]:

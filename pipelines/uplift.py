@@ -23,6 +23,7 @@ from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import ACTIVE
 from features.registry import feature_names
 from models.evaluation.champion import ChampionAnswer, decide_on
+from models.serving.task import Task
 from models.strategies.catalog import load_catalog
 from models.survival.train import CHURN_CAUSE
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
@@ -124,8 +125,10 @@ def _entry(cfg: Config, model: UpliftTLearner, test: pd.DataFrame, headline: dic
     rows = test[registered.input_columns()].reset_index(drop=True)
     promote, reason = _decision(cfg, rows, test, headline["qini_uplift_model"])
     example = rows.head(5)
+    # the task (horizon, definitions) its churn labels answer: `tierwise plan` checks it
+    tags = Task.of(cfg.defs).to_tags()
     return registry.ModelEntry("uplift", registered, example, tuple(registered.features),
-                               promote, reason)  # fmt: skip
+                               promote, reason, tags)  # fmt: skip
 
 
 def _decision(cfg: Config, rows: pd.DataFrame, test: pd.DataFrame, ours: float):

@@ -17,7 +17,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -33,7 +33,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.serving.artifacts import MODEL_CODE
 from models.serving.records import RegistryRecord, VersionRecord
-from models.serving.task import TASK_PARAMS, TASK_TAG, Task
+from models.serving.task import TASK_PARAMS, TASK_TAG, Task, TaskMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -411,3 +411,26 @@ def model_profile(loaded: LoadedModel) -> dict | None:
     except Exception:  # not a python-function model (a flavour loaded from a path)
         return None
     return getattr(python_model, "profile", None)
+
+
+def check_tasks(models: Iterable[LoadedModel], task: Task, ignore: bool) -> None:
+    """Refuse (TaskMismatchError, exit 2) a model whose task is not params' or is not recorded,
+    naming both values, unless ``ignore``; then only a warning is logged."""
+    for loaded in models:
+        where = f"{loaded.name} version {loaded.version}" if loaded.version else loaded.uri
+        if loaded.task == task:
+            continue
+        if loaded.task is None:
+            problem = f"{where} records no task (registered before task tags), params' is {task.id}"
+        else:
+            problem = f"{where} does not answer params' task: " + "; ".join(
+                loaded.task.differences(task)
+            )
+        if ignore:
+            log.warning("%s (--ignore-task)", problem)
+            continue
+        alias = task_alias(CHAMPION, task.id)
+        raise TaskMismatchError(
+            f"{problem}. Score with the params it was trained with, choose a model of this task "
+            f"(e.g. models:/{loaded.name or 'NAME'}@{alias}), or pass --ignore-task"
+        )

@@ -39,10 +39,25 @@ def build_plan(
     fitted = model.fitted_strategies
     uplift = model.predict_uplift(book[list(features)])[fitted]
     churn = model.predict_churn(book[list(features)])
+    return plan_from_predictions(uplift, churn[NONE], book, history, kpis, horizon_days, budget)
+
+
+def plan_from_predictions(
+    uplift: pd.DataFrame,
+    p_none: pd.Series,
+    book: pd.DataFrame,
+    history: pd.DataFrame,
+    kpis: KpiSpec,
+    horizon_days: int,
+    budget: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``build_plan`` from a model's answers (``uplift``: one column per strategy; ``p_none``:
+    churn untreated) for the ``book``; ``history``'s treated rows give the costs."""
+    fitted = list(uplift.columns)
     cost = estimate_costs(book, history, fitted)
     days = kpis.value_window_days
     yearly = book[value_feature(days)].fillna(0.0) * 365.0 / days
-    net = compute_net_values(uplift, churn[NONE], yearly, cost, kpis, horizon_days)
+    net = compute_net_values(uplift, p_none, yearly, cost, kpis, horizon_days)
     plan = plan_actions(uplift, net, cost, budget)
-    keys = book[[CUSTOMER_ID, AS_OF, TIER]].assign(churn_probability=churn[NONE].to_numpy())
+    keys = book[[CUSTOMER_ID, AS_OF, TIER]].assign(churn_probability=p_none.to_numpy())
     return pd.concat([keys, plan], axis=1), profit_curve(uplift, net, cost)

@@ -30,9 +30,9 @@ def world_dir(tmp_path_factory, params_cfg) -> Path:
     return folder
 
 
-def _plan(data: Path, out: Path, budget: str, *extra: str):
+def _plan(data: Path, out: Path, budget: str, *extra: str, model: str = "fit"):
     args = ["plan", "--data", str(data), "--as-of", AS_OF, "--budget", budget, "--out", str(out)]
-    return runner.invoke(app, [*args, "--params", PARAMS, *extra])
+    return runner.invoke(app, [*args, "--params", PARAMS, "--model", model, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,46 @@ def test_validate_names_a_campaign_of_an_unknown_strategy(world_dir, tmp_path):
     text = " ".join(result.output.split())  # the console wraps long lines
     assert "rule 'strategy_id in the strategy catalog': 1 row fails" in text
     assert "3 free_lunch" in text
+
+
+@pytest.mark.slow
+def test_plan_serves_the_registered_uplift_champion(tmp_path):
+    """End to end with a real MLflow store: the uplift stage registers tierwise-uplift, `plan`
+    serves models:/tierwise-uplift@champion (the default) within the budget; without the
+    champion, exit 2 naming the alias."""
+    import shutil
+
+    from pipelines import features as features_stage
+    from pipelines import generate, uplift, validate
+    from pipelines import plan as stage
+    from pipelines.config import config_with, load_config
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(PARAMS, params)
+    out = tmp_path / "none.csv"
+    args = ["plan", "--data", str(tmp_path), "--as-of", AS_OF, "--budget", "1", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--params", str(params)])
+    assert result.exit_code == EXIT_INVALID and "tierwise-uplift" in result.output
+    assert not out.exists()
+    base = load_config(params, root=tmp_path)
+    world = {"customers": 1200, "years": 3, "seed": 4,
+             "campaigns": {"start": "2021-01-31", "monthly_share": 0.15}}  # fmt: skip
+    cfg = config_with(base, data={"dir": tmp_path / "data/world"}, generate=world)
+    generate.run(cfg)
+    validate.run(cfg)
+    features_stage.run(cfg)
+    assert uplift.run(cfg)["registry"]["models"]["uplift"]["champion"]
+    as_of = pd.Timestamp("2023-06-30")
+    for budget in (5000.0, 50000.0):
+        plan = stage.run_plan(cfg, cfg.data_dir, as_of, budget, tmp_path / f"{budget}.csv", False)
+        assert plan["customer_id"].is_unique and plan["cost"].sum() <= budget
+        taken = plan[plan["action"] != "none"]
+        assert len(taken) > 0 and set(taken["action"]) <= set(CAMPAIGN_STRATEGIES)
+        assert (taken["expected_saved_value"] > 0).all()
+    # params of another task (horizon): refused before the data is read, unless --ignore-task
+    from models.serving.task import TaskMismatchError
+
+    other = config_with(cfg, labels={"horizon_days": 90})
+    with pytest.raises(TaskMismatchError, match="tierwise-uplift version 1"):
+        stage.run_plan(other, cfg.data_dir, as_of, 5000.0, tmp_path / "other.csv", False)
+    assert not (tmp_path / "other.csv").exists()
