@@ -99,8 +99,7 @@ class HazardModel:
             np.asarray(X, dtype=np.float64), raw_score=True,
             num_iteration=self.booster.best_iteration or None,
         ) + self.log_prior  # fmt: skip
-        p = np.exp(raw - raw.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
+        return _softmax(raw)
 
     @cached_property
     def forest(self) -> MonthForest:
@@ -118,9 +117,14 @@ class HazardModel:
             block = np.zeros((min(batch_rows, n - start), X.shape[1] + 1))
             block[:, :-1] = X[start : start + batch_rows]
             raw = self.forest.raw_scores(block, K) + self.log_prior
-            p = np.exp(raw - raw.max(axis=2, keepdims=True))
-            hazards[start : start + len(block)] = (p / p.sum(axis=2, keepdims=True))[:, :, 1:]
+            hazards[start : start + len(block)] = _softmax(raw)[:, :, 1:]
         return SurvivalOutputs.from_hazards(hazards)
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """Class probabilities of raw scores (classes on the last axis)."""
+    p = np.exp(raw - raw.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def fit_hazard_model(
