@@ -339,10 +339,9 @@ def _stats(frames: dict, latest, as_of: pd.Timestamp | None) -> list[tuple]:
     """A bucket's figures as problem-shaped rows (kind "stat"; the name in ``table``, a date in
     ``detail``, a number in ``count``)."""
     tables = Tables(**{n: f.reset_index(drop=True) for n, f in frames.items()})
-    out = [("stat", 0, 0, "first", "", "", f"{d:%Y-%m-%d}", 0, [], [])
-           for d in event_first_dates(tables)]  # fmt: skip
+    out = [_stat("first", d) for d in event_first_dates(tables)]
     if latest is not None:
-        out.append(("stat", 0, 0, "latest", "", "", f"{latest:%Y-%m-%d}", 0, [], []))
+        out.append(_stat("latest", latest))
     if any(len(f) for f in frames.values()):
         universe = build_universe(tables)
         out.append(("stat", 0, 0, "customers", "", "", "", len(universe.ids), [], []))
@@ -352,7 +351,7 @@ def _stats(frames: dict, latest, as_of: pd.Timestamp | None) -> list[tuple]:
             out.append(("stat", 0, 0, "known", "", "", "", known, [], []))
         last = data_end(tables)
         if pd.notna(last):
-            out.append(("stat", 0, 0, "end", "", "", f"{last:%Y-%m-%d}", 0, [], []))
+            out.append(_stat("end", last))
     return out
 
 
