@@ -333,7 +333,8 @@ class _Sim:
     out: dict[str, list[dict[str, np.ndarray]]] | None = field(default_factory=dict)
     monthly: list[tuple[np.ndarray, np.ndarray]] | None = None
     top: np.ndarray | None = None  # the VIP exposure bar by month (recorded by the world)
-    replica: bool = False  # an oracle replica: emits nothing, reads the world's VIP bar
+    cut: np.ndarray | None = None  # the bank's campaign selection bar (its rule's score) by month
+    replica: bool = False  # an oracle replica: emits nothing, reads the world's bars
     crng: np.random.Generator | None = None  # the campaigns' own stream (world only)
     forced: tuple[int, np.ndarray] | None = None  # a replica's treatment: (month, strategy per
     # customer, -1 = none), applied at the start of that month instead of the bank's rule
@@ -360,6 +361,7 @@ def _new_sim(spec: WorldSpec, keep_monthly: bool) -> _Sim:
         _apply_segment_mix(customers, spec, first)
     return _Sim(spec, rng, months, month_ns.astype(np.int64), market, stress, customers,
                 monthly=[] if keep_monthly else None, top=np.full(months, np.inf),
+                cut=np.full(months, np.inf),
                 crng=np.random.default_rng([spec.seed, 14]))  # fmt: skip
 
 
@@ -770,8 +772,9 @@ def _update_loyalty(
 
 
 def _campaigns(sim: _Sim, t: int) -> None:
-    """At the start of month t: a replica applies its forced treatment; the world, from
-    ``campaigns.start``, runs the bank's campaign decided on the last day of month t-1."""
+    """At the start of month t: a replica with a forced treatment applies it (and no other); the
+    world, from ``campaigns.start``, runs the bank's campaign decided on the last day of month
+    t-1, and any other replica replays the bank's rule against the world's selection bar."""
     if sim.forced is not None:
         month, strategy = sim.forced
         if month == t:
@@ -779,10 +782,10 @@ def _campaigns(sim: _Sim, t: int) -> None:
             _treat(sim, t, who, strategy[who])
         return
     spec = sim.spec.campaigns
-    if sim.replica or not spec.on or t < 1 or sim.month_ns[t] <= _day(spec.start).value:
+    if not spec.on or t < 1 or sim.month_ns[t] <= _day(spec.start).value:
         return
-    who = _bank_selection(sim, t)
-    rng = sim.crng
+    rng = sim.rng if sim.replica else sim.crng  # a replica has no campaign stream of its own
+    who = _bank_selection(sim, t, rng)
     strategy = rng.integers(0, len(CAMPAIGN_STRATEGIES), len(who))
     control = rng.random(len(who)) < spec.control_share
     cost = _treat(sim, t, who[~control], strategy[~control])
@@ -797,20 +800,28 @@ def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bank_selection(sim: _Sim, t: int) -> np.ndarray:
+def _bank_selection(sim: _Sim, t: int, rng: np.random.Generator) -> np.ndarray:
     """The bank's historical rule: the top ``monthly_share`` of borrowers with open loans by a
     simple risk score of what it sees (recent complaints, lateness, price above the market, a
-    maturity within the next months). It cannot see who is already drifting away."""
+    maturity within the next months). It cannot see who is already drifting away.
+
+    The world records the month's bar, the lowest score it selected (``sim.cut``). A replica
+    (a few customers' copies) selects the copies that score at least that bar: the rule as one
+    customer meets it, whatever the rest of the book scores."""
     c, spec = sim.c, sim.spec.campaigns
     seen = (c["state"] == _ACTIVE) | (c["state"] == _DRIFTING)
     idx = np.flatnonzero(seen & (c["n_open"] > 0) & (t - c["camp_m"] > spec.cooldown_months))
-    k = int(round(spec.monthly_share * len(idx)))
+    k = len(idx) if sim.replica else int(round(spec.monthly_share * len(idx)))
     if k == 0:
         return idx[:0]
     score = (0.5 * np.minimum(c["rc"][idx], 3) + 1.5 * c["rl"][idx]
              + 30 * np.maximum(_price_gap(sim, t - 1, idx), 0) + 0.3 * _maturing(sim, t, idx)
-             + sim.crng.normal(0.0, 0.05, len(idx)))  # fmt: skip
-    return np.sort(idx[np.argsort(-score, kind="stable")[:k]])
+             + rng.normal(0.0, 0.05, len(idx)))  # fmt: skip
+    if sim.replica:
+        return idx[score >= sim.cut[t]]
+    top = np.argsort(-score, kind="stable")[:k]
+    sim.cut[t] = score[top[-1]]
+    return np.sort(idx[top])
 
 
 def _maturing(sim: _Sim, t: int, idx: np.ndarray) -> np.ndarray:
@@ -1211,23 +1222,32 @@ def _snapshot_states(spec: WorldSpec, rows: pd.DataFrame) -> Iterator[tuple]:
     codes = who.to_numpy().astype(np.int64)
     days = as_of.to_numpy()
     month = np.searchsorted(sim.month_ns, days.astype(np.int64), side="right") - 1
-    bar = vip_bar(spec)
+    bar = world_bars(spec)
     for t in _run(sim):
         for day in np.unique(days[month == t]):
             pick = np.flatnonzero(days == day)
             yield sim, bar, t, pd.Timestamp(day), pick, codes[pick]
 
 
-def vip_bar(spec: WorldSpec) -> np.ndarray:
-    """The VIP exposure bar (top 5 % of the book) month by month: a whole run of the world."""
+@dataclass(frozen=True)
+class _Bars:
+    """What a replica reads from the whole book, month by month: the VIP exposure bar (top 5 %)
+    and the bank's campaign selection bar (+inf: no campaign that month)."""
+
+    top: np.ndarray
+    cut: np.ndarray
+
+
+def world_bars(spec: WorldSpec) -> _Bars:
+    """The book-wide bars of the world month by month (``_Bars``): a whole run of the world."""
     sim = _new_sim(spec, keep_monthly=False)
     for _ in _run(sim):
         pass
-    return sim.top
+    return _Bars(top=sim.top, cut=sim.cut)
 
 
 def _churn_share(
-    sim: _Sim, bar: np.ndarray, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
+    sim: _Sim, bar: _Bars, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
     replicates: int, rng: np.random.Generator, max_copies: int, strategy: np.ndarray | None = None,
     resample_macro: bool = False,
 ) -> np.ndarray:  # fmt: skip
@@ -1282,16 +1302,17 @@ def _future_macro(sim: _Sim, t: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 def _replica(
     sim: _Sim,
-    bar: np.ndarray,
+    bar: _Bars,
     who: np.ndarray,
     reps: int,
     rng: np.random.Generator,
     macro: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _Sim:
     """``reps`` copies of customers ``who`` (with their loans) at the world's current state;
-    copy r of ``who[i]`` is customer ``r * len(who) + i``. Their VIP bar is the world's
-    (``vip_bar``): a few customers' copies do not move the whole book's top 5 %. The world itself
-    is not changed. ``macro``: (market, stress) the copies live instead of the world's."""
+    copy r of ``who[i]`` is customer ``r * len(who) + i``. Their VIP bar and the bank's campaign
+    selection bar are the world's (``world_bars``): a few customers' copies do not move the whole
+    book's top 5 %, nor the share of it the bank selects. The world itself is not changed.
+    ``macro``: (market, stress) the copies live instead of the world's."""
     market, stress = (sim.market, sim.stress) if macro is None else macro
     n, loan_cust = len(who), sim.loans("cust")
     slot = np.full(len(sim.c["L"]), -1)
@@ -1301,7 +1322,8 @@ def _replica(
     book["cust"] = np.repeat(np.arange(reps) * n, len(mine)) + np.tile(slot[loan_cust[mine]], reps)
     c = {name: values[np.tile(who, reps)] for name, values in sim.c.items()}
     return _Sim(sim.spec, rng, sim.months, sim.month_ns, market, stress, c, book,
-                n_loans=len(mine) * reps, out=None, top=bar, replica=True)  # fmt: skip
+                n_loans=len(mine) * reps, out=None, top=bar.top, cut=bar.cut,
+                replica=True)  # fmt: skip
 
 
 def _replay_churn(rep: _Sim, n_who: int, t: int, as_of_ns: int, horizon_days: int) -> np.ndarray:
@@ -1358,7 +1380,7 @@ def oracle_incidence(
     codes = who.to_numpy().astype(np.int64)
     month = np.searchsorted(sim.month_ns, as_of.to_numpy().astype(np.int64), side="right") - 1
     offsets = np.array(events.month_ends(), dtype=np.int64)
-    out, bar = np.full((len(rows), len(offsets), len(CAUSES)), np.nan), vip_bar(spec)
+    out, bar = np.full((len(rows), len(offsets), len(CAUSES)), np.nan), world_bars(spec)
     for t in _run(sim):
         for day in np.unique(as_of.to_numpy()[month == t]):
             pick = np.flatnonzero(as_of.to_numpy() == day)

@@ -15,8 +15,13 @@ import features.contract as fc
 import features.synthetic as fs
 from pipelines.config import load_defaults
 
-BASE = dataclasses.replace(load_defaults().generate, customers=900, years=3, start="2021-01-01",
-                           seed=17)  # fmt: skip
+_DEFAULTS = load_defaults().generate
+_OFF = dataclasses.replace(_DEFAULTS.campaigns, start="")
+BASE = dataclasses.replace(_DEFAULTS, customers=900, years=3, start="2021-01-01", seed=17,
+                           campaigns=_OFF)  # fmt: skip
+# A bank that selects a third of its borrowers every month: campaigns weigh on every future.
+CAMPAIGNED = dataclasses.replace(BASE, campaigns=dataclasses.replace(
+    _DEFAULTS.campaigns, start="2021-03-31", monthly_share=0.3, cooldown_months=0))  # fmt: skip
 SHAPED = dataclasses.replace(BASE, years=5, start="2019-01-01", extract_start="2021-01-01",
                              long_maturity_share=0.5, bullet_share=0.5, revolving_share=0.5,
                              segment_shares=(0.5, 0.3, 0.2))  # fmt: skip
@@ -41,8 +46,8 @@ def test_a_replica_on_the_worlds_own_random_stream_replays_the_world(spec, month
     sim = fs._new_sim(spec, keep_monthly=False)
     months = fs._run(sim)
     t = next(m for m in months if m == month)  # a June: 2022 (default), 2021 (shaped)
-    everyone, bar = np.arange(len(sim.c["L"])), fs.vip_bar(spec)
-    assert np.isfinite(bar[t:]).all()  # the bar of months the world has not lived yet
+    everyone, bar = np.arange(len(sim.c["L"])), fs.world_bars(spec)
+    assert np.isfinite(bar.top[t:]).all()  # the bar of months the world has not lived yet
     replica = fs._replica(sim, bar, everyone, 1, copy.deepcopy(sim.rng))
     as_of = pd.Timestamp(sim.month_ns[t + 1]) - pd.Timedelta(days=1)
     replayed = fs._replay_churn(replica, len(everyone), t, as_of.value, H)
@@ -55,23 +60,61 @@ def test_a_replica_on_the_worlds_own_random_stream_replays_the_world(spec, month
     assert (replayed[codes.to_numpy()] == realised.to_numpy()).all()
 
 
-@pytest.fixture(scope="module")
-def graded() -> pd.DataFrame:
-    """Active customers at two snapshots, their realised label and their oracle probability."""
-    loans = fs.generate_world(BASE).loans
+def test_a_replica_replays_the_banks_campaign_rule_against_the_worlds_bar():
+    """The world selects its top share by the bank's score and records the month's bar; copies
+    of every customer, stepped one month, are selected at the rate the world selected them, and
+    the selected copies are treated (their cooldown clock restarts)."""
+    spec, month, copies = CAMPAIGNED, 8, 10
+    sim = fs._new_sim(spec, keep_monthly=False)
+    months = fs._run(sim)
+    t = next(m for m in months if m == month)
+    everyone, bar = np.arange(len(sim.c["L"])), fs.world_bars(spec)
+    replica = fs._replica(sim, bar, everyone, copies, np.random.default_rng(3))
+    fs._step(replica, t + 1)
+    replayed = (replica.c["camp_m"] == t + 1).sum() / copies
+    next(months)  # the world's month t + 1
+    selected = sum(len(rows["cust"]) for rows in sim.out["campaigns"] if rows["t"][0] == t + 1)
+    assert np.isfinite(bar.cut[t + 1]) and selected > 50
+    assert abs(replayed / selected - 1) < 0.1, (replayed, selected)
+
+
+def _graded(spec: fs.WorldSpec, days: tuple[str, ...]) -> pd.DataFrame:
+    """Active customers at the snapshots, their realised label and their oracle probability."""
+    loans = fs.generate_world(spec).loans
     rows = [_realised_churn(loans, pd.Timestamp(day), H).rename("y").rename_axis("customer_id")
             .reset_index().assign(as_of=pd.Timestamp(day))
-            for day in ("2022-01-31", "2022-06-30")]  # fmt: skip
+            for day in days]  # fmt: skip
     rows = pd.concat(rows, ignore_index=True)
-    return rows.assign(p=fs.oracle_churn(BASE, rows[["customer_id", "as_of"]], H, 200))
+    return rows.assign(p=fs.oracle_churn(spec, rows[["customer_id", "as_of"]], H, 200))
 
 
-def test_oracle_probabilities_match_the_realised_churn_rate(graded):
+@pytest.fixture(scope="module")
+def graded() -> pd.DataFrame:
+    return _graded(BASE, ("2022-01-31", "2022-06-30"))
+
+
+def _assert_calibrated(graded: pd.DataFrame) -> None:
     for _, g in graded.groupby("as_of"):
         p, y = g["p"].to_numpy(), g["y"].to_numpy(float)
         sd = np.sqrt((p * (1 - p)).sum() * (1 + 1 / 200))  # outcomes + the oracle's own draws
         assert abs(y.sum() - p.sum()) < 4 * sd, (y.sum(), p.sum(), sd)
         assert 0.03 < y.mean() < 0.5  # a rate worth checking
+
+
+def test_oracle_probabilities_match_the_realised_churn_rate(graded):
+    _assert_calibrated(graded)
+
+
+def test_the_oracle_of_a_world_with_campaigns_replays_them_and_stays_calibrated():
+    """A bank that treats 70 % of its borrowers every month: copies that lived no campaign would
+    over-predict churn by about 4 sd here (measured: 248 expected against 205 realised); with the
+    bank's rule replayed they do not."""
+    spec = dataclasses.replace(CAMPAIGNED, customers=3000, campaigns=dataclasses.replace(
+        CAMPAIGNED.campaigns, monthly_share=1.0))  # fmt: skip
+    graded = _graded(spec, ("2021-12-31", "2022-06-30"))
+    p, y = graded["p"].to_numpy(), graded["y"].to_numpy(float)
+    sd = np.sqrt((p * (1 - p)).sum() * (1 + 1 / 200))
+    assert abs(y.sum() - p.sum()) < 3 * sd, (y.sum(), p.sum(), sd)
 
 
 def test_oracle_ranks_customers_far_better_than_chance(graded):

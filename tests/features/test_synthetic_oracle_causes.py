@@ -16,7 +16,9 @@ from features.spec import CAUSES
 from pipelines.config import load_defaults
 
 CFG = load_defaults()
-BASE = dataclasses.replace(CFG.generate, customers=900, years=3, start="2021-01-01", seed=17)
+_OFF = dataclasses.replace(CFG.generate.campaigns, start="")
+BASE = dataclasses.replace(CFG.generate, customers=900, years=3, start="2021-01-01", seed=17,
+                           campaigns=_OFF)  # fmt: skip
 EVENTS = CFG.survival.events
 
 
@@ -24,7 +26,7 @@ def test_a_replica_on_the_worlds_own_stream_replays_churn_time_and_cause():
     sim = fs._new_sim(BASE, keep_monthly=False)
     months = fs._run(sim)
     t = next(m for m in months if m == 17)  # June 2022: 12 months of world after it
-    everyone, bar = np.arange(len(sim.c["L"])), fs.vip_bar(BASE)
+    everyone, bar = np.arange(len(sim.c["L"])), fs.world_bars(BASE)
     replica = fs._replica(sim, bar, everyone, 1, copy.deepcopy(sim.rng))
     as_of = pd.Timestamp(sim.month_ns[t + 1]) - pd.Timedelta(days=1)
     offsets = np.array(EVENTS.month_ends())
