@@ -186,7 +186,7 @@ class WorldSpec:
     writeoff_missed: int  # consecutive missed installments after which a loan is written off
     close_reason: bool  # export loans.close_reason (matured, refinanced, written_off)
     drift: DriftSpec  # drift scenarios from a date (off by default)
-    campaigns: CampaignSpec  # retention campaigns with control groups (off by default)
+    campaigns: CampaignSpec  # retention campaigns with control groups (params: from 2021-06-30)
     extract_start: str  # "" = the whole history; else export what a bank's extract from then holds
 
     def __post_init__(self) -> None:

@@ -39,9 +39,12 @@ def on_world(on_spec):
     return simulate_world(on_spec)
 
 
-def test_campaigns_are_off_by_default(params_cfg):
-    assert not params_cfg.generate.campaigns.on
-    assert generate_world(replace(params_cfg.generate, customers=200, years=2)).campaigns is None
+def test_campaigns_are_on_in_the_default_world_and_off_without_a_start(params_cfg):
+    assert params_cfg.generate.campaigns.on
+    small = replace(params_cfg.generate, customers=200, years=2)
+    assert generate_world(small).campaigns is not None
+    off = replace(small, campaigns=replace(small.campaigns, start=""))
+    assert generate_world(off).campaigns is None
 
 
 def test_the_world_before_the_first_campaign_is_the_world_without_campaigns(on_spec, on_world):

@@ -48,7 +48,7 @@ def test_help_lists_every_stage():
 def test_generate_writes_the_world(project):
     assert sorted(p.name for p in (project / "data/world").iterdir()) == [
         f"{name}.parquet"
-        for name in ("customers", "interactions", "loans", "repayments", "surveys")
+        for name in ("campaigns", "customers", "interactions", "loans", "repayments", "surveys")
     ]
 
 

@@ -93,8 +93,8 @@ def test_the_plan_mix_shows_strategies_by_tier_and_by_cause():
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
     base = load_config(PARAMS, root=tmp_path)
-    cfg = config_with(base, data={"dir": tmp_path / "data/world"},
-                      generate={"customers": 200, "years": 2})  # fmt: skip
+    world = {"customers": 200, "years": 2, "campaigns": {"start": ""}}
+    cfg = config_with(base, data={"dir": tmp_path / "data/world"}, generate=world)
     generate.run(cfg)
     validate.run(cfg)
     uplift.run(cfg)  # reads no feature table: nothing to join it with
