@@ -69,6 +69,16 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
     assert '<section id="plan"><h2>Action plan</h2>' in html and "Expected saved value" in html
     # no survival champion in this registry: the causes are unknown and said to be
     assert plan["churn_cause"].isna().all() and "no survival champion answered" in html
+    # nor a survival curve: the saved value is on the geometric CLV, and the stage says so
+    assert saved["plan"]["value_basis"] == "geometric"
+    assert saved["plan"]["value_basis_reason"] == "no tierwise-survival champion"
+    # the version records its last training campaign and the end of the outcomes it learned
+    from models.serving.registry import version_tags
+
+    tags = version_tags(cfg.root, "tierwise-uplift", first["version"])
+    assert tags["train_last_campaign"] == saved["train_end"]
+    horizon = pd.Timedelta(days=cfg.labels.horizon_days)
+    assert pd.Timestamp(tags["train_data_end"]) == pd.Timestamp(saved["train_end"]) + horizon
     assert "Strategy by likely churn cause" not in html
     # the same data again: an equal Qini does not take the champion alias
     second = uplift.run(cfg)["registry"]["models"]["uplift"]
