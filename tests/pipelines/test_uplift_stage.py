@@ -99,6 +99,11 @@ def test_the_plan_mix_shows_strategies_by_tier_and_by_cause():
     cause_table = html.split("Strategy by likely churn cause")[1]
     assert "refinanced" in cause_table and "runoff" in cause_table
     assert "lapsed" not in cause_table  # a customer with no action is not in the mix
+    assert "survival-weighted" not in html and "geometric CLV" not in html  # basis not given
+    with_basis = {"plan": plan, "curve": curve, "value_basis": "survival",
+                  "value_basis_reason": "the curve of tierwise-survival version 3"}  # fmt: skip
+    html = plan_section(SimpleNamespace(plan=with_basis, run=SimpleNamespace(currency="CNY")))
+    assert "on the survival-weighted CLV (the curve of tierwise-survival version 3)" in html
 
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
