@@ -5,9 +5,11 @@ nothing to learn what works from: exit 2, saying so). Everything is read as of D
 time: the uplift T-learner (models/uplift) is fitted on the campaigns whose churn label is known
 by DATE (decided on or before DATE - H), with the features of each campaign's day; the book is
 every customer active on DATE, with the features of DATE. Each gets the strategy with the best
-expected saved value (saved CLV minus cost) if positive, and the plan takes customers greedily
-by value per cost while the total cost fits AMOUNT (models/uplift/plan.py). One row per active
-customer, written atomically.
+expected saved value (saved CLV minus cost, on the survival champion's curve when it gives a
+point-in-time one, else the geometric CLV: models/serving/value_basis.py) if positive, and the
+plan takes customers greedily by value per cost while the total cost fits AMOUNT
+(models/uplift/plan.py). One row per active customer, written atomically. The registered
+champion (the default model) must not have learned from outcomes after DATE.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from features.registry import feature_names
 from models.serving import registry
 from models.serving.task import Task
 from models.serving.uplift import UPLIFT_PREFIX
+from models.serving.value_basis import survival_basis
 from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
-from models.uplift.plan import ACTION, NO_ACTION, with_strategy_text
+from models.uplift.plan import ACTION, NO_ACTION, ValueBasis, with_strategy_text
 from models.uplift.planning import build_plan, plan_from_predictions
 from pipelines.config import Config
 from pipelines.io import BadRequestError, check_output, read_contract, save_frame
@@ -55,6 +58,7 @@ def run_plan(
     if model != FIT:  # the model loads before the data is read: a wrong URI fails early
         loaded = registry.load_model(cfg.root, model)
         registry.check_tasks((loaded,), Task.of(cfg.defs), ignore_task)
+        _check_date(loaded, as_of)
     catalog = load_catalog()
     ids = list(catalog.ids)
     tables, _ = read_contract(data_dir, end=cfg.data.end, strategy_ids=ids)
@@ -64,18 +68,38 @@ def run_plan(
             "randomised campaigns (docs/data-contract.md, campaigns); without them there is no plan"
         )
     book = _book(cfg, tables, as_of)
+    basis = survival_basis(cfg.root, book, cfg.defs, cfg.survival.events, as_of).basis
     if loaded is None:
         history = _history(cfg, tables, as_of)
         plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift,
-                             cfg.kpis, cfg.labels.horizon_days, budget)  # fmt: skip
+                             cfg.kpis, cfg.labels.horizon_days, budget, basis)  # fmt: skip
     else:
-        plan = _served_plan(cfg, loaded, tables, book, as_of, budget)
+        plan = _served_plan(cfg, loaded, tables, book, as_of, budget, basis)
     plan = with_strategy_text(plan, catalog)
     save_frame(plan, out, overwrite=overwrite)
     chosen = plan[plan[ACTION] != NO_ACTION]
-    log.info("plan for %s: %d of %d active customers, cost %.0f of %.0f", f"{as_of:%Y-%m-%d}",
-             len(chosen), len(plan), chosen["cost"].sum(), budget)  # fmt: skip
+    log.info("plan for %s: %d of %d active customers, cost %.0f of %.0f, value basis %s (%s)",
+             f"{as_of:%Y-%m-%d}", len(chosen), len(plan), chosen["cost"].sum(), budget,
+             basis.name, basis.reason)  # fmt: skip
     return plan
+
+
+def _check_date(loaded: registry.LoadedModel, as_of: pd.Timestamp) -> None:
+    """A served model must not have learned from outcomes after DATE (point in time): exit 2
+    naming the version, its training end (tag train_data_end) and DATE. A model that records no
+    training end (registered before the tag, or outside the registry) is served with a warning."""
+    where = f"{loaded.name} version {loaded.version}" if loaded.version else loaded.uri
+    if loaded.train_end is None:
+        log.warning("%s records no training end: --as-of %s is not checked against it", where,
+                    f"{as_of:%Y-%m-%d}")  # fmt: skip
+        return
+    if as_of < loaded.train_end:
+        raise BadRequestError(
+            f"{where} learned from campaign outcomes up to {loaded.train_end:%Y-%m-%d} "
+            f"(train_data_end), after --as-of {as_of:%Y-%m-%d}: a plan at that date would use "
+            "what the model learned later. Use --model fit (fits on the campaigns known at "
+            "--as-of) or a later --as-of"
+        )
 
 
 def _history(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -112,7 +136,8 @@ def _book(cfg: Config, tables, as_of: pd.Timestamp) -> pd.DataFrame:
     return active
 
 
-def _served_plan(cfg: Config, loaded, tables, book: pd.DataFrame, as_of, budget: float):
+def _served_plan(cfg: Config, loaded, tables, book: pd.DataFrame, as_of, budget: float,
+                 basis: ValueBasis):  # fmt: skip
     """The plan from the registered uplift model's answers for the book (its pyfunc:
     ``p_none`` and ``uplift_<strategy>``); the costs from the campaigns decided by ``as_of``."""
     answer = loaded.model.predict(book).reset_index(drop=True)
@@ -127,5 +152,5 @@ def _served_plan(cfg: Config, loaded, tables, book: pd.DataFrame, as_of, budget:
         history = history.assign(cost=0.0)
     log.info("plan from %s version %s", loaded.name, loaded.version or "-")
     plan, _ = plan_from_predictions(uplift, answer["p_none"], book, history, cfg.kpis,
-                                    cfg.labels.horizon_days, budget)  # fmt: skip
+                                    cfg.labels.horizon_days, budget, basis)  # fmt: skip
     return plan

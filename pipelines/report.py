@@ -58,7 +58,12 @@ def _plan(cfg: Config):
     if not (plan.exists() and curve.exists()):
         return None
     frame = load_frame(plan)
-    return {"plan": frame, "curve": load_frame(curve)} if len(frame) else None
+    if not len(frame):
+        return None
+    details = cfg.path(cfg.paths.uplift_evaluation)
+    stage = load_json(details).get("plan", {}) if details.exists() else {}
+    basis = {k: stage[k] for k in ("value_basis", "value_basis_reason") if k in stage}
+    return {"plan": frame, "curve": load_frame(curve), **basis}
 
 
 def run(cfg: Config) -> Path:

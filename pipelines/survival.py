@@ -18,7 +18,7 @@ import pandas as pd
 from features.contract import AS_OF, CUSTOMER_ID, data_end
 from features.events import compute_events
 from features.registry import feature_groups, value_feature
-from features.spec import CAUSES
+from features.spec import CAUSES, EventSpec
 from models.evaluation.champion import (
     ChampionError,
     Decision,
@@ -34,6 +34,7 @@ from models.serving.survival import RegisteredSurvivalModel
 from models.serving.task import (
     FEATURE_SPEC_HASH,
     TEST_SET_FINGERPRINT,
+    TRAIN_DATA_END,
     Task,
     feature_spec_hash,
     fingerprint_test_set,
@@ -126,8 +127,16 @@ def _decision(cfg: Config, rows: pd.DataFrame, ours: dict, month: int, task: Tas
 
 
 def _entry(
-    cfg: Config, fitted: FittedSurvival, table: pd.DataFrame, predictions: pd.DataFrame, month: int
+    cfg: Config,
+    fitted: FittedSurvival,
+    table: pd.DataFrame,
+    predictions: pd.DataFrame,
+    month: int,
+    end: pd.Timestamp,
 ) -> registry.ModelEntry:
+    """The version to register, with its task, lineage and training end (``train_data_end``:
+    the last fit or validation snapshot + the K-month window, at most the data's ``end``; the
+    uplift plan uses its curve only for a plan on or after it)."""
     reasons = {
         "groups": feature_groups(cfg.features), "k": cfg.explain.k,
         "threshold": cfg.explain.at_risk_threshold, "currency": cfg.explain.currency,
@@ -145,11 +154,18 @@ def _entry(
     tags = task.to_tags() | {
         FEATURE_SPEC_HASH: feature_spec_hash(cfg.features, list(fitted.model.features)),
         TEST_SET_FINGERPRINT: fingerprint_test_set(rows),
+        TRAIN_DATA_END: f"{_train_end(fitted, cfg.survival.events, end):%Y-%m-%d}",
     }
     return registry.ModelEntry(
         "survival", model, example, tuple(model.features), decision.promote, decision.reason,
         tags, decision.takes_task_alias,
     )  # fmt: skip
+
+
+def _train_end(fitted: FittedSurvival, events: EventSpec, end: pd.Timestamp) -> pd.Timestamp:
+    """The last day whose outcome the fit saw: its last fit or validation snapshot + K months."""
+    learned = fitted.split.fit.union(fitted.split.validation).max()
+    return min(learned + pd.Timedelta(days=events.month_ends()[-1]), end)
 
 
 def with_clv(cfg: Config, predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -272,7 +288,7 @@ def run(cfg: Config) -> dict:
             cfg.path(cfg.paths.survival_by_snapshot),
         ),  # fmt: skip
     )
-    entry = _entry(cfg, fitted, table, predictions, binary_month)
+    entry = _entry(cfg, fitted, table, predictions, binary_month, end)
     logged = registry.log_run(cfg.root, record, [entry])
     headline["registry"] = logged.to_json()
     save_json(headline, cfg.path(cfg.paths.survival_metrics))

@@ -23,7 +23,7 @@ from features.contract import AS_OF, CUSTOMER_ID
 from features.labels import ACTIVE
 from features.registry import feature_names
 from models.evaluation.champion import ChampionAnswer, decide_on
-from models.serving.task import Task
+from models.serving.task import TRAIN_DATA_END, Task
 from models.strategies.catalog import load_catalog
 from models.survival.train import CHURN_CAUSE
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
@@ -75,58 +75,66 @@ def run(cfg: Config) -> dict:
         "fitted_strategies": model.fitted_strategies, "by_strategy": table,
     }  # fmt: skip
     headline = uplift_headline(table)
-    details["registry"] = _log(cfg, headline, details, _entry(cfg, model, test, headline))
+    entry = _entry(cfg, model, train, test, headline)
+    details["registry"] = _log(cfg, headline, details, entry)
     details["plan"] = _plan(cfg, rows, feature_table, strategies)
     return _save(cfg, headline, details)
 
 
-def _likely_cause(cfg: Config, book: pd.DataFrame, plan: pd.DataFrame) -> pd.Series:
-    """Each plan row's most likely churn cause from the ``tierwise-survival`` champion, scored
-    through pyfunc as a consumer would (the report's plan mix by cause); None for every row, with
-    the reason logged, when there is no survival champion or it cannot score the book."""
-    from models.serving import registry
-
-    name = registry.MODEL_NAMES["survival"]
-    answer = registry.score_with_alias(cfg.root, name, registry.CHAMPION, book)
-    if answer is None or answer.output is None:
-        why = "no champion" if answer is None else answer.error
-        log.warning("uplift: the plan's churn causes are unknown (%s: %s)", name, why)
+def _likely_cause(output: pd.DataFrame | None, plan: pd.DataFrame) -> pd.Series:
+    """Each plan row's most likely churn cause from the ``tierwise-survival`` champion's answer
+    (``output``: one row per book row, keyed; the report's plan mix by cause); None for every row
+    when there is no answer (the reason is logged by ``survival_basis``)."""
+    if output is None:
         return pd.Series([None] * len(plan), index=plan.index, dtype=object)
     keys = [CUSTOMER_ID, AS_OF]
-    causes = pd.DataFrame(answer.output)[[*keys, CHURN_CAUSE]]
+    causes = output[[*keys, CHURN_CAUSE]].drop_duplicates(keys)
     return plan[keys].merge(causes, on=keys, how="left")[CHURN_CAUSE].set_axis(plan.index)
 
 
 def _plan(cfg: Config, rows: pd.DataFrame, table: pd.DataFrame, strategies: list[str]) -> dict:
     """The action plan at the feature table's latest snapshot, within ``uplift.budget``, from
-    every labelled campaign (the report's "Action plan" section), and its profit curve."""
+    every labelled campaign (the report's "Action plan" section), and its profit curve. The
+    saved value is on the survival champion's curve when it answers (``value_basis``:
+    survival), else on the geometric CLV (models/serving/value_basis.py)."""
+    from models.serving.value_basis import survival_basis
+
     latest = table[AS_OF].max()
     book = table[(table[AS_OF] == latest) & table[ACTIVE].fillna(False).astype(bool)]
     book = book.reset_index(drop=True)
+    survival = survival_basis(cfg.root, book, cfg.defs, cfg.survival.events)
     plan, curve = build_plan(rows, book, feature_names(cfg.features), strategies, cfg.uplift,
-                             cfg.kpis, cfg.labels.horizon_days, cfg.uplift.budget)  # fmt: skip
-    plan = plan.assign(**{CHURN_CAUSE: _likely_cause(cfg, book, plan)})
+                             cfg.kpis, cfg.labels.horizon_days, cfg.uplift.budget,
+                             survival.basis)  # fmt: skip
+    plan = plan.assign(**{CHURN_CAUSE: _likely_cause(survival.output, plan)})
     save_frame(with_strategy_text(plan, load_catalog()), cfg.path(cfg.paths.uplift_plan))
     save_frame(curve, cfg.path(cfg.paths.uplift_curve))
-    taken = plan[plan[ACTION] != NO_ACTION]
+    taken, basis = plan[plan[ACTION] != NO_ACTION], survival.basis
     return {"as_of": f"{latest:%Y-%m-%d}", "budget": cfg.uplift.budget,
             "customers": len(taken), "cost": float(taken[COST].sum()),
-            "saved_value": float(taken[SAVED_VALUE].sum())}  # fmt: skip
+            "saved_value": float(taken[SAVED_VALUE].sum()),
+            "value_basis": basis.name, "value_basis_reason": basis.reason}  # fmt: skip
 
 
-def _entry(cfg: Config, model: UpliftTLearner, test: pd.DataFrame, headline: dict):
+def _entry(cfg: Config, model: UpliftTLearner, train: pd.DataFrame, test: pd.DataFrame,
+           headline: dict):  # fmt: skip
     """The version to register, and whether it takes the champion alias (the champion rule on
     the overall Qini of the current held-out campaigns, the champion scoring them through
-    pyfunc)."""
+    pyfunc). Its tags: the task, the last training campaign and the last day of the outcomes it
+    learned from (that campaign + H), which `tierwise plan` checks its DATE against."""
     from models.serving import registry
-    from models.serving.uplift import RegisteredUpliftModel
+    from models.serving.uplift import TRAIN_LAST_CAMPAIGN, RegisteredUpliftModel
 
     registered = RegisteredUpliftModel(model)
     rows = test[registered.input_columns()].reset_index(drop=True)
     promote, reason = _decision(cfg, rows, test, headline["qini_uplift_model"])
     example = rows.head(5)
     # the task (horizon, definitions) its churn labels answer: `tierwise plan` checks it
-    tags = Task.of(cfg.defs).to_tags()
+    last = train[AS_OF].max()
+    end = last + pd.Timedelta(days=cfg.labels.horizon_days)
+    tags = Task.of(cfg.defs).to_tags() | {
+        TRAIN_LAST_CAMPAIGN: f"{last:%Y-%m-%d}", TRAIN_DATA_END: f"{end:%Y-%m-%d}"
+    }  # fmt: skip
     return registry.ModelEntry("uplift", registered, example, tuple(registered.features),
                                promote, reason, tags)  # fmt: skip
 

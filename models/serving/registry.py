@@ -33,7 +33,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.serving.artifacts import MODEL_CODE
 from models.serving.records import RegistryRecord, VersionRecord
-from models.serving.task import TASK_PARAMS, TASK_TAG, Task, TaskMismatchError
+from models.serving.task import TASK_PARAMS, TASK_TAG, Task, TaskMismatchError, train_data_end
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,7 @@ class LoadedModel:
     version: str  # "" for a model outside the registry
     model: mlflow.pyfunc.PyFuncModel
     task: Task | None = None  # what the version records (tags, else its model_config)
+    train_end: pd.Timestamp | None = None  # its tag train_data_end, when it records one
 
     @property
     def pinned_uri(self) -> str:
@@ -386,7 +387,8 @@ def load_model(root: Path, uri: str) -> LoadedModel:
         raise RegistryError(f"cannot load model {uri}: {_cause(err)}") from err
     log.info("model %s: %s version %s", uri, name, version or "-")
     tags = version_tags(root, name, version) if version else {}
-    return LoadedModel(uri, name, version, model, Task.from_tags(tags) or _config_task(model))
+    task = Task.from_tags(tags) or _config_task(model)
+    return LoadedModel(uri, name, version, model, task, train_data_end(tags))
 
 
 def _config_task(model: mlflow.pyfunc.PyFuncModel) -> Task | None:

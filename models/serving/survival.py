@@ -22,16 +22,18 @@ from models.serving.artifacts import spec_document, write_artifacts
 from models.strategies.catalog import load_catalog
 from models.survival.hazards import HazardModel
 from models.survival.strategies import cause_plans
-from models.survival.train import CHURN_CAUSE, score_columns
+from models.survival.train import CHURN_CAUSE, score_columns, survival_column
 
 
 def survival_frame(
     frame: pd.DataFrame, booster: lgb.Booster, spec: dict, explain: str = "none"
 ) -> pd.DataFrame:
-    """customer_id, as_of, the survival score columns of every input row and the play for its
+    """customer_id, as_of, the survival score columns of every input row, the play for its
     most likely cause and timing (``cause_strategy``, ``cause_strategy_source``,
-    ``cause_timing``: models/survival/strategies.py). ``explain`` (all | at_risk | none, as the
-    churn model's predict param) adds the reasons for the most likely cause
+    ``cause_timing``: models/survival/strategies.py) and its monthly all-cause survival curve
+    (``survival_1m`` .. ``survival_<K>m``: the uplift plan's survival-weighted CLV). ``explain``
+    (all | at_risk | none, as the churn model's predict param) adds the reasons for the most
+    likely cause
     (``cause_reason_j``..., models/explain/causes.py) for every row or for the rows whose
     incidence at H reaches the stored at-risk threshold, when the version stores a reason spec."""
     model = HazardModel(booster, list(spec["features"]), int(spec["months"]),
@@ -41,7 +43,9 @@ def survival_frame(
     scores = score_columns(out, as_of, float(spec["month_days"]), int(spec["act_lead_days"]))
     ids = frame.loc[:, [CUSTOMER_ID, AS_OF]].reset_index(drop=True)
     plans = cause_plans(load_catalog(), scores[CHURN_CAUSE], (scores["act_by"] <= as_of).to_numpy())
-    parts = [ids, scores, plans]
+    curve = pd.DataFrame({survival_column(k): out.survival[:, k - 1]
+                          for k in range(1, model.months + 1)})  # fmt: skip
+    parts = [ids, scores, plans, curve]
     reasons = spec.get("reasons")
     if explain != "none" and reasons:
         parts.append(_reasons(frame.reset_index(drop=True), out, scores, booster, model, reasons,

@@ -33,6 +33,9 @@ TASK_TAG, FEATURE_SPEC_HASH, TEST_SET_FINGERPRINT = (
     "feature_spec_hash",
     "test_set_fingerprint",
 )
+# lineage: the last day whose outcome the version's fit learned from (YYYY-MM-DD); a plan or
+# score dated before it would use what the model learned later (docs/uplift.md)
+TRAIN_DATA_END = "train_data_end"
 # predict params of a registered model: when given, the version refuses another task's rows
 TASK_PARAMS = {"horizon_days": HORIZON, "active_window_days": ACTIVE_WINDOW}
 
@@ -102,6 +105,12 @@ class Task:
         return [f"{k} is {mine[k]} for the model but {theirs[k]} in params"
                 for k in (HORIZON, ACTIVE_WINDOW, DEFINITION_VERSION, DEFINITIONS_HASH)
                 if mine[k] != theirs[k]]  # fmt: skip
+
+
+def train_data_end(tags: Mapping[str, Any] | None) -> pd.Timestamp | None:
+    """The ``train_data_end`` a version records; None when it records none."""
+    value = (tags or {}).get(TRAIN_DATA_END)
+    return pd.Timestamp(value) if value else None
 
 
 def feature_spec_hash(spec: FeatureSpec, features: list[str]) -> str:

@@ -22,6 +22,7 @@ from models.uplift.learner import NONE, UpliftTLearner
 
 P_NONE = "p_none"  # churn probability untreated
 UPLIFT_PREFIX = "uplift_"  # + strategy id: churn prevented by the strategy
+TRAIN_LAST_CAMPAIGN = "train_last_campaign"  # version tag: the last campaign date it was fit on
 
 
 def arm_artifact(arm: str) -> str:

@@ -3,8 +3,15 @@
 For each customer and fitted strategy s, with p_none the churn probability untreated and u_s
 the uplift (churn prevented):
 
-    saved_s = CLV(p_none - u_s) - CLV(p_none)          (models/evaluation/kpis.py: compute_clv)
+    saved_s = CLV(treated by s) - CLV(untreated)
     net_s   = saved_s - cost_s                          (expected_saved_value)
+
+on one of two bases (``ValueBasis``). **survival**: the survival-weighted CLV
+(models/evaluation/kpis.py: compute_survival_clv) of the survival model's monthly all-cause
+curve S(k) untreated, and of S(k)^theta treated, theta = ln(1 - p_s) / ln(1 - p_none) the hazard
+ratio that the uplift model's two arms imply at H (proportional hazards, ``treated_survival``).
+**geometric**, when there is no survival curve: the geometric CLV of the arm probabilities,
+CLV(p_none - u_s) - CLV(p_none) (compute_clv).
 
 Each customer gets the strategy with the highest net, if positive. Selection is greedy: the
 customers are ranked by net value per unit of cost, and the plan takes the longest prefix of that
@@ -15,10 +22,12 @@ the budget. Customers outside the plan get ``action = none`` and no rank.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from models.evaluation.kpis import compute_clv
+from models.evaluation.kpis import compute_clv, compute_survival_clv
 from models.spec import KpiSpec
 from models.strategies.catalog import Catalog, source_text
 
@@ -53,6 +62,41 @@ def estimate_costs(
     return out
 
 
+SURVIVAL_BASIS, GEOMETRIC_BASIS = "survival", "geometric"
+_SURE = 1e-12  # churn probabilities are kept inside (0, 1 - _SURE] for the log-survival
+
+
+@dataclass(frozen=True)
+class ValueBasis:
+    """How a plan values a customer kept: the survival model's monthly all-cause survival
+    ``curve`` (rows: the book's, columns: months 1..K of ``month_days``) or, without one, the
+    geometric CLV; ``reason`` says where the curve comes from, or why there is none."""
+
+    curve: np.ndarray | None = None
+    month_days: float = 0.0
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return SURVIVAL_BASIS if self.curve is not None else GEOMETRIC_BASIS
+
+
+GEOMETRIC = ValueBasis(reason="no survival curve given")
+
+
+def treated_survival(survival: np.ndarray, p_none: np.ndarray, p_treated: np.ndarray) -> np.ndarray:
+    """The treated arm's monthly survival curve from the untreated one, under proportional
+    hazards: the treatment multiplies the hazard at every month by the same theta, so
+    S_treated(k) = S(k)^theta, with theta = ln(1 - p_treated) / ln(1 - p_none) the hazard ratio
+    of the uplift model's two arms at H. theta = 1 (the curve unchanged) where p_treated equals
+    p_none or p_none is 0 (no churn to prevent); theta = 0 (no churn) where p_treated is 0."""
+    untreated = np.log1p(-np.clip(np.asarray(p_none, float), 0.0, 1.0 - _SURE))
+    treated = np.log1p(-np.clip(np.asarray(p_treated, float), 0.0, 1.0 - _SURE))
+    safe = np.where(untreated < 0, untreated, -1.0)
+    theta = np.where(untreated < 0, treated / safe, 1.0)
+    return np.clip(np.asarray(survival, float), 0.0, 1.0) ** theta[:, None]
+
+
 def compute_net_values(
     uplift: pd.DataFrame,
     p_none: pd.Series,
@@ -60,13 +104,22 @@ def compute_net_values(
     cost: pd.DataFrame,
     kpis: KpiSpec,
     horizon_days: int,
+    basis: ValueBasis = GEOMETRIC,
 ) -> pd.DataFrame:
-    """expected_saved_value (saved CLV minus cost) per customer (rows) and strategy (columns)."""
-    base = compute_clv(p_none.to_numpy(), yearly_value.to_numpy(), kpis, horizon_days)
+    """expected_saved_value (saved CLV minus cost) per customer (rows) and strategy (columns),
+    on ``basis`` (the module docstring)."""
+    untreated, value = p_none.to_numpy(float), yearly_value.to_numpy(float)
+
+    def clv(p_treated: np.ndarray) -> np.ndarray:
+        if basis.curve is None:
+            return compute_clv(p_treated, value, kpis, horizon_days)
+        curve = treated_survival(basis.curve, untreated, p_treated)
+        return compute_survival_clv(curve, value, kpis, basis.month_days)
+
+    base = clv(untreated)
     out = {}
     for s in uplift.columns:
-        treated = np.clip(p_none.to_numpy() - uplift[s].to_numpy(), 0.0, 1.0)
-        saved = compute_clv(treated, yearly_value.to_numpy(), kpis, horizon_days) - base
+        saved = clv(np.clip(untreated - uplift[s].to_numpy(float), 0.0, 1.0)) - base
         out[s] = saved - cost[s].to_numpy()
     return pd.DataFrame(out, index=uplift.index)
 

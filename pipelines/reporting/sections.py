@@ -321,11 +321,21 @@ def plan_section(inputs: ReportInputs) -> str:
     lead = (
         f"Uplift decides whom and which: {num(len(taken))} of {num(len(plan))} active customers "
         f"get a strategy, for {money(taken['cost'].sum(), cur)} and an expected saved value of "
-        f"{money(taken['expected_saved_value'].sum(), cur)} net of cost. The curve follows the "
-        "plan's ranking (saved value per unit of cost) with no budget limit; the mix is the "
-        f"plan's strategies by tier {cause_note}"
+        f"{money(taken['expected_saved_value'].sum(), cur)} net of cost{_basis_note(inputs.plan)}. "
+        "The curve follows the plan's ranking (saved value per unit of cost) with no budget "
+        f"limit; the mix is the plan's strategies by tier {cause_note}"
     )
     return section("plan", lead, f'<div class="grid2">{curve_table}{tiers}</div>', by_cause)
+
+
+def _basis_note(plan: dict) -> str:
+    """How the saved value was valued (the uplift stage's value basis, docs/uplift.md)."""
+    basis, reason = plan.get("value_basis"), plan.get("value_basis_reason", "")
+    if basis == "survival":
+        return f", on the survival-weighted CLV ({reason})"
+    if basis == "geometric":
+        return f", on the geometric CLV ({reason})"
+    return ""
 
 
 def _mix_table(taken: pd.DataFrame, by: str, caption: str) -> str:

@@ -203,14 +203,39 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
                                   check_dtype=False)  # fmt: skip
 
-    # the uplift stage's plan takes each customer's most likely cause from this champion
+    # the uplift stage's plan takes each customer's most likely cause from this champion, and
+    # values on its survival curve (survival-weighted CLV)
+    from models.serving.value_basis import survival_basis
+    from models.survival.train import survival_column
     from pipelines.uplift import _likely_cause
 
     book = rows.head(50).reset_index(drop=True)
     plan = book[["customer_id", "as_of"]].iloc[::-1].reset_index(drop=True)
-    causes = _likely_cause(cfg, book, plan)
+    answer = survival_basis(cfg.root, book, cfg.defs, cfg.survival.events)
+    causes = _likely_cause(answer.output, plan)
     want = plan.merge(fresh[["customer_id", "as_of", "churn_cause"]], on=["customer_id", "as_of"])
     assert causes.tolist() == want["churn_cause"].tolist() and causes.notna().all()
+    assert answer.basis.name == "survival" and "tierwise-survival version 1" in answer.basis.reason
+    curve = fresh.head(50)[[survival_column(k) for k in range(1, 13)]].to_numpy()
+    np.testing.assert_allclose(answer.basis.curve, curve)
+    assert answer.basis.month_days == cfg.survival.events.month_days
+    # a plan dated before the version's training end gets the geometric CLV (point in time)
+    from models.serving.registry import version_tags
+
+    end = pd.Timestamp(version_tags(cfg.root, "tierwise-survival", version["version"])[
+        "train_data_end"])  # fmt: skip
+    # full follow-up: the last validation snapshot's 12 months end before the data's end
+    assert end == pd.Timestamp(window["validation"]["last"]) + pd.Timedelta(days=365)
+    early = survival_basis(
+        cfg.root, book, cfg.defs, cfg.survival.events, end - pd.Timedelta(days=1)
+    )
+    assert early.basis.name == "geometric" and "trained on data to" in early.basis.reason
+    assert early.output is not None  # the causes stay known
+    at_end = survival_basis(cfg.root, book, cfg.defs, cfg.survival.events, end)
+    assert at_end.basis.name == "survival"
+    # params of another survival task: its curve is not this task's months
+    other_events = replace(cfg.survival.events, maturity_tolerance_days=30)
+    assert survival_basis(cfg.root, book, cfg.defs, other_events).basis.name == "geometric"
 
     # the version carries its survival task (like the churn models), so the rule is like-with-like
     from models.serving import registry

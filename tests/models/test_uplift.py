@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.spec import KpiSpec
 from models.strategies.catalog import load_catalog
 from models.uplift.learner import NONE, UpliftTLearner
 from models.uplift.metrics import compute_auuc, compute_qini_curve
@@ -18,8 +19,10 @@ from models.uplift.plan import (
     NO_ACTION,
     RANK,
     SAVED_VALUE,
+    ValueBasis,
     compute_net_values,
     plan_actions,
+    treated_survival,
     with_strategy_text,
 )
 
@@ -111,6 +114,57 @@ def test_the_plan_takes_the_best_value_per_cost_first(params_cfg):
     assert rank.iloc[:2].tolist() == [1, 2] and rank.isna().iloc[2]
     with pytest.raises(ValueError, match="budget"):
         plan_actions(uplift, net, cost, budget=-1.0)
+
+
+# months of 30 days, two of them in the CLV, no discount, all margin: CLV = 30 x (S(1) + S(2))
+# for a yearly value of 365
+SHORT = KpiSpec(clv_horizon_days=60, discount_rate=0.0, margin_share=1.0, survey_window_days=90,
+                value_window_days=365)  # fmt: skip
+CURVE = np.array([[0.9, 0.81]])  # a monthly hazard of 0.1: churn by month 2 is 0.19
+
+
+def test_the_treated_curve_scales_the_hazard_by_the_arms_hazard_ratio():
+    same = treated_survival(CURVE, np.array([0.19]), np.array([0.19]))
+    np.testing.assert_allclose(same, CURVE)  # p_s == p_none: the untreated curve
+    # 1 - p_s = 0.9 = 0.81^(1/2): half the cumulative hazard, every month
+    np.testing.assert_allclose(treated_survival(CURVE, np.array([0.19]), np.array([0.1])),
+                               [[0.9**0.5, 0.9]])  # fmt: skip
+    np.testing.assert_allclose(treated_survival(CURVE, np.array([0.19]), np.array([0.0])), [[1, 1]])
+    # no churn untreated: nothing to scale, the curve stays
+    np.testing.assert_allclose(treated_survival(CURVE, np.array([0.0]), np.array([0.0])), CURVE)
+    harm = treated_survival(CURVE, np.array([0.19]), np.array([0.3]))  # a strategy that does harm
+    assert (harm < CURVE).all()
+
+
+def test_the_survival_saved_value_by_hand_and_growing_with_the_uplift():
+    uplift = pd.DataFrame({"a": [0.0, 0.02, 0.09, 0.15]})
+    n = len(uplift)
+    basis = ValueBasis(np.repeat(CURVE, n, axis=0), 30.0, "hand-made")
+    p_none, value = pd.Series([0.19] * n), pd.Series([365.0] * n)
+    cost = pd.DataFrame({"a": [0.0] * n})
+    net = compute_net_values(uplift, p_none, value, cost, SHORT, 60, basis)["a"].to_numpy()
+    # uplift 0.09: p_s = 0.1, the treated curve (0.9^0.5, 0.9): 30 x (0.9487 + 0.9 - 0.9 - 0.81)
+    assert net[0] == pytest.approx(0.0, abs=1e-9)
+    assert net[2] == pytest.approx(30.0 * (0.9**0.5 + 0.9 - 0.9 - 0.81))
+    assert (np.diff(net) > 0).all() and (net[1:] > 0).all()
+    costly = compute_net_values(uplift, p_none, value, cost + 1.5, SHORT, 60, basis)["a"]
+    np.testing.assert_allclose(costly.to_numpy(), net - 1.5)  # net of the cost
+
+
+def test_without_a_curve_the_saved_value_is_the_geometric_clv(params_cfg):
+    from models.evaluation.kpis import compute_clv
+
+    uplift, cost, p_none, value = _plan_inputs(3, 40)
+    kpis, h = params_cfg.kpis, 180
+    net = compute_net_values(uplift, p_none, value, cost, kpis, h)
+    assert ValueBasis(reason="none").name == "geometric"
+    pd.testing.assert_frame_equal(net, compute_net_values(uplift, p_none, value, cost, kpis, h,
+                                                          ValueBasis(reason="none")))  # fmt: skip
+    base = compute_clv(p_none.to_numpy(), value.to_numpy(), kpis, h)
+    for s in uplift.columns:  # the formula before the survival basis, written out
+        treated = np.clip(p_none.to_numpy() - uplift[s].to_numpy(), 0.0, 1.0)
+        want = compute_clv(treated, value.to_numpy(), kpis, h) - base - cost[s].to_numpy()
+        np.testing.assert_allclose(net[s].to_numpy(), want)
 
 
 def test_plan_rows_carry_the_strategy_name_and_source():

@@ -116,7 +116,7 @@ def test_validate_names_a_campaign_of_an_unknown_strategy(world_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_plan_serves_the_registered_uplift_champion(tmp_path):
+def test_plan_serves_the_registered_uplift_champion(tmp_path, monkeypatch):
     """End to end with a real MLflow store: the uplift stage registers tierwise-uplift, `plan`
     serves models:/tierwise-uplift@champion (the default) within the budget; without the
     champion, exit 2 naming the alias."""
@@ -149,6 +149,27 @@ def test_plan_serves_the_registered_uplift_champion(tmp_path):
         taken = plan[plan["action"] != "none"]
         assert len(taken) > 0 and set(taken["action"]) <= set(CAMPAIGN_STRATEGIES)
         assert (taken["expected_saved_value"] > 0).all()
+    # a DATE before the champion's training end (the outcomes it learned from) is refused,
+    # naming the version, the end and DATE, before the data is read; the end itself is served
+    from models.serving.registry import version_tags
+    from pipelines.io import BadRequestError
+
+    end = pd.Timestamp(version_tags(cfg.root, "tierwise-uplift", "1")["train_data_end"])
+    assert end <= as_of
+    early = end - pd.Timedelta(days=1)
+    missing = tmp_path / "no-such-dir"  # refused before it is read: no error about the data
+    with pytest.raises(BadRequestError, match="--model fit") as refused:
+        stage.run_plan(cfg, missing, early, 5000.0, tmp_path / "early.csv", False)
+    text = str(refused.value)
+    assert "tierwise-uplift version 1" in text and f"{end:%Y-%m-%d}" in text
+    assert f"--as-of {early:%Y-%m-%d}" in text and not (tmp_path / "early.csv").exists()
+    cli = ["plan", "--data", str(cfg.data_dir), "--as-of", f"{early:%Y-%m-%d}", "--budget", "5000",
+           "--out", str(tmp_path / "cli.csv"), "--params", str(params)]  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # the CLI's root (registry) is the working directory
+    result = runner.invoke(app, cli)
+    assert result.exit_code == EXIT_INVALID and "train_data_end" in result.output
+    at_end = stage.run_plan(cfg, cfg.data_dir, end, 5000.0, tmp_path / "end.csv", False)
+    assert at_end["cost"].sum() <= 5000.0 and (at_end["as_of"] == end).all()
     # params of another task (horizon): refused before the data is read, unless --ignore-task
     from models.serving.task import TaskMismatchError
 

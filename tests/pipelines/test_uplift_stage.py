@@ -14,7 +14,7 @@ from models.uplift.evaluation import TARGETINGS
 from pipelines import features as features_stage
 from pipelines import generate, uplift, validate
 from pipelines.config import config_with, load_config
-from pipelines.io import load_json
+from pipelines.io import load_json, load_tables
 from pipelines.reporting.sections import plan_section
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -69,6 +69,16 @@ def test_uplift_stage_scores_each_targeting_per_strategy(tmp_path, monkeypatch):
     assert '<section id="plan"><h2>Action plan</h2>' in html and "Expected saved value" in html
     # no survival champion in this registry: the causes are unknown and said to be
     assert plan["churn_cause"].isna().all() and "no survival champion answered" in html
+    # nor a survival curve: the saved value is on the geometric CLV, and the stage says so
+    assert saved["plan"]["value_basis"] == "geometric"
+    assert saved["plan"]["value_basis_reason"] == "no tierwise-survival champion"
+    # the version records its last training campaign and the end of the outcomes it learned
+    from models.serving.registry import version_tags
+
+    tags = version_tags(cfg.root, "tierwise-uplift", first["version"])
+    assert tags["train_last_campaign"] == saved["train_end"]
+    horizon = pd.Timedelta(days=cfg.labels.horizon_days)
+    assert pd.Timestamp(tags["train_data_end"]) == pd.Timestamp(saved["train_end"]) + horizon
     assert "Strategy by likely churn cause" not in html
     # the same data again: an equal Qini does not take the champion alias
     second = uplift.run(cfg)["registry"]["models"]["uplift"]
@@ -89,6 +99,11 @@ def test_the_plan_mix_shows_strategies_by_tier_and_by_cause():
     cause_table = html.split("Strategy by likely churn cause")[1]
     assert "refinanced" in cause_table and "runoff" in cause_table
     assert "lapsed" not in cause_table  # a customer with no action is not in the mix
+    assert "survival-weighted" not in html and "geometric CLV" not in html  # basis not given
+    with_basis = {"plan": plan, "curve": curve, "value_basis": "survival",
+                  "value_basis_reason": "the curve of tierwise-survival version 3"}  # fmt: skip
+    html = plan_section(SimpleNamespace(plan=with_basis, run=SimpleNamespace(currency="CNY")))
+    assert "on the survival-weighted CLV (the curve of tierwise-survival version 3)" in html
 
 
 def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
@@ -108,3 +123,62 @@ def test_uplift_stage_with_too_short_a_campaign_history_writes_a_skip(tmp_path):
     cfg = config_with(cfg, uplift={"test_months": 6})
     uplift.run(cfg)
     assert "none to fit on" in load_json(cfg.path(cfg.paths.uplift))["skipped"]
+
+
+@pytest.mark.slow
+def test_with_a_survival_champion_the_plans_value_on_its_curve(tmp_path, monkeypatch, caplog):
+    """A world long enough for the survival stage: its champion's curve gives the saved value of
+    the stage's plan and of `tierwise plan` (both paths), unless the plan is dated before the
+    version's training end (point in time), where the geometric CLV stands in."""
+    import logging
+
+    from models.serving.registry import version_tags
+    from models.uplift.plan import ACTION, GEOMETRIC, NO_ACTION
+    from models.uplift.planning import build_plan
+    from pipelines import plan as plan_cli
+    from pipelines import survival
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    base = load_config(PARAMS, root=tmp_path)
+    world = {"customers": 1200, "years": 4, "seed": 4,
+             "campaigns": {"start": "2021-01-31", "monthly_share": 0.15}}  # fmt: skip
+    small = {"test_snapshots": 3, "validation_snapshots": 2}
+    fast = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping_rounds": 10}
+    cfg = config_with(base, data={"dir": tmp_path / "data/world"}, generate=world, split=small,
+                      survival={"split": small, "model": {"booster": fast}})  # fmt: skip
+    for stage in (generate, validate, features_stage, survival):
+        stage.run(cfg)
+    details = uplift.run(cfg)
+    assert details["plan"]["value_basis"] == "survival"
+    assert details["plan"]["value_basis_reason"] == "the curve of tierwise-survival version 1"
+    plan = pd.read_parquet(cfg.path(cfg.paths.uplift_plan))
+    assert plan["churn_cause"].notna().all() and plan["cost"].sum() <= cfg.uplift.budget
+    # the survival basis changes the figures: the geometric plan of the same book differs
+    table = pd.read_parquet(cfg.path(cfg.paths.features))
+    from features.registry import feature_names
+    from models.uplift.data import build_uplift_rows, labelled
+
+    rows = labelled(build_uplift_rows(load_tables(cfg.path(cfg.paths.validated)).campaigns, table))
+    book = plan[["customer_id", "as_of"]].merge(table, on=["customer_id", "as_of"])
+    strategies = sorted(rows["strategy_id"].unique())
+    h, budget = cfg.labels.horizon_days, cfg.uplift.budget
+    geometric, _ = build_plan(rows, book, feature_names(cfg.features), strategies, cfg.uplift,
+                              cfg.kpis, h, budget, GEOMETRIC)  # fmt: skip
+    taken = plan[ACTION] != NO_ACTION
+    ours = plan.loc[taken, "expected_saved_value"].sum()
+    assert geometric["expected_saved_value"].sum() != pytest.approx(ours, rel=1e-3)
+    # `tierwise plan`, both paths, at the data's end: the survival curve; before the survival
+    # version's training end: the geometric CLV (the reason logged)
+    end = pd.Timestamp(version_tags(cfg.root, "tierwise-survival", "1")["train_data_end"])
+    as_of = table["as_of"].max()
+    assert end <= as_of
+    for model in (plan_cli.CHAMPION_URI, plan_cli.FIT):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            plan_cli.run_plan(cfg, cfg.data_dir, as_of, 5000.0, tmp_path / "p.csv", True, model)
+        assert "value basis survival" in caplog.text, model
+    early = end - pd.Timedelta(days=31)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        plan_cli.run_plan(cfg, cfg.data_dir, early, 5000.0, tmp_path / "e.csv", True, plan_cli.FIT)
+    assert "value basis geometric" in caplog.text and "not a point-in-time curve" in caplog.text
