@@ -57,7 +57,9 @@ from models.uplift.evaluation import (
 from models.uplift.learner import NONE, UpliftTLearner
 from models.uplift.plan import (
     ACTION,
+    CHURN_REDUCTION,
     NO_ACTION,
+    SAVED_VALUE,
     compute_net_values,
     estimate_costs,
     plan_actions,
@@ -166,6 +168,10 @@ def policies(args, cfg, spec, tables, table, model, train, test):
     show(rows, title)
     mix = plan.loc[plan[ACTION] != NO_ACTION, ACTION].value_counts()
     console.print(f"plan mix: {mix.to_dict()}")
+    console.print(f"the plan's own estimate: churners saved {plan[CHURN_REDUCTION].sum():.2f}, "
+                  f"saved value {plan[SAVED_VALUE].sum():,.0f} net of cost (simulated above: "
+                  f"{means.loc['plan', 'churners_saved']:.2f}, "
+                  f"{means.loc['plan', 'saved_value']:,.0f})")  # fmt: skip
 
 
 def _outcomes(sim, book, chosen, cost, yearly, cfg) -> list[dict]:
