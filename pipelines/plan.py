@@ -29,6 +29,7 @@ from models.serving.uplift import UPLIFT_PREFIX
 from models.serving.value_basis import survival_basis
 from models.strategies.catalog import load_catalog
 from models.uplift.data import IS_TREATED, build_uplift_rows, labelled
+from models.uplift.learner import UpliftFitError
 from models.uplift.plan import ACTION, NO_ACTION, ValueBasis, with_strategy_text
 from models.uplift.planning import build_plan, plan_from_predictions
 from pipelines.config import Config
@@ -71,8 +72,14 @@ def run_plan(
     basis = survival_basis(cfg.root, book, cfg.defs, cfg.survival.events, as_of).basis
     if loaded is None:
         history = _history(cfg, tables, as_of)
-        plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift,
-                             cfg.kpis, cfg.labels.horizon_days, budget, basis)  # fmt: skip
+        try:
+            plan, _ = build_plan(history, book, feature_names(cfg.features), ids, cfg.uplift,
+                                 cfg.kpis, cfg.labels.horizon_days, budget, basis)  # fmt: skip
+        except UpliftFitError as err:
+            raise BadRequestError(
+                f"{len(history)} campaign rows known at {as_of:%Y-%m-%d} cannot fit the uplift "
+                f"model: {err}"
+            ) from err
     else:
         plan = _served_plan(cfg, loaded, tables, book, as_of, budget, basis)
     plan = with_strategy_text(plan, catalog)

@@ -33,7 +33,7 @@ from models.uplift.evaluation import (
     targeting_scores,
     uplift_headline,
 )
-from models.uplift.learner import UpliftTLearner
+from models.uplift.learner import UpliftFitError, UpliftTLearner
 from models.uplift.metrics import compute_auuc
 from models.uplift.plan import (
     ACTION,
@@ -66,7 +66,10 @@ def run(cfg: Config) -> dict:
     train, test = split_campaigns(rows, spec.test_months)
     strategies = sorted(rows["strategy_id"].unique())
     model = UpliftTLearner(spec.lightgbm_params(), strategies, spec.seed, spec.min_arm_rows)
-    model.fit(train[features], train["strategy_id"], train[IS_TREATED], train["churned"])
+    try:
+        model.fit(train[features], train["strategy_id"], train[IS_TREATED], train["churned"])
+    except UpliftFitError as err:  # a small campaign history: the pipeline goes on without it
+        return _save(cfg, {}, {"skipped": f"{len(train)} campaign rows to fit on: {err}"})
     table = compute_uplift_table(test, targeting_scores(model, test, features), strategies)
     details = {
         "skipped": "", "train_rows": len(train), "test_rows": len(test),

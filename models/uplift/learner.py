@@ -29,6 +29,11 @@ def make_arm_model(params: Mapping[str, Any], seed: int) -> lgb.LGBMClassifier:
     return lgb.LGBMClassifier(**params, random_state=seed, verbose=-1)
 
 
+class UpliftFitError(ValueError):
+    """The campaign history cannot fit the T-learner: its control arm has too few rows, or only
+    one outcome. A property of the data (a short or small campaign history), not a bug."""
+
+
 @dataclass
 class UpliftTLearner:
     """``fit(X, strategy, treated, churned)`` then ``predict_churn`` / ``predict_uplift``."""
@@ -53,8 +58,11 @@ class UpliftTLearner:
                 continue
             self.models_[name] = make_arm_model(self.params, self.seed).fit(X[rows], y[rows])
         if NONE not in self.models_:
-            raise ValueError(
-                "uplift: too few control rows with both outcomes to fit the control arm"
+            control = ~treated
+            raise UpliftFitError(
+                f"the control arm has {int(control.sum())} rows ({int(y[control].sum())} "
+                f"churned): at least {self.min_rows} with both outcomes are needed to fit it "
+                "(uplift.min_arm_rows)"
             )
         return self
 

@@ -75,6 +75,19 @@ def test_without_campaigns_the_plan_says_so_and_exits_2(world_dir, tmp_path):
     assert "no campaigns table" in result.output and not out.exists()
 
 
+def test_a_campaign_history_too_small_to_fit_exits_2_naming_the_arm(world_dir, tmp_path):
+    params = tmp_path / "params.yaml"
+    text = Path(PARAMS).read_text(encoding="utf-8")
+    params.write_text(text.replace("min_arm_rows: 30 ", "min_arm_rows: 100000 "), encoding="utf-8")
+    out = tmp_path / "plan.csv"
+    args = ["plan", "--data", str(world_dir), "--as-of", AS_OF, "--budget", "1000", "--out",
+            str(out), "--params", str(params), "--model", "fit"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_INVALID, result.output
+    assert "the control arm has" in result.output and not out.exists()
+    assert "Traceback" not in result.output
+
+
 def test_a_negative_budget_or_an_existing_output_is_refused(world_dir, tmp_path):
     out = tmp_path / "plan.csv"
     assert _plan(world_dir, out, "-5").exit_code == EXIT_INVALID and not out.exists()

@@ -120,9 +120,13 @@ def test_uplift_stage_without_campaigns_writes_a_skip(tmp_path):
 
 def test_uplift_stage_with_too_short_a_campaign_history_writes_a_skip(tmp_path):
     cfg = _built(tmp_path, {"start": "2022-03-31", "monthly_share": 0.1})  # 3 labelled months
-    cfg = config_with(cfg, uplift={"test_months": 6})
-    uplift.run(cfg)
+    uplift.run(config_with(cfg, uplift={"test_months": 6}))
     assert "none to fit on" in load_json(cfg.path(cfg.paths.uplift))["skipped"]
+    # 2 months held out of the 3: too small a control arm to fit (a small bank's first campaigns)
+    uplift.run(config_with(cfg, uplift={"test_months": 2, "min_arm_rows": 10_000}))
+    skipped = load_json(cfg.path(cfg.paths.uplift))["skipped"]
+    assert "the control arm has" in skipped and "uplift.min_arm_rows" in skipped
+    assert pd.read_parquet(cfg.path(cfg.paths.uplift_plan)).empty
 
 
 @pytest.mark.slow
