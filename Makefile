@@ -20,11 +20,13 @@ setup: $(VENV)/.installed
 run: setup
 	$(BIN)/dvc repro
 
+# Two workers (pytest-xdist) on the 2-core machine, each taking whole test files so that
+# module-scoped worlds are built once: 716 s against 2,001 s serial, same load (README).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 quick: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 lint: setup
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
