@@ -1191,7 +1191,8 @@ def simulate_policies(
 
     def share(who: np.ndarray, arm: np.ndarray | None) -> np.ndarray:
         rng = np.random.default_rng((spec.seed, seed, t))  # the same numbers for every run
-        return _churn_share(sim, bar, who, t, day, horizon_days, replicates, rng, max_copies, arm)
+        return _churn_share(sim, bar, who, t, day, horizon_days, replicates, rng, max_copies, arm,
+                            bank=False)  # fmt: skip
 
     base = share(codes, None)
     out = {"customer_id": ids, "none": base}
@@ -1249,12 +1250,13 @@ def world_bars(spec: WorldSpec) -> _Bars:
 def _churn_share(
     sim: _Sim, bar: _Bars, who: np.ndarray, t: int, as_of: pd.Timestamp, horizon_days: int,
     replicates: int, rng: np.random.Generator, max_copies: int, strategy: np.ndarray | None = None,
-    resample_macro: bool = False,
+    resample_macro: bool = False, bank: bool = True,
 ) -> np.ndarray:  # fmt: skip
     """Share of ``replicates`` futures, from the world's state after month t, in which each of
     customers ``who`` carries the churn label at ``as_of``; ``strategy`` (a CAMPAIGN_STRATEGIES
     code per customer, -1 = none) is applied at the start of month t+1; with ``resample_macro``
-    each batch of copies lives its own market and industry-stress future after t.
+    each batch of copies lives its own market and industry-stress future after t; without
+    ``strategy`` the copies live the bank's campaigns (replayed), unless ``bank`` is False.
 
     With ``strategy`` (the paired runs of ``oracle_uplift`` and ``simulate_policies``) each month
     of a chunk of copies draws from its own stream, seeded from ``rng`` before the chunk is
@@ -1270,6 +1272,8 @@ def _churn_share(
         macro = _future_macro(sim, t, rng) if resample_macro else None
         if strategy is None:
             rep = _replica(sim, bar, who, reps, rng, macro)
+            if not bank:  # no treatment forced, and none by the bank either (draws nothing)
+                rep.forced = (t + 1, np.full(len(who) * reps, -1))
         else:
             seeds = rng.integers(0, 2**63 - 1, size=sim.months)
             rep = _replica(sim, bar, who, reps, np.random.default_rng(seeds[0]), macro)
