@@ -323,7 +323,10 @@ def plan_section(inputs: ReportInputs) -> str:
         f"get a strategy, for {money(taken['cost'].sum(), cur)} and an expected saved value of "
         f"{money(taken['expected_saved_value'].sum(), cur)} net of cost{_basis_note(inputs.plan)}. "
         "The curve follows the plan's ranking (saved value per unit of cost) with no budget "
-        f"limit; the mix is the plan's strategies by tier {cause_note}"
+        f"limit; the mix is the plan's strategies by tier {cause_note} The expected values are "
+        "the uplift model's own estimates, and a plan picks the customers whose estimates are "
+        "highest: read them as a ranking, not a forecast (on the synthetic world they overstate "
+        "the simulated churners saved about fourfold; docs/uplift.md)."
     )
     return section("plan", lead, f'<div class="grid2">{curve_table}{tiers}</div>', by_cause)
 

@@ -99,6 +99,7 @@ def test_the_plan_mix_shows_strategies_by_tier_and_by_cause():
     cause_table = html.split("Strategy by likely churn cause")[1]
     assert "refinanced" in cause_table and "runoff" in cause_table
     assert "lapsed" not in cause_table  # a customer with no action is not in the mix
+    assert "a ranking, not a forecast" in html  # the expected values are the model's own
     assert "survival-weighted" not in html and "geometric CLV" not in html  # basis not given
     with_basis = {"plan": plan, "curve": curve, "value_basis": "survival",
                   "value_basis_reason": "the curve of tierwise-survival version 3"}  # fmt: skip
