@@ -330,6 +330,24 @@ class SlicedValidation:
             problem = Problem(table, column, rule, count, examples, detail)
             self._add(self._found if kind == "failure" else self._warned, (o1, o2), [problem])
 
+    def merge(self, other: SlicedValidation) -> None:
+        """Add what ``other`` (a check of the next slice, made in another process) found: its
+        problems, counts, dates and campaign rows, as if its tables had been fed to this check.
+        Its missing-table problems are this check's own already (same tables present)."""
+        for into, found in ((self._found, other._found), (self._warned, other._warned)):
+            for key, problems in found.items():
+                if key[:2] != (-1, 0):
+                    into.setdefault(key, []).extend(problems)
+        for name, count in other.counts.items():
+            total = self.counts.setdefault(name, {"rows_in": 0, "rows_out": 0})
+            total["rows_in"] += count["rows_in"]
+            total["rows_out"] += count["rows_out"]
+            total["ignored_columns"] = count["ignored_columns"]
+        self._span.extend(other._span)
+        self._campaigns.extend(other._campaigns)
+        seen = [d for d in (self.latest, other.latest) if d is not None]
+        self.latest = max(seen) if seen else None
+
     @staticmethod
     def _add(into: dict, order: tuple, problems: Sequence[Problem | None]) -> None:
         for p in (p for p in problems if p is not None):

@@ -315,6 +315,10 @@ def score(
     ignore_task: Annotated[
         bool, typer.Option(help="score with models of another task than params' (a warning)")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="processes for the slices (pandas engine; default 2, at most the CPUs)"),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Score every customer known at --as-of with the registered churn and tier models.
@@ -343,6 +347,7 @@ def score(
         monitor=monitor,
         ignore_task=ignore_task,
         survival_model=survival_model,
+        workers=workers,
     )
     try:
         _run(lambda: stage.run(cfg, request))

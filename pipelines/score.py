@@ -12,8 +12,13 @@ docs/scoring.md has the columns.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -22,16 +27,20 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from features.build import build_feature_table
+from features.context import BookContext, build_book_context
+from features.spec import Definitions, FeatureSpec
+from features.windows import day_numbers
 from models.monitoring.quality import TableVolumes
 from models.serving import registry
 from models.serving.registry import check_tasks
-from models.serving.score import Lineage, iter_scores
+from models.serving.score import Lineage, add_survival, score_features
 from models.serving.task import Task
 from models.spec import EXPLAIN_POLICIES
 from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import OutputExistsError, is_uri, save_frame_chunks
-from pipelines.slices import SlicedBook, iter_slice_features, read_contract_sliced
+from pipelines.slices import SlicedBook, each, read_contract_sliced, read_slice, slice_loans
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class ScoreRequest:
     ignore_task: bool = False  # score with models of another task than params' (--ignore-task)
     # None: the survival champion's columns when one is registered (pandas engine), else none
     survival_model: str | None = None
+    workers: int | None = None  # processes for the slices (pandas engine); None: default_workers
 
 
 def parse_conf(pairs: Iterable[str]) -> dict[str, str]:
@@ -92,6 +102,8 @@ def check_request(request: ScoreRequest) -> None:
     if request.engine == "pandas" and (uri or is_uri(request.data_dir)):
         where = f"--out {request.out}" if uri else f"--data {request.data_dir}"
         raise ScoreError(f"{where}: the pandas engine reads and writes local files")
+    if request.workers is not None and (request.engine == "spark" or request.workers < 1):
+        raise ScoreError(f"--workers {request.workers}: a number >= 1, for the pandas engine")
     if request.spark_conf and request.engine == "pandas":
         raise ScoreError("--conf: Spark settings need --engine spark")
     suffixes = SUFFIXES[request.engine]
@@ -101,7 +113,7 @@ def check_request(request: ScoreRequest) -> None:
         raise OutputExistsError(f"{request.out} exists; pass --overwrite to replace it")
 
 
-def _with_progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterator[pd.DataFrame]:
+def _with_progress(chunks: Iterable, total: int) -> Iterator:
     """Yield the chunks while a progress bar on stderr counts them."""
     columns = (
         TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
@@ -119,28 +131,99 @@ def _lineage(models: Models) -> Lineage:
     return Lineage(churn.name, churn.version, tier.name, tier.version)
 
 
+@dataclass(frozen=True)
+class _SliceScoring:
+    """What scoring every slice shares (sent with each slice to the worker processes)."""
+
+    directory: Path  # the book's typed slices (SlicedBook.directory)
+    others: tuple[str, ...]
+    as_of: pd.Timestamp
+    defs: Definitions
+    spec: FeatureSpec
+    observed_from: pd.Timestamp
+    lineage: Lineage
+    explain: str
+    window_days: int  # monitor.window_days: the raw tables' volumes
+    monitored: bool  # the churn model carries a reference profile: count the slice for it
+
+
+_WORKER_MODELS: list[Models] = []  # in a worker process: the models it loaded at its start
+
+
+def _start_worker(root: Path, uris: tuple[str | None, ...], env: dict, cwd: str) -> None:
+    """A worker process's start: the parent's environment and directory (the fork server
+    keeps those of its own start: another store, in a process that scores twice), then the
+    models (exactly the versions the parent loaded); Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    loaded = (None if uri is None else registry.load_model(root, uri) for uri in uris)
+    _WORKER_MODELS.append(tuple(loaded))
+
+
+def _score_slice(
+    job: _SliceScoring, k: int, loans: pd.DataFrame, context: BookContext, models: Models | None
+) -> tuple[pd.DataFrame | None, tuple | None, TableVolumes]:
+    """Slice k's features, scores (None: nobody known at the date), its monitor counts and its
+    raw tables' volumes; in a worker process (``models`` None: the worker's) or in this one."""
+    churn, tier, survival = models or _WORKER_MODELS[0]
+    tables = read_slice(job.directory, job.others, k, loans)
+    volumes = TableVolumes(job.as_of, job.window_days)
+    volumes.add(tables)
+    dates = pd.DatetimeIndex([job.as_of])
+    features = build_feature_table(
+        tables, dates, job.defs, job.spec, None, context, job.observed_from
+    )
+    del tables
+    if not len(features):
+        return None, None, volumes
+    scores = score_features(features, churn.model, tier.model, job.lineage, job.explain)
+    scores = add_survival(scores, features, None if survival is None else survival.model,
+                          job.explain)  # fmt: skip
+    counted = None
+    if job.monitored:  # only the counts travel back: the parent has the profile
+        monitor = _book_monitor(churn)
+        monitor.add(features, scores)
+        counted = (monitor.counts, monitor.probabilities)
+    return scores, counted, volumes
+
+
 def _score_pandas(
-    cfg: Config, book: SlicedBook, request: ScoreRequest, models: Models, explain: str
+    cfg: Config,
+    book: SlicedBook,
+    request: ScoreRequest,
+    models: Models,
+    explain: str,
+    pool: Executor | None,
 ):
-    """Features slice by slice, the models through pyfunc, one file streamed; the monitor's
-    BookMonitor (None without a reference profile) and the raw tables' volumes."""
-    churn, tier, survival = models
+    """Features slice by slice, the models through pyfunc (in ``pool``'s worker processes, or
+    here without one), one file streamed in slice order; the monitor's BookMonitor (None
+    without a reference profile) and the raw tables' volumes."""
+    churn = models[0]
     volumes = TableVolumes(request.as_of, cfg.monitor.window_days)
-    slices = iter_slice_features(
-        book, pd.DatetimeIndex([request.as_of]), cfg.defs, cfg.features,
-        observed_from=book.observation_start(cfg.data.start), watch=volumes.add,
-    )  # fmt: skip
     monitor = _book_monitor(churn)
-    if monitor is not None:
-        slices = monitor.watch_features(slices)
-    chunks = iter_scores(
-        _with_progress(slices, len(book)), churn.model, tier.model, _lineage(models), explain,
-        None if survival is None else survival.model,
+    dates = pd.DatetimeIndex([request.as_of])
+    context = build_book_context(book.loans, day_numbers(dates), cfg.defs, cfg.features)
+    job = _SliceScoring(
+        book.directory, book.others, request.as_of, cfg.defs, cfg.features,
+        book.observation_start(cfg.data.start), _lineage(models), explain,
+        cfg.monitor.window_days, monitor is not None,
     )  # fmt: skip
-    save_frame_chunks(
-        chunks if monitor is None else monitor.watch_scores(chunks), Path(request.out),
-        overwrite=request.overwrite,
-    )  # fmt: skip
+    here = models if pool is None else None
+    calls = ((job, k, *slice_loans(book, context, k), here) for k in range(len(book)))
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        done = _with_progress(each(pool, _score_slice, calls), len(book))
+        for k, (scores, counted, seen) in enumerate(done):
+            log.info("customer slice %d of %d", k + 1, len(book))
+            volumes.merge(seen)
+            if counted is not None:
+                monitor.add_counts(*counted)
+            if scores is not None:
+                yield scores
+
+    save_frame_chunks(chunks(), Path(request.out), overwrite=request.overwrite)
     return monitor, volumes.profile()
 
 
@@ -254,18 +337,50 @@ def _known(customers: int, last: pd.Timestamp, request: ScoreRequest, explain: s
     log.info("scoring %d customers as of %s (explain=%s)", customers, request.as_of.date(), explain)
 
 
+@contextmanager
+def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor | None]:
+    """``workers`` processes for the slices' work (None: one, this process). Started from a
+    fork server that imported this module once; each loads the models (their pinned versions)
+    at its start, while this process reads the book's keys."""
+    if workers <= 1:
+        yield None
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    uris = tuple(None if m is None else m.pinned_uri for m in models)
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(cfg.root, uris, dict(os.environ), os.getcwd()),
+    ) as pool:
+        for _ in range(workers):  # start every worker now: the models load meanwhile
+            pool.submit(int)
+        yield pool
+
+
+def default_workers() -> int:
+    """Worker processes by default: 2 (the slices' work is CPU-bound), at most the CPUs."""
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
 def _run_pandas(cfg: Config, request: ScoreRequest, models: Models, explain: str) -> tuple:
-    with read_contract_sliced(
-        request.data_dir,
-        cfg.features.chunk_customers,
-        cfg.data.end,
-        cfg.data.future_cutoff(),
-        strategy_ids=load_catalog().ids,
-    ) as book:
+    workers = default_workers() if request.workers is None else request.workers
+    with (
+        _slice_pool(cfg, models, workers) as pool,
+        read_contract_sliced(
+            request.data_dir,
+            cfg.features.chunk_customers,
+            cfg.data.end,
+            cfg.data.future_cutoff(),
+            strategy_ids=load_catalog().ids,
+            pool=pool,
+        ) as book,
+    ):
         customers = book.count_known(request.as_of)[0]
         report = book.report
         _known(customers, pd.Timestamp(report["data_end"] or book.end), request, explain)
-        monitor, now = _score_pandas(cfg, book, request, models, explain)
+        monitor, now = _score_pandas(cfg, book, request, models, explain, pool)
     return customers, _monitor_summary(cfg, request, monitor, now)
 
 

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +51,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from features.build import build_feature_table, slice_count
-from features.context import build_book_context
+from features.context import BookContext, build_book_context
 from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES, Tables
 from features.contract import data_end as tables_end
 from features.observation import event_first_dates, infer_data_start
@@ -91,10 +94,7 @@ class SlicedBook:
 
     def slice(self, k: int) -> Tables:
         """Slice k's typed tables, rows in the file's order (as ``CustomerSlices.slice``)."""
-        parts = {
-            name: _read_typed(self.directory / str(k) / f"{name}.parquet") for name in self.others
-        }
-        return Tables(loans=self.loans[self.loan_slice == k], **parts)
+        return read_slice(self.directory, self.others, k, self.loans[self.loan_slice == k])
 
     def count_known(self, as_of: pd.Timestamp) -> tuple[int, int]:
         """As ``features.snapshots.count_known``: (customers known at ``as_of``, in the data)."""
@@ -132,6 +132,22 @@ def iter_slice_features(
         yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
 
 
+def slice_loans(book: SlicedBook, context: BookContext, k: int) -> tuple[pd.DataFrame, BookContext]:
+    """Slice k's typed loans and the book's context cut to them (``loan_spread``: the part
+    ``build_feature_table`` reads for these loans, same values): what a worker process needs,
+    with ``read_slice``, to build slice k's features."""
+    loans = book.loans[book.loan_slice == k]
+    ids = loans[LOAN_ID].astype(str) if LOAN_ID in loans else []
+    spread = context.loan_spread
+    return loans, replace(context, loan_spread=spread[spread.index.isin(ids)])
+
+
+def read_slice(directory: Path, others: tuple[str, ...], k: int, loans: pd.DataFrame) -> Tables:
+    """Slice k's typed tables (``SlicedBook.slice``) given its loans."""
+    parts = {name: _read_typed(directory / str(k) / f"{name}.parquet") for name in others}
+    return Tables(loans=loans, **parts)
+
+
 @contextmanager
 def read_contract_sliced(
     data_dir: Path | str,
@@ -139,9 +155,12 @@ def read_contract_sliced(
     end: pd.Timestamp | None = None,
     cutoff: pd.Timestamp | None = None,
     strategy_ids: Collection[str] | None = None,
+    pool: Executor | None = None,
 ) -> Iterator[SlicedBook]:
     """Read and validate ``data_dir`` in slices of ``chunk_customers`` customers; ``end``,
-    ``cutoff`` and ``strategy_ids`` as ``read_contract``'s.
+    ``cutoff`` and ``strategy_ids`` as ``read_contract``'s. With ``pool`` (worker processes)
+    the tables are split into slices one table per worker and the slices validated two or more
+    at a time; the report and the error are the same (the slices' checks merged in order).
 
     Raises ``ContractError`` (features.validation) before the ``with`` body runs.
     """
@@ -158,7 +177,8 @@ def read_contract_sliced(
             source = _source(name, path, tmp / "csv")
             if source is not None:
                 sources[name] = source
-        check = SlicedValidation(tuple(sources), end, cutoff, strategy_ids)
+        present = tuple(sources)
+        check = SlicedValidation(present, end, cutoff, strategy_ids)
         names = tuple(n for n in TABLE_NAMES if n in sources)  # loans first
         others = names[1:]
         ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS})
@@ -166,27 +186,20 @@ def read_contract_sliced(
         sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
         bounds = np.cumsum([0, *sizes])
         owner = _loan_owners(sources[LOANS], ids, bounds)
-        schemas = {
-            name: _partition(name, sources[name], ids, owner, bounds, tmp / "raw") for name in names
-        }
+        keys = {n: (None, owner) if n == REPAYMENTS else (ids, None) for n in names}
+        calls = [(n, sources[n], *keys[n], bounds, tmp / "raw") for n in names]
+        schemas = dict(zip(names, each(pool, _partition, calls), strict=True))
+        del owner
         log.info("%d customers in %d slices", len(ids), n_slices)
         known, ends, firsts = [], [], []
-        for k in range(n_slices):
-            part = {}
-            for name in names:
-                raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
-                rows = pd.Index(raw[ROW].to_numpy())
-                part[name] = check.table(name, raw.drop(columns=ROW), rows)
-            check.keys(part)
-            loans_k = part[LOANS]
-            _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "loans" / f"{k}")
-            if check.failed:
-                continue  # keep checking for the report; nothing else needs the slice
-            tables = Tables(**part)
-            known.append(_known_days(tables, sizes[k]))
-            ends.append(tables_end(tables))
-            firsts += event_first_dates(tables)
-            _save_slice(part, others, tmp / "typed" / str(k))
+        calls = [(k, names, schemas, tmp, sizes[k], (present, end, cutoff, strategy_ids))
+                 for k in range(n_slices)]  # fmt: skip
+        for part_check, found in each(pool, _check_slice, calls):
+            check.merge(part_check)
+            if found is not None:
+                known.append(found[0])
+                ends.append(found[1])
+                firsts += found[2]
         loans, loan_slice = _whole_loans(tmp / "loans", n_slices)
         check.loan_rules(loans)
         if LOAN_ID in loans:  # unique across customers: the one rule no slice sees whole
@@ -205,6 +218,61 @@ def read_contract_sliced(
             loan_slice=loan_slice,
             event_firsts=tuple(firsts),
         )
+
+
+def each(pool: Executor | None, fn: Callable, calls: Iterable[tuple], ahead: int = 4) -> Iterator:
+    """``fn(*call)`` for every call, in order: in this process without ``pool``, else in the
+    pool's worker processes, at most ``ahead`` calls submitted at a time (what is held waiting
+    stays bounded). However the loop ends (an error, SIGTERM), every submitted call is
+    cancelled or waited for before this returns: no worker still writes into a temporary
+    directory the caller is about to remove."""
+    if pool is None:
+        for call in calls:
+            yield fn(*call)
+        return
+    pending: deque[Future] = deque()
+    calls = iter(calls)
+    try:
+        for call in calls:
+            pending.append(pool.submit(fn, *call))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        wait(pending)
+
+
+def _check_slice(
+    k: int,
+    names: tuple[str, ...],
+    schemas: dict[str, pa.Schema],
+    tmp: Path,
+    size: int,
+    rules: tuple,
+) -> tuple[Any, tuple | None]:
+    """Validate slice k's raw tables (``rules``: SlicedValidation's arguments) and write them
+    typed: its loans always (the book's loan rules need them), the others when the slice
+    passed. The check (to merge) and, when it passed, (known days, last date, first dates)."""
+    from features.validation import SlicedValidation
+
+    check = SlicedValidation(*rules)
+    part = {}
+    for name in names:
+        raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
+        rows = pd.Index(raw[ROW].to_numpy())
+        part[name] = check.table(name, raw.drop(columns=ROW), rows)
+    check.keys(part)
+    loans_k = part[LOANS]
+    _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "loans" / f"{k}")
+    if check.failed:
+        return check, None  # keep checking for the report; nothing else needs the slice
+    tables = Tables(**part)
+    found = (_known_days(tables, size), tables_end(tables), event_first_dates(tables))
+    _save_slice(part, names[1:], tmp / "typed" / str(k))
+    return check, found
 
 
 def _whole_loans(folder: Path, n_slices: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -375,9 +443,15 @@ def _loan_owners(path: Path, ids: pd.Index, bounds: np.ndarray) -> pd.Series:
 
 
 def _partition(
-    name: str, path: Path, ids: pd.Index, owner: pd.Series, bounds: np.ndarray, out: Path
+    name: str,
+    path: Path,
+    ids: pd.Index | None,
+    owner: pd.Series | None,
+    bounds: np.ndarray,
+    out: Path,
 ) -> pa.Schema:
-    """Stream a table into one Parquet file per slice (rows in file order, with ROW)."""
+    """Stream a table into one Parquet file per slice (rows in file order, with ROW): by its
+    customer's position in ``ids``, or (repayments) by its loan's slice in ``owner``."""
     schema = _schema(path)
     key = LOAN_ID if name == REPAYMENTS else CUSTOMER_ID
     schema = schema.append(pa.field(ROW, pa.int64()))

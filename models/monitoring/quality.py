@@ -54,6 +54,15 @@ class TableVolumes:
             for c in (c for c in columns if c in rows):
                 counts.setdefault(c, Counter()).update(category_counts(rows[c]))
 
+    def merge(self, other: TableVolumes) -> None:
+        """Add the counts of ``other`` (other slices, counted in another process)."""
+        for name, rows in other._rows.items():
+            self._rows[name] = self._rows.get(name, 0) + rows
+        for name, columns in other._counts.items():
+            counts = self._counts.setdefault(name, {})
+            for c, counter in columns.items():
+                counts.setdefault(c, Counter()).update(counter)
+
     def profile(self) -> dict[str, Any]:
         months = self.window_days / DAYS_PER_MONTH
         return {

@@ -161,6 +161,9 @@ def test_same_scores_whatever_the_chunks_run_or_format(cli, tmp_path):
         code, output = cli("--out", str(out), params=params)
         assert code == 0, output
     assert one.read_bytes() == again.read_bytes()  # deterministic
+    single = tmp_path / "single.parquet"  # the slices in this process instead of two workers
+    assert cli("--out", str(single), "--workers", "1")[0] == 0
+    assert single.read_bytes() == one.read_bytes()
     assert "3/3 chunks" in output  # 400 customers in slices of 150: a progress bar over chunks
     scores = _read(one)
     # Other chunks: the same rows; the displayed reason contributions may differ in the last bit

@@ -182,3 +182,38 @@ def test_the_cache_files_read_back_what_was_written(tmp_path):
     back = _read_typed(tmp_path / "part.parquet")
     pd.testing.assert_frame_equal(back, frame)
     assert back["customer_id"].isna().tolist() == [False, True, False, False]
+
+
+def test_worker_processes_give_the_same_book_report_and_error(mixed_dir, params_cfg):
+    """`tierwise score --workers 2`: the tables split and the slices validated in two worker
+    processes give the one-process book, report and warnings; a rule broken in two slices gives
+    the whole-table reader's error (counts added, the file's first rows), in slice order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    cutoff = pd.Timestamp("2022-09-30")
+    _future_dated(mixed_dir, cutoff)
+    dates = pd.DatetimeIndex([AS_OF])
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        with read_contract_sliced(mixed_dir, CHUNK, cutoff=cutoff) as one:
+            rows = iter_slice_features(one, dates, params_cfg.defs, params_cfg.features)
+            expected = pd.concat(list(rows), ignore_index=True)
+            report = one.report
+        with read_contract_sliced(mixed_dir, CHUNK, cutoff=cutoff, pool=pool) as two:
+            assert two.report == report and len(two) == 5
+            rows = iter_slice_features(two, dates, params_cfg.defs, params_cfg.features)
+            pd.testing.assert_frame_equal(pd.concat(list(rows), ignore_index=True), expected)
+
+        surveys = pd.read_parquet(mixed_dir / "surveys.parquet")
+        ids = surveys["customer_id"].astype(str)
+        bad = [ids.idxmax(), ids.idxmin(), ids.idxmax() - 1]  # the last slice, the first, ...
+        surveys.loc[bad, "nps"] = 11.0
+        surveys.to_parquet(mixed_dir / "surveys.parquet", index=False)
+        with pytest.raises(ContractError) as whole:
+            read_contract(mixed_dir, cutoff=cutoff)
+        reader = read_contract_sliced(mixed_dir, CHUNK, cutoff=cutoff, pool=pool)
+        with pytest.raises(ContractError) as sliced, reader:
+            pass
+    assert str(sliced.value) == str(whole.value) and "nps" in str(whole.value)
+    assert sliced.value.examples.equals(whole.value.examples)
