@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -33,8 +34,9 @@ from features.spec import Definitions, FeatureSpec
 from features.windows import day_numbers
 from models.monitoring.quality import TableVolumes
 from models.serving import registry
+from models.serving import score as serving
 from models.serving.registry import check_tasks
-from models.serving.score import Lineage, add_survival, score_features
+from models.serving.score import Lineage
 from models.serving.task import Task
 from models.spec import EXPLAIN_POLICIES
 from models.strategies.catalog import load_catalog
@@ -150,11 +152,43 @@ class _SliceScoring:
 _WORKER_MODELS: list[Models] = []  # in a worker process: the models it loaded at its start
 
 
-def _start_worker(root: Path, uris: tuple[str | None, ...], env: dict, cwd: str) -> None:
+def _end_with(parent: int) -> None:
+    """End this process once ``parent`` is gone (its parent is the fork server, which lives as
+    long as its children: no parent-death signal reaches it)."""
+    while _alive(parent):
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, killed but not yet waited for, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except (OSError, IndexError):
+        pass
+    try:  # no /proc (macOS): the process exists
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _start_worker(
+    root: Path, uris: tuple[str | None, ...], env: dict, cwd: str, parent: int
+) -> None:
     """A worker process's start: the parent's environment and directory (the fork server
     keeps those of its own start: another store, in a process that scores twice), then the
-    models (exactly the versions the parent loaded); Ctrl-C is the parent's to handle."""
+    models (exactly the versions the parent loaded). SIGINT and SIGTERM are the parent's to
+    handle (it stops the pool, then removes its files); a worker ends within a second of a
+    parent that ended without stopping it (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -178,8 +212,8 @@ def _score_slice(
     del tables
     if not len(features):
         return None, None, volumes
-    scores = score_features(features, churn.model, tier.model, job.lineage, job.explain)
-    scores = add_survival(scores, features, None if survival is None else survival.model,
+    scores = serving.score_features(features, churn.model, tier.model, job.lineage, job.explain)
+    scores = serving.add_survival(scores, features, None if survival is None else survival.model,
                           job.explain)  # fmt: skip
     counted = None
     if job.monitored:  # only the counts travel back: the parent has the profile
@@ -352,7 +386,7 @@ def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor 
         workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(cfg.root, uris, dict(os.environ), os.getcwd()),
+        initargs=(cfg.root, uris, dict(os.environ), os.getcwd(), os.getpid()),
     ) as pool:
         for _ in range(workers):  # start every worker now: the models load meanwhile
             pool.submit(int)

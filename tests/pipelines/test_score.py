@@ -228,7 +228,8 @@ def test_a_failure_midway_leaves_the_previous_file_and_no_debris(cli, tmp_path, 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(serving_score, "score_features", fails_on_the_second_chunk)
-    code, _ = cli("--out", str(out), "--overwrite", params="chunked.yaml")
+    # in this process (the patch does not reach worker processes)
+    code, _ = cli("--out", str(out), "--overwrite", "--workers", "1", params="chunked.yaml")
     assert code == 1 and len(calls) == 2
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
