@@ -181,7 +181,7 @@ def read_contract_sliced(
         check = SlicedValidation(present, end, cutoff, strategy_ids)
         names = tuple(n for n in TABLE_NAMES if n in sources)  # loans first
         others = names[1:]
-        ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS})
+        ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS}, pool)
         n_slices = slice_count(len(ids), chunk_customers)
         sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
         bounds = np.cumsum([0, *sizes])
@@ -381,19 +381,25 @@ def _schema(path: Path) -> pa.Schema:
     return schema.remove_metadata()
 
 
-def _book_ids(sources: dict[str, Path]) -> pd.Index:
-    """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables."""
-    found = []
-    for path in sources.values():
-        if CUSTOMER_ID not in _schema(path).names:
-            continue
-        for batch in _batches(path, [CUSTOMER_ID]):
-            distinct = _distinct(batch.column(0))[1]
-            found.append(distinct[distinct.notna()].to_numpy())
+def _book_ids(sources: dict[str, Path], pool: Executor | None = None) -> pd.Index:
+    """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables
+    (each table's distinct ids found in ``pool``'s workers, one table per worker)."""
+    found = [ids for ids in each(pool, _table_ids, [(p,) for p in sources.values()]) if len(ids)]
     if not found:
         return pd.Index([], dtype=object)
     ids = pd.unique(np.concatenate(found).astype(object))
     return pd.Index(np.sort(ids.astype(str)).astype(object))
+
+
+def _table_ids(path: Path) -> np.ndarray:
+    """A table's distinct customer ids, stripped as validation strips them (none: empty)."""
+    if CUSTOMER_ID not in _schema(path).names:
+        return np.empty(0, dtype=object)
+    found = []
+    for batch in _batches(path, [CUSTOMER_ID]):
+        distinct = _distinct(batch.column(0))[1]
+        found.append(distinct[distinct.notna()].to_numpy())
+    return pd.unique(np.concatenate(found).astype(object)) if found else np.empty(0, object)
 
 
 def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:
