@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -381,6 +382,7 @@ def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor 
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
+    _start_fork_server()
     uris = tuple(None if m is None else m.pinned_uri for m in models)
     with ProcessPoolExecutor(
         workers,
@@ -391,6 +393,20 @@ def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor 
         for _ in range(workers):  # start every worker now: the models load meanwhile
             pool.submit(int)
         yield pool
+
+
+def _start_fork_server() -> None:
+    """Start the fork server ignoring SIGTERM (inherited through its exec): a SIGTERM to the
+    whole process group must not end it before this process has stopped the workers (the pool
+    would see every worker as dead, and stop waiting for the slices in flight)."""
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def default_workers() -> int:

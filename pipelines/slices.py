@@ -230,15 +230,18 @@ def each(pool: Executor | None, fn: Callable, calls: Iterable[tuple], ahead: int
         for call in calls:
             yield fn(*call)
         return
-    pending: deque[Future] = deque()
-    calls = iter(calls)
+    pending: deque[Future] = deque()  # a call leaves it once its result is in hand
     try:
         for call in calls:
             pending.append(pool.submit(fn, *call))
             if len(pending) >= ahead:
-                yield pending.popleft().result()
+                result = pending[0].result()
+                pending.popleft()
+                yield result
         while pending:
-            yield pending.popleft().result()
+            result = pending[0].result()
+            pending.popleft()
+            yield result
     finally:
         for future in pending:
             future.cancel()
