@@ -150,7 +150,7 @@ class _SliceScoring:
     monitored: bool  # the churn model carries a reference profile: count the slice for it
 
 
-_WORKER: dict = {}  # in a worker process: the store and model URIs, then the models loaded
+_WORKER_MODELS: list[Models] = []  # in a worker process: the models it loaded at its start
 
 
 def _end_with(parent: int) -> None:
@@ -183,27 +183,18 @@ def _start_worker(
     root: Path, uris: tuple[str | None, ...], env: dict, cwd: str, parent: int
 ) -> None:
     """A worker process's start: the parent's environment and directory (the fork server
-    keeps those of its own start: another store, in a process that scores twice) and the
-    model URIs (exactly the versions the parent loaded: ``_worker_models``). SIGINT and
-    SIGTERM are the parent's to handle (it stops the pool, then removes its files); a worker
-    ends within a second of a parent that ended without stopping it (SIGKILL)."""
+    keeps those of its own start: another store, in a process that scores twice), then the
+    models (exactly the versions the parent loaded). SIGINT and SIGTERM are the parent's to
+    handle (it stops the pool, then removes its files); a worker ends within a second of a
+    parent that ended without stopping it (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    _WORKER.update(root=root, uris=uris)
-
-
-def _worker_models() -> Models:
-    """The worker's models, loaded at its first slice to score (not at its start: the book's
-    tables are split and validated first, without them)."""
-    if "models" not in _WORKER:
-        root = _WORKER["root"]
-        loaded = (None if u is None else registry.load_model(root, u) for u in _WORKER["uris"])
-        _WORKER["models"] = tuple(loaded)
-    return _WORKER["models"]
+    loaded = (None if uri is None else registry.load_model(root, uri) for uri in uris)
+    _WORKER_MODELS.append(tuple(loaded))
 
 
 def _score_slice(
@@ -211,7 +202,7 @@ def _score_slice(
 ) -> tuple[pd.DataFrame | None, tuple | None, TableVolumes]:
     """Slice k's features, scores (None: nobody known at the date), its monitor counts and its
     raw tables' volumes; in a worker process (``models`` None: the worker's) or in this one."""
-    churn, tier, survival = models or _worker_models()
+    churn, tier, survival = models or _WORKER_MODELS[0]
     tables = read_slice(job.directory, job.others, k, loans)
     volumes = TableVolumes(job.as_of, job.window_days)
     volumes.add(tables)
@@ -385,7 +376,7 @@ def _known(customers: int, last: pd.Timestamp, request: ScoreRequest, explain: s
 def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor | None]:
     """``workers`` processes for the slices' work (None: one, this process). Started from a
     fork server that imported this module once; each loads the models (their pinned versions)
-    when it first scores."""
+    at its start, while this process reads the book's keys."""
     if workers <= 1:
         yield None
         return
@@ -399,7 +390,7 @@ def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor 
         initializer=_start_worker,
         initargs=(cfg.root, uris, dict(os.environ), os.getcwd(), os.getpid()),
     ) as pool:
-        for _ in range(workers):  # start every worker now, while this process reads the keys
+        for _ in range(workers):  # start every worker now: the models load meanwhile
             pool.submit(int)
         yield pool
 
