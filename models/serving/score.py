@@ -131,13 +131,18 @@ def add_survival(
     unchanged otherwise."""
     if survival is None:
         return scores
-    out = survival.predict(features, params={"explain": explain})
+    # the survival model's population is the churn model's: customers active at t (the rows with
+    # a churn probability); the others (prospects, dormant, churned) get no survival answer, and
+    # no cause reasons are computed for them
+    active = scores[CHURN_PROBABILITY].notna().to_numpy()
+    out = survival.predict(features[active], params={"explain": explain})
     missing = [c for c in SURVIVAL_COLUMNS if c not in out.columns]
     if missing:
         raise IncompatibleModelError(f"the survival model does not output {', '.join(missing)}")
     plays = [c for c in CAUSE_PLAN_COLUMNS if c in out.columns]  # versions before them lack them
     plays += [c for c in out.columns if c.startswith(f"{CAUSE_REASON_PREFIX}reason_")]
-    extra = out.loc[:, [*SURVIVAL_COLUMNS, *plays]].reset_index(drop=True)
+    extra = out.loc[:, [*SURVIVAL_COLUMNS, *plays]].set_axis(np.flatnonzero(active))
+    extra = extra.reindex(np.arange(len(scores)))
     return pd.concat([scores.reset_index(drop=True), extra], axis=1)
 
 
