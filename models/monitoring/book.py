@@ -5,7 +5,7 @@ read slices of any size (pipelines/monitor.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ class BookMonitor:
         self.profile = profile
         self.counts: dict[str, Any] | None = None
         self._p: list[np.ndarray] = []
-        self._pending: pd.DataFrame | None = None
 
     def add(self, features: pd.DataFrame, scores: pd.DataFrame) -> None:
         """One slice: feature rows and the churn model's output on them (same order)."""
@@ -39,21 +38,6 @@ class BookMonitor:
         probabilities they came with."""
         self.counts = add_counts(self.counts, counts)
         self._p.append(np.asarray(probabilities, dtype=float))
-
-    def watch_features(self, slices: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Pass feature slices on, keeping the latest non-empty one for ``watch_scores``."""
-        for features in slices:
-            if len(features):
-                self._pending = features
-            yield features
-
-    def watch_scores(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Pass score chunks on, adding each with the feature slice it was scored from."""
-        for chunk in chunks:
-            if self._pending is not None:
-                self.add(self._pending, chunk)
-                self._pending = None
-            yield chunk
 
     @property
     def probabilities(self) -> np.ndarray:

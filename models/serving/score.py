@@ -9,7 +9,6 @@ out of both engines (pipelines/score.py, models/serving/spark.py); docs/scoring.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,18 +143,3 @@ def add_survival(
     extra = out.loc[:, [*SURVIVAL_COLUMNS, *plays]].set_axis(np.flatnonzero(active))
     extra = extra.reindex(np.arange(len(scores)))
     return pd.concat([scores.reset_index(drop=True), extra], axis=1)
-
-
-def iter_scores(
-    slices: Iterable[pd.DataFrame],
-    churn: Predictor,
-    tier: Predictor,
-    lineage: Lineage,
-    explain: str,
-    survival: Predictor | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Score rows of each non-empty slice of feature rows, in the slices' order."""
-    for features in slices:
-        if len(features):
-            scores = score_features(features, churn, tier, lineage, explain)
-            yield add_survival(scores, features, survival, explain)
