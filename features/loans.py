@@ -50,6 +50,14 @@ def effective_close_days(loans: pd.DataFrame) -> np.ndarray:
     return np.where(maturity < NO_DAY, maturity, day_numbers(loans[ORIGINATION_DATE]))
 
 
+# The loans' columns LoanBook reads: what a caller holding the whole loans table only for the
+# book context (features.context) needs to keep of it.
+BOOK_COLUMNS = (
+    LOAN_ID, CUSTOMER_ID, ORIGINATION_DATE, CLOSED_DATE, TERM_MONTHS, PRINCIPAL, INTEREST_RATE,
+    PRODUCT,
+)  # fmt: skip
+
+
 class LoanBook:
     """Originations and closes of all loans, indexed for (customer, day) queries."""
 

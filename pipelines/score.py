@@ -25,14 +25,14 @@ from multiprocessing import forkserver
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.build import build_feature_table
-from features.context import BookContext, build_book_context
+from features.context import BookContext
 from features.spec import Definitions, FeatureSpec
-from features.windows import day_numbers
 from models.monitoring.quality import TableVolumes
 from models.serving import registry
 from models.serving import score as serving
@@ -43,7 +43,15 @@ from models.spec import EXPLAIN_POLICIES
 from models.strategies.catalog import load_catalog
 from pipelines.config import Config
 from pipelines.io import OutputExistsError, is_uri, save_frame_chunks
-from pipelines.slices import SlicedBook, each, read_contract_sliced, read_slice, slice_loans
+from pipelines.slices import (
+    SlicedBook,
+    book_context,
+    each,
+    expected_slices,
+    read_contract_sliced,
+    read_slice,
+    slice_loans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +206,14 @@ def _start_worker(
 
 
 def _score_slice(
-    job: _SliceScoring, k: int, loans: pd.DataFrame, context: BookContext, models: Models | None
+    job: _SliceScoring, k: int, loan_rows: np.ndarray, context: BookContext, models: Models | None
 ) -> tuple[pd.DataFrame | None, tuple | None, TableVolumes]:
     """Slice k's features, scores (None: nobody known at the date), its monitor counts and its
-    raw tables' volumes; in a worker process (``models`` None: the worker's) or in this one."""
+    raw tables' volumes; in a worker process (``models`` None: the worker's) or in this one.
+    The slice's tables, loans included, are read from its files (``loan_rows``: its loans'
+    positions in the book, ``slice_loans``)."""
     churn, tier, survival = models or _WORKER_MODELS[0]
-    tables = read_slice(job.directory, job.others, k, loans)
+    tables = read_slice(job.directory, job.others, k, loan_rows)
     volumes = TableVolumes(job.as_of, job.window_days)
     volumes.add(tables)
     dates = pd.DatetimeIndex([job.as_of])
@@ -239,7 +249,7 @@ def _score_pandas(
     volumes = TableVolumes(request.as_of, cfg.monitor.window_days)
     monitor = _book_monitor(churn)
     dates = pd.DatetimeIndex([request.as_of])
-    context = build_book_context(book.loans, day_numbers(dates), cfg.defs, cfg.features)
+    context = book_context(book, dates, cfg.defs, cfg.features)
     job = _SliceScoring(
         book.directory, book.others, request.as_of, cfg.defs, cfg.features,
         book.observation_start(cfg.data.start), _lineage(models), explain,
@@ -416,6 +426,9 @@ def default_workers() -> int:
 
 def _run_pandas(cfg: Config, request: ScoreRequest, models: Models, explain: str) -> tuple:
     workers = default_workers() if request.workers is None else request.workers
+    # a worker more than the slices only loads the models: a one-slice book runs here
+    workers = min(workers, expected_slices(request.data_dir, cfg.features.chunk_customers))
+    log.info("slices in %s", "this process" if workers <= 1 else f"{workers} worker processes")
     with (
         _slice_pool(cfg, models, workers) as pool,
         read_contract_sliced(

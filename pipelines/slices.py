@@ -11,9 +11,10 @@ validation report as ``pipelines.io.read_contract``, without holding the event t
    column as text, streamed.
 2. The loans table is validated per slice like the others (``loan_id`` unique across the book,
    the one rule that spans customers, is checked once on the typed ids: ``book_unique``), and
-   its typed slices are gathered back into the whole typed loans table: the book context (VIP
-   bar, BG/NBD, book median rates) needs every loan. It is the smallest of the event tables
-   (1.5M rows at 1M customers); its raw text is never held whole.
+   the columns of its typed slices that the book context reads (VIP bar, BG/NBD, book median
+   rates: ``features.loans.BOOK_COLUMNS``) are gathered back whole: the context needs every
+   loan. The loans are the smallest of the event tables (1.5M rows at 1M customers); their raw
+   text and their other columns are never held whole.
 3. Every customer id of the book (stripped as validation strips them) is collected, sorted, and
    cut into slices of ``features.chunk_customers`` exactly as ``iter_feature_table`` cuts them.
 4. One streaming pass per other table writes each row into its slice's Parquet file, with its
@@ -25,13 +26,17 @@ validation report as ``pipelines.io.read_contract``, without holding the event t
    any feature is built. The first event dates are kept for the observation window
    (``SlicedBook.observation_start``: data.start, as ``features.observation`` infers it).
 
-Then ``SlicedBook.slice(k)`` reads slice k's typed tables back; ``iter_slice_features`` builds
-the features slice by slice with the whole book's context, equal to ``iter_feature_table``.
+Then ``SlicedBook.slice(k)`` reads slice k's typed tables back, its loans included;
+``iter_slice_features`` builds the features slice by slice with the whole book's context, equal
+to ``iter_feature_table``.
 The files live in a temporary directory (``TMPDIR``) removed when the ``with`` block ends.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import tempfile
 from collections import deque
@@ -52,8 +57,17 @@ import pyarrow.parquet as pq
 
 from features.build import build_feature_table, slice_count
 from features.context import BookContext, build_book_context
-from features.contract import CUSTOMER_ID, LOAN_ID, LOANS, REPAYMENTS, TABLE_NAMES, Tables
+from features.contract import (
+    CUSTOMER_ID,
+    CUSTOMERS,
+    LOAN_ID,
+    LOANS,
+    REPAYMENTS,
+    TABLE_NAMES,
+    Tables,
+)
 from features.contract import data_end as tables_end
+from features.loans import BOOK_COLUMNS
 from features.observation import event_first_dates, infer_data_start
 from features.snapshots import build_universe
 from features.spec import Definitions, FeatureSpec
@@ -78,13 +92,13 @@ _ASCII_SPACE = "".join(
 class SlicedBook:
     """A validated contract directory held as the whole loans table plus typed slices on disk."""
 
-    loans: pd.DataFrame  # typed, whole
+    loans: pd.DataFrame  # typed, whole, the book context's columns (features.loans.BOOK_COLUMNS)
     ids: pd.Index  # every customer of the book, sorted; slice k = ids[bounds[k]:bounds[k + 1]]
     bounds: np.ndarray
     known_day: np.ndarray  # day each customer becomes known (features.snapshots.Universe)
     end: pd.Timestamp  # the latest date in any table (features.contract.data_end)
     report: dict  # the validation report (ValidationReport.to_dict)
-    directory: Path  # typed slices: {k}/{table}.parquet
+    directory: Path  # typed slices: {k}/{table}.parquet, loans included
     others: tuple[str, ...]  # the present tables besides loans
     loan_slice: np.ndarray  # each loan's slice
     event_firsts: tuple[pd.Timestamp, ...] = ()  # each event table's first date, per slice
@@ -94,7 +108,11 @@ class SlicedBook:
 
     def slice(self, k: int) -> Tables:
         """Slice k's typed tables, rows in the file's order (as ``CustomerSlices.slice``)."""
-        return read_slice(self.directory, self.others, k, self.loans[self.loan_slice == k])
+        return read_slice(self.directory, self.others, k, self.loan_rows(k))
+
+    def loan_rows(self, k: int) -> np.ndarray:
+        """Slice k's loans: their positions in ``loans`` (the whole table's order)."""
+        return np.flatnonzero(self.loan_slice == k)
 
     def count_known(self, as_of: pd.Timestamp) -> tuple[int, int]:
         """As ``features.snapshots.count_known``: (customers known at ``as_of``, in the data)."""
@@ -123,7 +141,7 @@ def iter_slice_features(
     """``features.build.iter_feature_table`` on a sliced book: the same rows, slice by slice.
     ``watch`` sees each slice's typed tables (the monitor's table volumes count them)."""
     dates = pd.DatetimeIndex(as_of_dates)
-    context = build_book_context(book.loans, day_numbers(dates), defs, spec)
+    context = book_context(book, dates, defs, spec)
     for k in range(len(book)):
         log.info("customer slice %d of %d", k + 1, len(book))
         tables = book.slice(k)
@@ -132,20 +150,52 @@ def iter_slice_features(
         yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
 
 
-def slice_loans(book: SlicedBook, context: BookContext, k: int) -> tuple[pd.DataFrame, BookContext]:
-    """Slice k's typed loans and the book's context cut to them (``loan_spread``: the part
-    ``build_feature_table`` reads for these loans, same values): what a worker process needs,
-    with ``read_slice``, to build slice k's features."""
-    loans = book.loans[book.loan_slice == k]
-    ids = loans[LOAN_ID].astype(str) if LOAN_ID in loans else []
-    spread = context.loan_spread
-    return loans, replace(context, loan_spread=spread[spread.index.isin(ids)])
+def book_context(
+    book: SlicedBook, dates: pd.DatetimeIndex, defs: Definitions, spec: FeatureSpec
+) -> BookContext:
+    """The whole book's context for ``dates`` (``features.context.build_book_context``), and
+    the memory its computation freed handed back (``return_freed_memory``)."""
+    context = build_book_context(book.loans, day_numbers(dates), defs, spec)
+    return_freed_memory()
+    return context
 
 
-def read_slice(directory: Path, others: tuple[str, ...], k: int, loans: pd.DataFrame) -> Tables:
-    """Slice k's typed tables (``SlicedBook.slice``) given its loans."""
+def return_freed_memory() -> None:
+    """Hand the memory freed by a whole-book step back to the system. pyarrow's pool (mimalloc
+    or jemalloc) and glibc's malloc keep freed pages for reuse, so without this the process
+    would hold each whole-book step's peak for the rest of the run: measured at 1M customers,
+    0.47 GB kept by pyarrow after gathering the loans and 0.4 GB by malloc after the book
+    context (benchmarks/README.md, "Scoring"). A no-op where malloc has no ``malloc_trim``."""
+    pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, when this process runs on it (``malloc_trim`` is glibc's)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+def slice_loans(book: SlicedBook, context: BookContext, k: int) -> tuple[np.ndarray, BookContext]:
+    """Slice k's loan positions and the book's context cut to its loans (``loan_spread``, one
+    value per loan in ``book.loans``' order: the part ``build_feature_table`` reads for these
+    loans): what a worker process needs, with ``read_slice``, to build slice k's features."""
+    rows = book.loan_rows(k)
+    return rows, replace(context, loan_spread=context.loan_spread.iloc[rows])
+
+
+def read_slice(directory: Path, others: tuple[str, ...], k: int, loan_rows: np.ndarray) -> Tables:
+    """Slice k's typed tables (``SlicedBook.slice``); its loans indexed by ``loan_rows``, their
+    positions in the whole loans table (``SlicedBook.loan_rows``)."""
+    loans = _read_typed(directory / str(k) / f"{LOANS}.parquet").drop(columns=ROW)
     parts = {name: _read_typed(directory / str(k) / f"{name}.parquet") for name in others}
-    return Tables(loans=loans, **parts)
+    return Tables(loans=loans.set_axis(pd.Index(loan_rows)), **parts)
 
 
 @contextmanager
@@ -182,14 +232,12 @@ def read_contract_sliced(
         names = tuple(n for n in TABLE_NAMES if n in sources)  # loans first
         others = names[1:]
         ids = _book_ids({n: sources[n] for n in names if n != REPAYMENTS}, pool)
+        return_freed_memory()
         n_slices = slice_count(len(ids), chunk_customers)
         sizes = [len(c) for c in np.array_split(np.arange(len(ids)), n_slices)]
         bounds = np.cumsum([0, *sizes])
-        owner = _loan_owners(sources[LOANS], ids, bounds)
-        keys = {n: (None, owner) if n == REPAYMENTS else (ids, None) for n in names}
-        calls = [(n, sources[n], *keys[n], bounds, tmp / "raw") for n in names]
+        calls = [(n, sources[n], ids, sources[LOANS], bounds, tmp / "raw") for n in names]
         schemas = dict(zip(names, each(pool, _partition, calls), strict=True))
-        del owner
         log.info("%d customers in %d slices", len(ids), n_slices)
         known, ends, firsts = [], [], []
         calls = [(k, names, schemas, tmp, sizes[k], (present, end, cutoff, strategy_ids))
@@ -200,14 +248,16 @@ def read_contract_sliced(
                 known.append(found[0])
                 ends.append(found[1])
                 firsts += found[2]
-        loans, loan_slice = _whole_loans(tmp / "loans", n_slices)
+        loans, loan_slice = _whole_loans(tmp / "typed", n_slices)
         check.loan_rules(loans)
         if LOAN_ID in loans:  # unique across customers: the one rule no slice sees whole
             raw_ids = lambda rows: _raw_cells(sources[LOANS], LOAN_ID, rows)  # noqa: E731
             check.book_unique(LOANS, LOAN_ID, loans[LOAN_ID], raw_ids)
         report = check.finish()
+        loans.index = pd.RangeIndex(len(loans))  # in place: no copy of the whole loans
+        return_freed_memory()
         yield SlicedBook(
-            loans=loans.reset_index(drop=True),
+            loans=loans,
             ids=ids,
             bounds=bounds,
             known_day=np.concatenate(known) if known else np.empty(0, np.int64),
@@ -218,6 +268,33 @@ def read_contract_sliced(
             loan_slice=loan_slice,
             event_firsts=tuple(firsts),
         )
+
+
+def expected_slices(data_dir: Path | str, chunk_customers: int | None) -> int:
+    """The slices a valid book in ``data_dir`` has, from its files' row counts without reading
+    them: its customers table's rows, else its loans' (at least as many as their customers).
+    It sizes the worker pool only (a wrong figure costs time, never changes a result); files
+    that cannot be counted count as many slices (the reader then names their problem)."""
+    from features.validation import ContractError
+
+    try:
+        files = find_table_files(data_dir)
+        rows = _file_rows(files.get(CUSTOMERS) or files[LOANS])
+    except (ContractError, KeyError, OSError, UnicodeError, pa.ArrowException):
+        return np.iinfo(np.int32).max
+    return slice_count(rows, chunk_customers)
+
+
+def _file_rows(path: Path) -> int:
+    """A table file's data rows: Parquet's metadata; a CSV file's lines but the header (a quoted
+    line break counts a row more)."""
+    if path.suffix.lower() != ".csv":
+        return _row_count(path)
+    with path.open("rb") as f:
+        lines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
+        f.seek(-1, 2)
+        ends_open = f.read(1) != b"\n"
+    return max(lines + ends_open - 1, 0)
 
 
 def each(pool: Executor | None, fn: Callable, calls: Iterable[tuple], ahead: int = 4) -> Iterator:
@@ -269,7 +346,7 @@ def _check_slice(
         part[name] = check.table(name, raw.drop(columns=ROW), rows)
     check.keys(part)
     loans_k = part[LOANS]
-    _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "loans" / f"{k}")
+    _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "typed" / str(k) / LOANS)
     if check.failed:
         return check, None  # keep checking for the report; nothing else needs the slice
     tables = Tables(**part)
@@ -279,17 +356,22 @@ def _check_slice(
 
 
 def _whole_loans(folder: Path, n_slices: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The typed loans of every slice, back in file order (index: row numbers), and each
-    loan's slice."""
+    """The book context's columns of every slice's typed loans, back in file order (index: row
+    numbers), and each loan's slice. Gathered and sorted in Arrow: one copy as pandas."""
     parts, slices = [], []
     for k in range(n_slices):
-        part = _read_typed(folder / f"{k}.parquet")
-        parts.append(part)
-        slices.append(np.full(len(part), k, dtype=np.int64))
-    loans = pd.concat(parts, ignore_index=True)
+        path = folder / str(k) / f"{LOANS}.parquet"
+        names = pq.read_schema(path).names
+        part = pq.read_table(path, columns=[c for c in names if c in (*BOOK_COLUMNS, ROW)])
+        parts.append(part.replace_schema_metadata(None))
+        slices.append(np.full(part.num_rows, k, dtype=np.int64))
+    table = pa.concat_tables(parts, promote_options="default")  # a slice's all-null column
     del parts
-    order = np.argsort(loans[ROW].to_numpy(), kind="stable")
-    loans = loans.take(order).set_index(ROW).rename_axis("row")
+    rows = table.column(ROW).to_numpy()
+    order = np.argsort(rows, kind="stable")
+    table = table.drop_columns([ROW]).take(pa.array(order))  # the only reference left
+    loans = _typed_frame(table, low_memory=True)
+    loans.index = pd.Index(rows[order], name="row")
     return loans, np.concatenate(slices)[order]
 
 
@@ -386,23 +468,25 @@ def _schema(path: Path) -> pa.Schema:
 
 def _book_ids(sources: dict[str, Path], pool: Executor | None = None) -> pd.Index:
     """Every customer id of the book, sorted: ``build_universe(tables).ids`` of valid tables
-    (each table's distinct ids found in ``pool``'s workers, one table per worker)."""
+    (each table's distinct ids found in ``pool``'s workers, one table per worker). The tables'
+    ids meet in Arrow: a book's ids as Python strings are held once, not once per table."""
     found = [ids for ids in each(pool, _table_ids, [(p,) for p in sources.values()]) if len(ids)]
     if not found:
         return pd.Index([], dtype=object)
-    ids = pd.unique(np.concatenate(found).astype(object))
-    return pd.Index(np.sort(ids.astype(str)).astype(object))
+    ids = pa.chunked_array(found).unique()
+    ids = ids.take(pc.array_sort_indices(ids))  # UTF-8 bytes sort as their code points do
+    return pd.Index(ids.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _table_ids(path: Path) -> np.ndarray:
+def _table_ids(path: Path) -> pa.Array:
     """A table's distinct customer ids, stripped as validation strips them (none: empty)."""
     if CUSTOMER_ID not in _schema(path).names:
-        return np.empty(0, dtype=object)
+        return pa.array([], pa.string())
     found = []
     for batch in _batches(path, [CUSTOMER_ID]):
         distinct = _distinct(batch.column(0))[1]
-        found.append(distinct[distinct.notna()].to_numpy())
-    return pd.unique(np.concatenate(found).astype(object)) if found else np.empty(0, object)
+        found.append(pa.array(distinct[distinct.notna()].to_numpy(), pa.string()))
+    return pa.chunked_array(found, pa.string()).unique()
 
 
 def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:
@@ -452,17 +536,14 @@ def _loan_owners(path: Path, ids: pd.Index, bounds: np.ndarray) -> pd.Series:
 
 
 def _partition(
-    name: str,
-    path: Path,
-    ids: pd.Index | None,
-    owner: pd.Series | None,
-    bounds: np.ndarray,
-    out: Path,
+    name: str, path: Path, ids: pd.Index, loans: Path, bounds: np.ndarray, out: Path
 ) -> pa.Schema:
     """Stream a table into one Parquet file per slice (rows in file order, with ROW): by its
-    customer's position in ``ids``, or (repayments) by its loan's slice in ``owner``."""
+    customer's position in ``ids``, or (repayments) by its loan's slice (``_loan_owners`` of
+    the ``loans`` file, found here: the loan ids are held by this process only)."""
     schema = _schema(path)
     key = LOAN_ID if name == REPAYMENTS else CUSTOMER_ID
+    owner = _loan_owners(loans, ids, bounds) if key == LOAN_ID else None
     schema = schema.append(pa.field(ROW, pa.int64()))
     writers: dict[int, pq.ParquetWriter] = {}
     start = 1
@@ -503,13 +584,23 @@ def _read_raw(path: Path, schema: pa.Schema) -> pd.DataFrame:
 
 def _read_typed(path: Path) -> pd.DataFrame:
     """A typed slice file as pandas; missing text back as NaN, as validation returns it."""
-    table = pq.read_table(path)
-    frame = table.to_pandas()
-    for i, field in enumerate(table.schema):
-        column = table.column(i)
-        if column.null_count and frame[field.name].dtype == object:
-            missing = pc.is_null(column).to_numpy(zero_copy_only=False)
-            frame[field.name] = frame[field.name].where(~missing, np.nan)
+    return _typed_frame(pq.read_table(path))
+
+
+def _typed_frame(table: pa.Table, low_memory: bool = False) -> pd.DataFrame:
+    """``low_memory``: each column converted on its own and its Arrow buffers released as it
+    is (pyarrow's ``split_blocks`` and ``self_destruct``): the table is unusable afterwards."""
+    missing = {
+        name: pc.is_null(column).to_numpy(zero_copy_only=False)
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if column.null_count
+    }
+    options = {"split_blocks": True, "self_destruct": True} if low_memory else {}
+    frame = table.to_pandas(**options)
+    del table
+    for name, mask in missing.items():
+        if frame[name].dtype == object:
+            frame[name] = frame[name].where(~mask, np.nan)
     return frame
 
 

@@ -161,10 +161,12 @@ def test_same_scores_whatever_the_chunks_run_or_format(cli, tmp_path):
         code, output = cli("--out", str(out), params=params)
         assert code == 0, output
     assert one.read_bytes() == again.read_bytes()  # deterministic
-    single = tmp_path / "single.parquet"  # the slices in this process instead of two workers
-    assert cli("--out", str(single), "--workers", "1")[0] == 0
-    assert single.read_bytes() == one.read_bytes()
+    single = tmp_path / "single.parquet"  # the 3 slices in this process instead of two workers
+    code, said = cli("--out", str(single), "--workers", "1", params="chunked.yaml")
+    assert code == 0 and "slices in this process" in " ".join(said.split())
+    assert single.read_bytes() == chunked.read_bytes()
     assert "3/3 chunks" in output  # 400 customers in slices of 150: a progress bar over chunks
+    assert "slices in 2 worker processes" in " ".join(output.split())
     scores = _read(one)
     # Other chunks: the same rows; the displayed reason contributions may differ in the last bit
     # (BLAS sums the group contributions of a larger matrix in another order).
