@@ -186,12 +186,12 @@ def validate_tables(
 class SlicedValidation:
     """``validate_tables`` for a portfolio read one slice of customers at a time.
 
-    Feed it the whole loans table once (``table``), then each slice's other tables (``table``)
-    and their cross-table rules (``keys``, with that slice's loans); ``finish`` raises the same
+    Feed it each slice's tables (``table``), its loans' own rules (``loan_rules``) and its
+    cross-table rules (``keys``, with that slice's loans); ``finish`` raises the same
     ``ContractError`` as ``validate_tables`` (problems of one rule merged across slices: counts
     summed, the first five rows of the file shown) or returns the same report. Every rule holds
     within one customer's rows (repayments follow their loan's customer), except the uniqueness
-    of ``loan_id``, which the whole loans table checks.
+    of ``loan_id``, which ``book_unique`` checks once on the ids of every slice.
     """
 
     def __init__(
@@ -252,6 +252,7 @@ class SlicedValidation:
         return bool(self._found)
 
     def loan_rules(self, loans: pd.DataFrame) -> None:
+        """The loans table's own rules (each holds within one loan) on one slice's typed loans."""
         self._add(self._found, (len(TABLE_NAMES), 0), _loan_rules({fc.LOANS: loans}))
 
     def keys(self, frames: Mapping[str, pd.DataFrame]) -> None:
@@ -590,7 +591,7 @@ def _cross_table_failures(frames: Mapping[str, pd.DataFrame]) -> list[Problem]:
 
 
 def _loan_rules(frames: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
-    """Rules within the loans table (checked once on the whole table when sliced)."""
+    """Rules within the loans table; each holds within one loan (checked per slice when sliced)."""
     loans = frames.get(fc.LOANS)
     if loans is None or not {fc.CLOSED_DATE, fc.ORIGINATION_DATE} <= set(loans.columns):
         return [None]

@@ -51,6 +51,7 @@ from pipelines.slices import (
     read_contract_sliced,
     read_slice,
     slice_loans,
+    with_loan_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -211,9 +212,10 @@ def _score_slice(
     """Slice k's features, scores (None: nobody known at the date), its monitor counts and its
     raw tables' volumes; in a worker process (``models`` None: the worker's) or in this one.
     The slice's tables, loans included, are read from its files (``loan_rows``: its loans'
-    positions in the book, ``slice_loans``)."""
+    positions in the book, and ``context`` cut to them: ``slice_loans``)."""
     churn, tier, survival = models or _WORKER_MODELS[0]
     tables = read_slice(job.directory, job.others, k, loan_rows)
+    context = with_loan_ids(context, tables.loans)
     volumes = TableVolumes(job.as_of, job.window_days)
     volumes.add(tables)
     dates = pd.DatetimeIndex([job.as_of])
@@ -249,7 +251,7 @@ def _score_pandas(
     volumes = TableVolumes(request.as_of, cfg.monitor.window_days)
     monitor = _book_monitor(churn)
     dates = pd.DatetimeIndex([request.as_of])
-    context = book_context(book, dates, cfg.defs, cfg.features)
+    context = book_context(book, dates, cfg.defs, cfg.features, pool)  # in a worker
     job = _SliceScoring(
         book.directory, book.others, request.as_of, cfg.defs, cfg.features,
         book.observation_start(cfg.data.start), _lineage(models), explain,

@@ -9,12 +9,12 @@ validation report as ``pipelines.io.read_contract``, without holding the event t
    table, an optional one read as absent; a file that cannot be read gets
    ``read_table_file``'s error). CSV files are converted once (per run) to Parquet, every
    column as text, streamed.
-2. The loans table is validated per slice like the others (``loan_id`` unique across the book,
-   the one rule that spans customers, is checked once on the typed ids: ``book_unique``), and
-   the columns of its typed slices that the book context reads (VIP bar, BG/NBD, book median
-   rates: ``features.loans.BOOK_COLUMNS``) are gathered back whole: the context needs every
-   loan. The loans are the smallest of the event tables (1.5M rows at 1M customers); their raw
-   text and their other columns are never held whole.
+2. The loans table is validated per slice like the others, its own rules included; the one
+   rule that spans customers, ``loan_id`` unique across the book, is checked once in Arrow on
+   the typed ids of every slice (only the ids seen twice reach pandas: ``book_unique``). No
+   table is held whole by this process: the book context (VIP bar, BG/NBD, book median rates),
+   which needs every loan, is computed where ``book_context`` runs it (a worker process, when
+   there is a pool) from the typed slices' ``features.loans.BOOK_COLUMNS``.
 3. Every customer id of the book (stripped as validation strips them) is collected, sorted, and
    cut into slices of ``features.chunk_customers`` exactly as ``iter_feature_table`` cuts them.
 4. One streaming pass per other table writes each row into its slice's Parquet file, with its
@@ -90,9 +90,8 @@ _ASCII_SPACE = "".join(
 
 @dataclass(frozen=True)
 class SlicedBook:
-    """A validated contract directory held as the whole loans table plus typed slices on disk."""
+    """A validated contract directory held as typed slices on disk, and the book's keys."""
 
-    loans: pd.DataFrame  # typed, whole, the book context's columns (features.loans.BOOK_COLUMNS)
     ids: pd.Index  # every customer of the book, sorted; slice k = ids[bounds[k]:bounds[k + 1]]
     bounds: np.ndarray
     known_day: np.ndarray  # day each customer becomes known (features.snapshots.Universe)
@@ -100,7 +99,7 @@ class SlicedBook:
     report: dict  # the validation report (ValidationReport.to_dict)
     directory: Path  # typed slices: {k}/{table}.parquet, loans included
     others: tuple[str, ...]  # the present tables besides loans
-    loan_slice: np.ndarray  # each loan's slice
+    loan_slice: np.ndarray  # each loan's slice, in the loans file's order
     event_firsts: tuple[pd.Timestamp, ...] = ()  # each event table's first date, per slice
 
     def __len__(self) -> int:
@@ -111,7 +110,7 @@ class SlicedBook:
         return read_slice(self.directory, self.others, k, self.loan_rows(k))
 
     def loan_rows(self, k: int) -> np.ndarray:
-        """Slice k's loans: their positions in ``loans`` (the whole table's order)."""
+        """Slice k's loans: their positions in the loans table (the file's order)."""
         return np.flatnonzero(self.loan_slice == k)
 
     def count_known(self, as_of: pd.Timestamp) -> tuple[int, int]:
@@ -126,7 +125,12 @@ class SlicedBook:
             return given
         if self.event_firsts:
             return min(self.event_firsts)
-        return infer_data_start(Tables(loans=self.loans))
+        return infer_data_start(Tables(loans=self.whole_loans()))
+
+    def whole_loans(self) -> pd.DataFrame:
+        """The book context's columns of every loan, in the file's order (index: positions):
+        read back from the typed slices on each call (this object does not hold them)."""
+        return _context_loans(self.directory, len(self))
 
 
 def iter_slice_features(
@@ -147,17 +151,39 @@ def iter_slice_features(
         tables = book.slice(k)
         if watch is not None:
             watch(tables)
-        yield build_feature_table(tables, dates, defs, spec, data_end, context, observed_from)
+        part = with_loan_ids(slice_loans(book, context, k)[1], tables.loans)
+        yield build_feature_table(tables, dates, defs, spec, data_end, part, observed_from)
 
 
 def book_context(
-    book: SlicedBook, dates: pd.DatetimeIndex, defs: Definitions, spec: FeatureSpec
+    book: SlicedBook,
+    dates: pd.DatetimeIndex,
+    defs: Definitions,
+    spec: FeatureSpec,
+    pool: Executor | None = None,
 ) -> BookContext:
-    """The whole book's context for ``dates`` (``features.context.build_book_context``), and
-    the memory its computation freed handed back (``return_freed_memory``)."""
-    context = build_book_context(book.loans, day_numbers(dates), defs, spec)
+    """The whole book's context for ``dates`` (``features.context.build_book_context``), its
+    ``loan_spread`` by position in the loans file (``slice_loans`` cuts it, ``with_loan_ids``
+    labels a slice's part). Computed in one of ``pool``'s workers when given: the whole loans
+    are then read there, and only the context (a float per loan, a few figures per date)
+    comes back to this process."""
+    call = (book.directory, len(book), day_numbers(dates), defs, spec)
+    context = next(each(pool, _positional_context, [call]))
     return_freed_memory()
     return context
+
+
+def _positional_context(
+    directory: Path, n_slices: int, days: np.ndarray, defs: Definitions, spec: FeatureSpec
+) -> BookContext:
+    """``build_book_context`` of the typed slices' loans, ``loan_spread`` indexed by position
+    (not by the loan ids, which would double what travels back from a worker)."""
+    context = build_book_context(_context_loans(directory, n_slices), days, defs, spec)
+    spread = pd.Series(context.loan_spread.to_numpy(dtype="float64"))
+    result = replace(context, loan_spread=spread)
+    del context
+    return_freed_memory()
+    return result
 
 
 def return_freed_memory() -> None:
@@ -183,11 +209,20 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def slice_loans(book: SlicedBook, context: BookContext, k: int) -> tuple[np.ndarray, BookContext]:
-    """Slice k's loan positions and the book's context cut to its loans (``loan_spread``, one
-    value per loan in ``book.loans``' order: the part ``build_feature_table`` reads for these
-    loans): what a worker process needs, with ``read_slice``, to build slice k's features."""
+    """Slice k's loan positions and ``book_context``'s context cut to its loans (``loan_spread``,
+    one value per loan by position: the part ``build_feature_table`` reads for these loans):
+    what a worker process needs, with ``read_slice`` and ``with_loan_ids``, to build slice k's
+    features."""
     rows = book.loan_rows(k)
     return rows, replace(context, loan_spread=context.loan_spread.iloc[rows])
+
+
+def with_loan_ids(context: BookContext, loans: pd.DataFrame) -> BookContext:
+    """A slice's context (``slice_loans``) with ``loan_spread`` indexed by loan id, as
+    ``build_feature_table`` reads it; ``loans``: the slice's loans from ``read_slice``
+    (indexed by their positions)."""
+    spread = context.loan_spread.reindex(loans.index).to_numpy(dtype="float64")
+    return replace(context, loan_spread=pd.Series(spread, index=loans[LOAN_ID].astype(str)))
 
 
 def read_slice(directory: Path, others: tuple[str, ...], k: int, loan_rows: np.ndarray) -> Tables:
@@ -248,16 +283,10 @@ def read_contract_sliced(
                 known.append(found[0])
                 ends.append(found[1])
                 firsts += found[2]
-        loans, loan_slice = _whole_loans(tmp / "typed", n_slices)
-        check.loan_rules(loans)
-        if LOAN_ID in loans:  # unique across customers: the one rule no slice sees whole
-            raw_ids = lambda rows: _raw_cells(sources[LOANS], LOAN_ID, rows)  # noqa: E731
-            check.book_unique(LOANS, LOAN_ID, loans[LOAN_ID], raw_ids)
+        loan_slice = _book_unique(check, tmp / "typed", n_slices, sources[LOANS])
         report = check.finish()
-        loans.index = pd.RangeIndex(len(loans))  # in place: no copy of the whole loans
         return_freed_memory()
         yield SlicedBook(
-            loans=loans,
             ids=ids,
             bounds=bounds,
             known_day=np.concatenate(known) if known else np.empty(0, np.int64),
@@ -334,8 +363,9 @@ def _check_slice(
     rules: tuple,
 ) -> tuple[Any, tuple | None]:
     """Validate slice k's raw tables (``rules``: SlicedValidation's arguments) and write them
-    typed: its loans always (the book's loan rules need them), the others when the slice
-    passed. The check (to merge) and, when it passed, (known days, last date, first dates)."""
+    typed: its loans always (the book-wide uniqueness of loan_id reads them), the others when
+    the slice passed. The check (to merge) and, when it passed, (known days, last date, first
+    dates)."""
     from features.validation import SlicedValidation
 
     check = SlicedValidation(*rules)
@@ -344,6 +374,7 @@ def _check_slice(
         raw = _read_raw(tmp / "raw" / str(k) / f"{name}.parquet", schemas[name])
         rows = pd.Index(raw[ROW].to_numpy())
         part[name] = check.table(name, raw.drop(columns=ROW), rows)
+    check.loan_rules(part[LOANS])
     check.keys(part)
     loans_k = part[LOANS]
     _save_frame(loans_k.assign(**{ROW: loans_k.index.to_numpy()}), tmp / "typed" / str(k) / LOANS)
@@ -355,24 +386,48 @@ def _check_slice(
     return check, found
 
 
-def _whole_loans(folder: Path, n_slices: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The book context's columns of every slice's typed loans, back in file order (index: row
-    numbers), and each loan's slice. Gathered and sorted in Arrow: one copy as pandas."""
-    parts, slices = [], []
+def _typed_loans(folder: Path, n_slices: int, columns: Collection[str]) -> pa.Table:
+    """``columns`` (those present) of every slice's typed loans with ROW and each row's slice
+    (``_slice``), back in the file's order. Gathered and sorted in Arrow."""
+    parts = []
     for k in range(n_slices):
         path = folder / str(k) / f"{LOANS}.parquet"
         names = pq.read_schema(path).names
-        part = pq.read_table(path, columns=[c for c in names if c in (*BOOK_COLUMNS, ROW)])
-        parts.append(part.replace_schema_metadata(None))
-        slices.append(np.full(part.num_rows, k, dtype=np.int64))
+        part = pq.read_table(path, columns=[c for c in names if c in (*columns, ROW)])
+        slice_k = pa.array(np.full(part.num_rows, k, dtype=np.int32))
+        parts.append(part.replace_schema_metadata(None).append_column("_slice", slice_k))
     table = pa.concat_tables(parts, promote_options="default")  # a slice's all-null column
     del parts
-    rows = table.column(ROW).to_numpy()
-    order = np.argsort(rows, kind="stable")
-    table = table.drop_columns([ROW]).take(pa.array(order))  # the only reference left
-    loans = _typed_frame(table, low_memory=True)
-    loans.index = pd.Index(rows[order], name="row")
-    return loans, np.concatenate(slices)[order]
+    return table.take(pc.sort_indices(table.column(ROW)))
+
+
+def _context_loans(folder: Path, n_slices: int) -> pd.DataFrame:
+    """The book context's columns (``BOOK_COLUMNS``) of every loan, in the file's order (index:
+    positions): one copy as pandas."""
+    table = _typed_loans(folder, n_slices, BOOK_COLUMNS).drop_columns([ROW, "_slice"])
+    return _typed_frame(table, low_memory=True)  # the only reference: freed column by column
+
+
+def _book_unique(check: Any, folder: Path, n_slices: int, source: Path) -> np.ndarray:
+    """``loan_id`` unique across the book (``SlicedValidation.book_unique``), checked on every
+    slice's typed ids in Arrow: only the ids seen twice or more become pandas. Each loan's
+    slice, in the file's order."""
+    table = _typed_loans(folder, n_slices, [LOAN_ID])
+    loan_slice = table.column("_slice").to_numpy()
+    if LOAN_ID not in table.column_names:
+        return loan_slice
+    ids = table.column(LOAN_ID)
+    if not pa.types.is_string(ids.type):  # a slice of empty ids only: no other type is typed
+        ids = ids.cast(pa.string())
+    counts = pc.value_counts(ids)
+    values = counts.field("values")
+    seen_twice = values.filter(pc.and_(pc.greater(counts.field("counts"), 1), values.is_valid()))
+    hit = pc.is_in(ids, value_set=seen_twice)
+    rows = table.column(ROW).filter(hit).to_numpy()
+    typed = pd.Series(ids.filter(hit).to_numpy(zero_copy_only=False), index=rows, dtype=object)
+    raw_ids = lambda at: _raw_cells(source, LOAN_ID, at)  # noqa: E731
+    check.book_unique(LOANS, LOAN_ID, typed, raw_ids)
+    return loan_slice
 
 
 def _raw_cells(path: Path, column: str, rows: np.ndarray) -> pd.Series:

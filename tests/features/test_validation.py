@@ -359,7 +359,7 @@ def sliced(data_dir: Path, end: str | None = None):
         parts = [book.slice(k) for k in range(len(book))]
         names = parts[0].present()
         frames = {n: pd.concat([p.get(n) for p in parts], ignore_index=True) for n in names}
-        frames["loans"] = book.loans
+        frames["loans"] = book.whole_loans()
         return Tables(**frames), book.report
 
 
@@ -394,6 +394,16 @@ def test_sliced_reading_merges_failures_of_every_slice(tmp_path):
     repayments = with_cell("repayments", 3, "loan_id", "L9")
     repayments.loc[0, "amount_due"] = "-3"
     write_csv(tmp_path, world(loans=loans, repayments=repayments))
+    assert_sliced_like_whole(tmp_path)
+
+
+def test_sliced_reading_merges_the_loan_rule_of_every_slice(tmp_path):
+    loans = with_cell("loans", 1, "closed_date", "2022-12-31")  # C1's loan closed before it began
+    loans.loc[1, "closed_date"] = "2023-02-01"  # and C2's: the rule fails in two slices
+    write_csv(tmp_path, world(loans=loans))
+    with pytest.raises(ContractError) as info:
+        validate_tables(load_raw_tables(tmp_path))
+    assert "closed_date" in str(info.value) and "2 rows" in str(info.value)
     assert_sliced_like_whole(tmp_path)
 
 
