@@ -9,6 +9,9 @@ own. Prints a table; record the figures in benchmarks/README.md with the machine
     .venv/bin/python benchmarks/training.py --data /work/bench-data --sizes 100000 \
         --samples 0.1 0.3 1.0                        # the sampling accuracy curve
     .venv/bin/python benchmarks/training.py --data /work/bench-data --sizes 1000000
+    .venv/bin/python benchmarks/training.py --data /work/bench-3y --years 3 --build 20000
+    .venv/bin/python benchmarks/training.py --data /work/bench-3y --years 3 --sizes 20000 \
+        --tier-refit false true                      # the tier model with and without its refit
 """
 
 from __future__ import annotations
@@ -79,7 +82,9 @@ def build(data: Path, customers: int, years: int, save_world: Path | None = None
             "load": round(os.getloadavg()[0], 1)}  # fmt: skip
 
 
-def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: str) -> dict:
+def train_one(
+    data: Path, customers: int, fraction: float, max_rows: int, path: str, refit: bool
+) -> dict:
     """One train-stage run on the prebuilt table: seconds, peak RSS, test ROC AUC and rows."""
     from sklearn.metrics import roc_auc_score
 
@@ -87,12 +92,13 @@ def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: 
     from features.registry import feature_groups
     from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
     from models.evaluation.metrics import compute_multiclass_metrics
-    from models.training.train import train_models
+    from models.training.train import MARKOV_COLUMNS, train_models
     from pipelines.config import config_with
     from pipelines.io import load_frame
     from pipelines.train import train_parquet
 
-    cfg = config_with(CFG, train={"sample": {"fraction": fraction, "max_rows": max_rows}})
+    sample = {"fraction": fraction, "max_rows": max_rows}
+    cfg = config_with(CFG, train={"sample": sample, "tier_refit": refit})
     source = feature_file(data, customers)
     start = time.perf_counter()
     if path == "batched":
@@ -106,9 +112,11 @@ def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: 
     p = result.predictions
     active = p[p[CHURNED].notna()]
     tier = compute_multiclass_metrics(p["next_tier"], p[list(NEXT_TIER_COLUMNS)].to_numpy())
+    markov = compute_multiclass_metrics(p["next_tier"], p[list(MARKOV_COLUMNS)].to_numpy())
     s = result.summary
     return {
         "customers": customers, "path": path, "fraction": fraction, "max_rows": max_rows,
+        "tier_refit": refit,
         "fit_rows": s.churn.fit_rows, "tier_fit_rows": s.tier.fit_rows,
         "test_rows": s.test_rows.tier, "churn_trees": s.churn.trees, "tier_trees": s.tier.trees,
         "churn_s": s.seconds.churn, "logistic_s": s.seconds.logistic, "tier_s": s.seconds.tier,
@@ -116,13 +124,14 @@ def train_one(data: Path, customers: int, fraction: float, max_rows: int, path: 
         "churn_auc": round(float(roc_auc_score(active[CHURNED].astype(int),
                                                active[CHURN_PROBABILITY])), 4),
         "tier_log_loss": round(float(tier["log_loss"]), 4),
+        "markov_log_loss": round(float(markov["log_loss"]), 4),
         "load": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
-COLUMNS = ("customers", "path", "fraction", "max_rows", "fit_rows", "tier_fit_rows", "test_rows",
-           "churn_trees", "tier_trees", "churn_s", "logistic_s", "tier_s", "seconds",
-           "peak_rss_gb", "churn_auc", "tier_log_loss", "load")  # fmt: skip
+COLUMNS = ("customers", "path", "fraction", "max_rows", "tier_refit", "fit_rows", "tier_fit_rows",
+           "test_rows", "churn_trees", "tier_trees", "churn_s", "logistic_s", "tier_s", "seconds",
+           "peak_rss_gb", "churn_auc", "tier_log_loss", "markov_log_loss", "load")  # fmt: skip
 
 
 def main() -> None:
@@ -135,28 +144,36 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, default=CFG.train.sample.max_rows)
     parser.add_argument("--path", choices=("batched", "memory"), default="batched")
     parser.add_argument(
+        "--tier-refit", nargs="+", choices=("true", "false"),
+        default=[str(CFG.train.tier_refit).lower()], help="train.tier_refit, one run each",
+    )  # fmt: skip
+    parser.add_argument(
         "--save-world",
         type=Path,
         help="--build also saves the contract tables "
         "to SAVE_WORLD/world_<N> (benchmarks/scoring.py's world, when 3 years)",
     )
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        kind, size, fraction, max_rows, path = args.one
+        kind, size, fraction, max_rows, path, refit = args.one
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         if kind == "build":
             world = args.save_world / f"world_{size}" if args.save_world else None
             print(json.dumps(build(args.data, int(size), args.years, world)))
         else:
-            print(json.dumps(train_one(args.data, int(size), float(fraction), int(max_rows), path)))
+            run = (args.data, int(size), float(fraction), int(max_rows), path, refit == "true")
+            print(json.dumps(train_one(*run)))
         return
     results = []
-    jobs = [("build", size, 1.0) for size in args.build or []]
-    jobs += [("train", size, f) for size in args.sizes for f in args.samples]
-    for kind, size, fraction in jobs:
+    jobs = [("build", size, 1.0, "true") for size in args.build or []]
+    jobs += [
+        ("train", size, f, r) for size in args.sizes for f in args.samples for r in args.tier_refit
+    ]
+    for kind, size, fraction, refit in jobs:
         cmd = [sys.executable, __file__, "--data", str(args.data), "--years", str(args.years),
-               "--one", kind, str(size), str(fraction), str(args.max_rows), args.path]  # fmt: skip
+               "--one", kind, str(size), str(fraction), str(args.max_rows), args.path,
+               refit]  # fmt: skip
         if args.save_world:
             cmd += ["--save-world", str(args.save_world)]
         # the child's log (stages, slices, sample) goes to stderr as it runs

@@ -99,6 +99,7 @@ class TrainSpec:
     sample: SampleSpec  # customers of the fit and validation slices (docs/models.md)
     batch_rows: int  # rows per Parquet batch when the train stage reads the feature table
     float32: str  # auto (float32 when the book is sampled, else float64) | true | false
+    tier_refit: bool  # refit the tier model on fit + validation at the early-stopped trees
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:

@@ -9,8 +9,9 @@ objects and new DataFrames out.
   cross-validated Brier score on the validation slice) fitted on the validation slice;
 - baselines: logistic regression on all training snapshots (fit + validation), and the BG/NBD
   score 1 - btyd_p_alive, Platt-scaled on the validation slice (monotone: its ranking is kept);
-- tier: LightGBM multiclass (fit slice, early stopping on validation) against the empirical
-  Markov matrix by current tier from all training snapshots.
+- tier: LightGBM multiclass (early stopping on the validation slice picks the number of trees;
+  with ``train.tier_refit``, the model kept is refitted with that many trees on fit +
+  validation) against the empirical Markov matrix by current tier from all training snapshots.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -167,8 +168,13 @@ def fit_tier_model(
         raise ValueError("the tier model needs at least three next-tier classes in training")
     model = make_tier_classifier(spec.tier, spec.seed)
     model = _fit_booster(model, (fit[names], y_fit), (validation[names], y_val), spec.tier)
+    trees = int(model.booster_.best_iteration) or model.booster_.current_iteration()
+    if spec.tier_refit:  # early stopping chose the trees; the model kept learns every month too
+        params = replace(spec.tier, n_estimators=trees)
+        both = pd.concat([fit[names], validation[names]], ignore_index=True)
+        model = make_tier_classifier(params, spec.seed).fit(both, np.concatenate([y_fit, y_val]))
     tier = TierModel(model.booster_, model.classes_, names, features)
-    return tier, {"trees": int(model.booster_.best_iteration)}
+    return tier, {"trees": trees}
 
 
 def _timed(step, *args):
