@@ -122,6 +122,17 @@ def score_features(
     return assemble_scores(features, churn_out, tier.predict(features), lineage)
 
 
+def _signature_inputs(model: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s columns that ``model``'s logged input signature names (all of them for a model
+    without one): MLflow warns of every other column on each call, once per slice."""
+    metadata = getattr(model, "metadata", None)
+    schema = metadata.get_input_schema() if metadata is not None else None
+    if schema is None:
+        return frame
+    names = set(schema.input_names())
+    return frame.loc[:, [c for c in frame.columns if c in names]]
+
+
 def add_survival(
     scores: pd.DataFrame, features: pd.DataFrame, survival: Predictor | None, explain: str = "none"
 ) -> pd.DataFrame:
@@ -134,7 +145,9 @@ def add_survival(
     # a churn probability); the others (prospects, dormant, churned) get no survival answer, and
     # no cause reasons are computed for them
     active = scores[CHURN_PROBABILITY].notna().to_numpy()
-    out = survival.predict(features[active], params={"explain": explain})
+    out = survival.predict(
+        _signature_inputs(survival, features[active]), params={"explain": explain}
+    )
     missing = [c for c in SURVIVAL_COLUMNS if c not in out.columns]
     if missing:
         raise IncompatibleModelError(f"the survival model does not output {', '.join(missing)}")

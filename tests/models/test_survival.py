@@ -4,6 +4,7 @@ that recovers a known hazard, and the `survival` stage end to end on a small wor
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import replace
@@ -201,6 +202,27 @@ def test_the_survival_stage_end_to_end(tmp_path, monkeypatch):
 
     stage = predictions.head(200).reset_index(drop=True)
     pd.testing.assert_frame_equal(fresh[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
+                                  check_dtype=False)  # fmt: skip
+
+    # `tierwise score` hands the champion only its signature's columns: the same answer, and no
+    # MLflow warning (once per slice) of the state columns a feature row carries besides
+    from models.columns import CHURN_PROBABILITY
+    from models.serving.registry import load_model
+    from models.serving.score import add_survival
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    mlflow_log = logging.getLogger("mlflow.models.utils")
+    mlflow_log.addHandler(handler)
+    try:
+        champion = load_model(cfg.root, "models:/tierwise-survival@champion").model
+        scores = rows.head(200)[["customer_id", "as_of"]].assign(**{CHURN_PROBABILITY: 0.5})
+        served = add_survival(scores, rows.head(200), champion)
+    finally:
+        mlflow_log.removeHandler(handler)
+    assert not [m for m in seen if "extra inputs" in m], seen
+    pd.testing.assert_frame_equal(served[list(SCORE_COLUMNS)], stage[list(SCORE_COLUMNS)],
                                   check_dtype=False)  # fmt: skip
 
     # the uplift stage's plan takes each customer's most likely cause from this champion, and
