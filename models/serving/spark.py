@@ -69,6 +69,9 @@ def score_frame(
     """Score rows from a Spark feature frame: ids, both models' outputs, lineage, in order."""
     k = check_outputs(structs[0].fieldNames(), structs[1].fieldNames(), lineage)
     (churn_udf, tier_udf), (churn, tier) = udfs, models
+    # sorted before the models run: sorting their output would run them twice (the range
+    # partitioner samples its input), and the select below keeps each partition's order
+    features = features.orderBy(CUSTOMER_ID)
     scored = features.select(
         *ID_COLUMNS,
         churn_udf(_model_input(features, churn)).alias(CHURN),
@@ -82,4 +85,4 @@ def score_frame(
     ]
     lineage_columns = [F.lit(v).cast("string").alias(c) for c, v in lineage.columns().items()]
     scored = scored.select(*ID_COLUMNS, *outputs, *lineage_columns)
-    return scored.select(*score_columns(k)).orderBy(CUSTOMER_ID)
+    return scored.select(*score_columns(k))
