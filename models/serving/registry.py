@@ -182,7 +182,9 @@ def _log_model(client: MlflowClient, entry: ModelEntry, tags: Mapping[str, str])
             input_example=entry.input_example,
             pip_requirements=pip_requirements(),
             registered_model_name=name,
-            model_config={"task": dict(entry.tags)} if entry.tags else None,
+            # the task only: MLflow also logs model_config as the run's params, and the churn and
+            # tier versions of one run differ in their lineage (test-set fingerprint)
+            model_config={"task": Task.keys_of(entry.tags)} if entry.tags else None,
         )
     version = str(info.registered_model_version)
     for key, value in {**tags, **entry.tags, "promotion": entry.reason}.items():

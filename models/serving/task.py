@@ -36,6 +36,7 @@ TASK_TAG, FEATURE_SPEC_HASH, TEST_SET_FINGERPRINT = (
 # lineage: the last day whose outcome the version's fit learned from (YYYY-MM-DD); a plan or
 # score dated before it would use what the model learned later (docs/uplift.md)
 TRAIN_DATA_END = "train_data_end"
+_TASK_KEYS = (HORIZON, ACTIVE_WINDOW, DEFINITION_VERSION, DEFINITIONS_HASH, TASK_TAG)
 # predict params of a registered model: when given, the version refuses another task's rows
 TASK_PARAMS = {"horizon_days": HORIZON, "active_window_days": ACTIVE_WINDOW}
 
@@ -80,6 +81,11 @@ class Task:
         """The task's name in aliases: ``h180-a365-l1-<definitions hash>``."""
         return (f"h{self.horizon_days}-a{self.active_window_days}-l{self.definition_version}"
                 f"-{self.definitions_hash}")  # fmt: skip
+
+    @staticmethod
+    def keys_of(tags: Mapping[str, str]) -> dict[str, str]:
+        """Only the task's own keys of a version's tags (no lineage)."""
+        return {k: v for k, v in tags.items() if k in _TASK_KEYS}
 
     def to_tags(self) -> dict[str, str]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -231,3 +232,32 @@ def test_a_version_of_another_task_takes_only_its_tasks_aliases(store, trained, 
     registry.promote(store, "tierwise-churn", "2")  # by hand: champion, and its task's champion
     assert registry.alias_task(store, "tierwise-churn", registry.CHAMPION) == ("2", task.id)
     assert registry.alias_task(store, "tierwise-churn", f"champion-{task.id}") == ("2", task.id)
+
+
+def test_the_run_params_keep_the_task_and_each_version_its_own_lineage(
+    store, trained, rows, defs, caplog
+):
+    """Churn and tier of one run differ in their test-set fingerprint: each version keeps its
+    own (tags), the MLmodel's model_config holds the task only, and MLflow (which logs a
+    model_config as the run's params too) finds no param changed between the two."""
+    import dataclasses
+
+    import mlflow
+
+    from models.serving.task import Task
+
+    tags = Task.of(defs).to_tags()
+    logged = [
+        dataclasses.replace(e, tags={**tags, "test_set_fingerprint": f"{e.kind}-rows"})
+        for e in entries(trained, rows, promote=True)
+    ]
+    with caplog.at_level(logging.WARNING, logger="mlflow"):
+        run = registry.log_run(store, record(store), logged)
+    assert "Failed to log model config" not in caplog.text
+    for kind in ("churn", "tier"):
+        name = f"tierwise-{kind}"
+        assert registry.version_tags(store, name, "1")["test_set_fingerprint"] == f"{kind}-rows"
+        loaded = registry.load_model(store, f"models:/{name}/1")
+        assert loaded.model.model_config == {"task": tags}
+    params = mlflow.get_run(run.run_id).data.params
+    assert params["task/task"] == tags["task"] and "task/test_set_fingerprint" not in params
