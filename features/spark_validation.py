@@ -94,6 +94,8 @@ def read_checked_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, 
             frame = read_raw_tables(spark, {name: uri})[name]
             empty = frame.limit(1).count() == 0
         except (PySparkException, Py4JJavaError) as err:
+            if out_of_memory(err):  # Spark's memory, not the file: the caller says so
+                raise
             detail = f"{uri} cannot be read as {kind}: {str(err).splitlines()[0][:200]}"
             raise ContractError([file_problem(name, f"readable {kind}", detail)]) from err
         if empty:
@@ -105,6 +107,12 @@ def read_checked_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, 
             continue
         raw[name] = frame
     return raw
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """A Spark error caused by a JVM or a Python worker out of memory (``OutOfMemoryError``,
+    ``MemoryError``; the first line names only the failed call, the cause is further down)."""
+    return "MemoryError" in str(err)
 
 
 def _from_nanos(name: str, frame: DataFrame) -> DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -317,7 +318,33 @@ def _survival_model(cfg: Config, request: ScoreRequest) -> registry.LoadedModel 
         return None
 
 
+SPARK_MEMORY_HINT = (
+    "give it more with --conf spark.driver.memory=8g (in local mode the executors run in the "
+    "driver's JVM) or spark.executor.memory on a cluster"
+)
+
+
 def _score_spark(
+    cfg: Config, request: ScoreRequest, models: Models, explain: str
+) -> tuple[int, str]:
+    """``_score_spark_book``; Spark out of memory is a ``ScoreError`` saying what to raise."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from features.spark_validation import out_of_memory
+
+    try:
+        return _score_spark_book(cfg, request, models, explain)
+    except (PySparkException, Py4JJavaError) as err:
+        if not out_of_memory(err):
+            raise
+        found = re.search(r"java\.lang\.OutOfMemoryError[^\n]*|MemoryError[^\n]*", str(err))
+        cause = found[0].strip() if found else "out of memory"
+        raise ScoreError(f"Spark ran out of memory ({cause}); nothing was written: "
+                         f"{SPARK_MEMORY_HINT}") from err  # fmt: skip
+
+
+def _score_spark_book(
     cfg: Config, request: ScoreRequest, models: Models, explain: str
 ) -> tuple[int, str]:
     """Read and validate the raw tables on Spark's executors (none reaches the driver), the book

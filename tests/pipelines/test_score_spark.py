@@ -111,3 +111,27 @@ def test_spark_scores_a_book_larger_than_the_driver_memory(project, cli, tmp_pat
     heap = int(re.search(r"driver JVM heap (\d+) MiB", done.stderr + done.stdout)[1])
     assert heap <= DRIVER_MEMORY_MIB < raw_bytes / 2**20
     _engines_agree(read_scores(local), read_scores(spark))
+
+
+@pytest.mark.usefixtures("spark")
+def test_spark_out_of_memory_is_a_clear_error_and_no_file(project, tmp_path):
+    """A driver too small for the book (64 MiB; Spark's 450 MiB floor lifted by its testing
+    setting) fails with exit 2 and what to raise, not a traceback nor an unreadable-file error
+    (the OOM surfaces while the tables are read), and writes nothing."""
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+ on PATH")
+    out = tmp_path / "spark.parquet"
+    done = subprocess.run(  # a JVM of its own: the driver memory is fixed when it starts
+        [str(Path(sys.executable).parent / "tierwise"), "score", "--data", "data/world",
+         "--as-of", AS_OF, "-p", "params.yaml", "--out", str(out), "--engine", "spark",
+         "--master", "local[2]", "--conf", "spark.driver.memory=64m",
+         "--conf", "spark.testing.reservedMemory=0", "--explain", "none"],
+        cwd=project.root, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "cannot score Spark ran out of memory (java.lang.OutOfMemoryError" in output, output
+    assert "spark.driver.memory" in output.split("cannot score", 1)[1]
+    assert "Traceback" not in output and "invalid input data" not in output
+    assert list(tmp_path.iterdir()) == []
