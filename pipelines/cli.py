@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from features.validation import ContractError
-from models.evaluation.champion import ChampionError
+from models.evaluation.errors import ChampionError
 from models.records import RecordError
 from models.training.split import SplitError
 from pipelines.config import DEFAULT_PARAMS, Config, ConfigError, load_config

@@ -19,15 +19,12 @@ import pandas as pd
 
 from features.labels import CHURNED, NEXT_TIER
 from models.columns import CHURN_PROBABILITY, NEXT_TIER_COLUMNS
+from models.evaluation.errors import ChampionError
 from models.evaluation.metrics import compute_binary_metrics, compute_multiclass_metrics
 from models.spec import EvaluateSpec
 
 # Champion rule: +1 higher is better, -1 lower is better (docs/models.md, "Promotion").
 PROMOTION_METRICS = {"churn": {"roc_auc": 1, "brier": -1}, "tier": {"log_loss": -1, "accuracy": 1}}
-
-
-class ChampionError(RuntimeError):
-    """The current champion cannot be loaded or cannot score the test set."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ the module docstring: 0 success, 2 invalid params or data, 3 an output that exis
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -159,3 +161,14 @@ def test_an_interrupt_exits_non_zero_with_one_line_and_no_file(project, tmp_path
     assert result.exit_code == 130
     assert "interrupted by SIGINT: nothing was written" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_starts_without_the_model_libraries():
+    """Every DVC stage and `tierwise` call starts the CLI: it imports scikit-learn, SciPy's
+    statistics, LightGBM and MLflow only in the commands that use them (about 1.4 s of the
+    2.8 s start measured when it did not)."""
+    heavy = ("sklearn", "scipy.stats", "lightgbm", "mlflow")
+    code = f"import sys, pipelines.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
