@@ -11,12 +11,15 @@ text, Parquet, any URI) once they have been validated on the executors (``check_
    ``build_book_context``. It returns one spread per loan, which stays on the executors, and one
    row with the few figures for the date (pickled: a few numbers and a small table), which is all
    the driver receives, with the first origination date (data.start's last fallback).
-2. **Features per bucket.** The raw tables go into one long frame bucketed by customer
-   (``spark_validation.long_frame``, repayments through their loan's customer, each loan with
-   its spread joined on), and ``groupBy(bucket).applyInPandas`` types each table as validation
-   does (``SlicedValidation.table``: the same typed values, rows in file order) and calls
-   ``build_feature_table`` with the whole book's context and the observation start, so every
-   row equals the pandas engine's (unobserved windows masked as pandas masks them).
+2. **Features per bucket.** The raw tables are in one long frame partitioned by customer
+   bucket and persisted on the executors' disks (``spark_validation.bucketed``, repayments
+   through their loan's customer), which validation has already read. Each loan's spread is
+   sent to its bucket (a join on loan ids only) and meets the bucket's rows in a ``cogroup``, so
+   the raw rows are shuffled once for validation and features. The ``applyInPandas`` body types
+   each table as validation does (``SlicedValidation.table``: the same typed values, rows in
+   file order) and calls ``build_feature_table`` with the whole book's context and the
+   observation start, so every row equals the pandas engine's (unobserved windows masked as
+   pandas masks them).
 """
 
 from __future__ import annotations
@@ -33,14 +36,14 @@ from pyspark.sql import types as T
 
 from features.build import build_feature_table
 from features.context import BookContext, build_book_context
-from features.contract import LOAN_ID, LOANS, ORIGINATION_DATE, TABLE_NAMES, Tables
+from features.contract import LOAN_ID, LOANS, ORIGINATION_DATE, Tables
 from features.spark import BUCKETS_PER_CORE, feature_schema
-from features.spark_validation import BUCKET, TABLE, long_frame, raw_frames
+from features.spark_validation import BUCKET, TABLE, Bucketed, raw_frames, stripped_key
 from features.spec import Definitions, FeatureSpec
-from features.validation import SlicedValidation, stripped_text
+from features.validation import SlicedValidation
 from features.windows import day_numbers
 
-SPREAD = "_spread"
+SPREAD, OWNER_BUCKET = "_spread", "_owner_bucket"  # a new column: the frame joins itself
 _CONTEXT = T.StructType(
     [
         T.StructField("_loan", T.StringType()),
@@ -104,35 +107,40 @@ def book_context(
 
 
 def spark_features_from_raw(
-    raw: dict[str, DataFrame],
+    book: Bucketed,
+    present: tuple[str, ...],
     as_of: pd.Timestamp,
     defs: Definitions,
     spec: FeatureSpec,
     context: SparkContext,
     observed_from: pd.Timestamp | None,
-    buckets: int,
 ) -> DataFrame:
-    """Feature rows of every customer known at ``as_of`` (labels omitted) from validated raw
-    tables; equal to the pandas engine's row for row, in no particular order."""
-    present = tuple(n for n in TABLE_NAMES if n in raw)
-    long, columns = long_frame(raw, buckets, loan_extra=context.spreads)
+    """Feature rows of every customer known at ``as_of`` (labels omitted) from the validated
+    raw tables of ``present``, as bucketed for validation; equal to the pandas engine's row for
+    row, in no particular order. Each loan's spread goes to its bucket (the loans rows' bucket,
+    a join of loan ids only) and meets the bucket's rows in a ``cogroup``: the raw rows are not
+    shuffled again."""
+    loans = book.frame.where(F.col(TABLE) == LOANS).select(
+        stripped_key(LOAN_ID).alias("_loan"), F.col(BUCKET).alias(OWNER_BUCKET)
+    )
+    owners = loans.where(F.col("_loan").isNotNull()).dropDuplicates(["_loan"])
+    spreads = context.spreads.join(owners, "_loan")
     schema = feature_schema(spec)
     names = schema.fieldNames()
     dates = pd.DatetimeIndex([as_of])
-    small = context.small
+    small, columns = context.small, book.columns
 
-    def build(long: pd.DataFrame) -> pd.DataFrame:
+    def build(long: pd.DataFrame, spread_rows: pd.DataFrame) -> pd.DataFrame:
+        if long.empty:  # a bucket with spreads only cannot happen; nothing to build
+            return pd.DataFrame(columns=names)
         check = SlicedValidation(present)
-        frames, spread = {}, None
-        for name, (table, rows, full) in raw_frames(long, present, columns).items():
-            frames[name] = check.table(name, table, rows).reset_index(drop=True)
-            if name == LOANS and LOAN_ID in full:
-                spread = pd.Series(full[SPREAD].to_numpy("float64"),
-                                   index=stripped_text(full[LOAN_ID]).to_numpy())  # fmt: skip
-                spread = spread[~spread.index.duplicated()]
-        spread = pd.Series(dtype="float64") if spread is None else spread
+        parts = raw_frames(long, present, columns).items()
+        frames = {n: check.table(n, t, rows).reset_index(drop=True) for n, (t, rows, _) in parts}
+        spread = pd.Series(spread_rows[SPREAD].to_numpy("float64"),
+                           index=spread_rows["_loan"].to_numpy(dtype=object))  # fmt: skip
         local = BookContext(small.vip_bars, small.btyd, spread, small.product_median)
         table = build_feature_table(Tables(**frames), dates, defs, spec, None, local, observed_from)
         return table[names]
 
-    return long.repartition(buckets, BUCKET).groupBy(BUCKET).applyInPandas(build, schema)
+    grouped = book.frame.groupBy(BUCKET).cogroup(spreads.groupBy(OWNER_BUCKET))
+    return grouped.applyInPandas(build, schema)

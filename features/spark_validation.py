@@ -18,6 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -142,7 +143,7 @@ def _numbered(frame: DataFrame) -> DataFrame:
     return ids.withColumn(ROW, (offset + local + 1).cast("long")).drop("_mid", "_pid")
 
 
-def _key(column: str):
+def stripped_key(column: str):
     """An id as validation reads it: stripped, empty = null."""
     text = F.regexp_replace(F.col(column).cast("string"), f"^{_SPACE}+|{_SPACE}+$", "")
     return F.when(text != "", text)
@@ -177,6 +178,27 @@ def check_contract(
     return check_book(raw, end, cutoff, None, buckets, strategy_ids).report
 
 
+@dataclass(frozen=True)
+class Bucketed:
+    """``long_frame`` hash-partitioned by bucket and persisted on the executors: validation and
+    the features (features.spark_ingest) group it by bucket with no second shuffle."""
+
+    frame: DataFrame
+    columns: dict[str, list[str]]
+
+    def unpersist(self) -> None:
+        self.frame.unpersist()
+
+
+def bucketed(raw: dict[str, DataFrame], buckets: int) -> Bucketed:
+    """Every raw table in one frame, ``buckets`` partitions by customer, persisted on disk when
+    the first job reads it (in memory, a small local-mode driver, whose heap is the executors',
+    ran out of it building the cache: docs/spark.md)."""
+    long, columns = long_frame(raw, buckets)
+    frame = long.repartition(buckets, BUCKET).persist(StorageLevel.DISK_ONLY)
+    return Bucketed(frame, columns)
+
+
 def check_book(
     raw: dict[str, DataFrame],
     end: pd.Timestamp | None,
@@ -184,14 +206,16 @@ def check_book(
     as_of: pd.Timestamp | None,
     buckets: int = 8,
     strategy_ids: Collection[str] | None = None,
+    book: Bucketed | None = None,
 ) -> RawBook:
     """``check_contract`` plus the book's figures at ``as_of`` (``RawBook``); ``end``,
-    ``cutoff`` and ``strategy_ids`` as ``features.validation.validate_tables``'."""
+    ``cutoff`` and ``strategy_ids`` as ``features.validation.validate_tables``'. ``book``: the
+    raw tables already bucketed (``bucketed(raw, buckets)``), else they are bucketed here."""
     present = tuple(n for n in TABLE_NAMES if n in raw)
     check = SlicedValidation(present, end, cutoff, strategy_ids)
     if LOANS not in raw:
         check.finish()  # raises: the loans table is missing
-    long, columns = long_frame(raw, buckets)
+    long, columns = (book.frame, book.columns) if book is not None else long_frame(raw, buckets)
     body = _bucket_check(present, columns, end, cutoff, as_of)
     rows = long.groupBy(BUCKET).applyInPandas(body, _PROBLEMS)
     collected = sorted(rows.collect(), key=lambda r: (r["bucket"], r["seq"]))
@@ -218,20 +242,19 @@ def check_book(
     )
 
 
-def long_frame(
-    raw: dict[str, DataFrame], buckets: int, loan_extra: DataFrame | None = None
-) -> tuple[DataFrame, dict[str, list[str]]]:
+def long_frame(raw: dict[str, DataFrame], buckets: int) -> tuple[DataFrame, dict[str, list[str]]]:
     """Every raw table in one frame, each row tagged with its table (TABLE) and the bucket of its
-    customer (BUCKET; repayments: their loan's customer's); ids as text. ``loan_extra``
-    (``_loan``: the stripped loan id, and more columns) is joined onto the loans rows. Also each
-    table's own columns."""
+    customer (BUCKET; repayments: their loan's customer's); ids as text. Also each table's own
+    columns."""
     columns = {name: [c for c in df.columns if c != ROW] for name, df in raw.items()}
     bucket = F.pmod(F.xxhash64(F.col("_customer")), F.lit(buckets))
     loans = raw[LOANS]
     has_customer = CUSTOMER_ID in loans.columns
     owner = loans.select(
-        _key(LOAN_ID).alias("_loan") if LOAN_ID in loans.columns else F.lit(None).alias("_loan"),
-        (_key(CUSTOMER_ID) if has_customer else F.lit(None)).alias("_customer"),
+        stripped_key(LOAN_ID).alias("_loan")
+        if LOAN_ID in loans.columns
+        else F.lit(None).alias("_loan"),
+        (stripped_key(CUSTOMER_ID) if has_customer else F.lit(None)).alias("_customer"),
         F.col(ROW),
     )
     first = Window.partitionBy("_loan").orderBy(ROW)
@@ -249,17 +272,12 @@ def long_frame(
             ROW,
         )
         if name == REPAYMENTS and LOAN_ID in df.columns:
-            text = text.withColumn("_loan", _key(LOAN_ID)).join(owner, "_loan", "left")
+            text = text.withColumn("_loan", stripped_key(LOAN_ID)).join(owner, "_loan", "left")
             text = text.withColumn("_customer", F.col("_owner")).drop("_loan", "_owner")
         elif CUSTOMER_ID in df.columns:
-            text = text.withColumn("_customer", _key(CUSTOMER_ID))
+            text = text.withColumn("_customer", stripped_key(CUSTOMER_ID))
         else:
             text = text.withColumn("_customer", F.lit(None).cast("string"))
-        if name == LOANS and loan_extra is not None:
-            keyed = text.withColumn(
-                "_loan", _key(LOAN_ID) if LOAN_ID in df.columns else F.lit(None)
-            )
-            text = keyed.join(loan_extra, "_loan", "left").drop("_loan")
         bucketed = text.withColumn(BUCKET, F.coalesce(bucket, F.lit(0)).cast("long"))
         parts.append(bucketed.drop("_customer").withColumn(TABLE, F.lit(name)))
     long = parts[0]
@@ -372,7 +390,7 @@ def _unique_loan_ids(loans: DataFrame) -> list[tuple]:
     every = [c for c in loans.columns if c != ROW]
     first = Window.partitionBy(*every).orderBy(ROW)
     loans = loans.withColumn("_n", F.row_number().over(first)).where("_n = 1")
-    keyed = loans.select(_key(LOAN_ID).alias("_loan"), F.col(LOAN_ID).cast("string"), ROW)
+    keyed = loans.select(stripped_key(LOAN_ID).alias("_loan"), F.col(LOAN_ID).cast("string"), ROW)
     counts = keyed.where(F.col("_loan").isNotNull()).groupBy("_loan").count()
     dup = keyed.join(counts.where("count > 1"), "_loan")
     n = dup.count()

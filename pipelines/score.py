@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from features.build import build_feature_table
 from features.context import BookContext
+from features.contract import TABLE_NAMES
 from features.spec import Definitions, FeatureSpec
 from models.monitoring.quality import TableVolumes
 from models.serving import registry
@@ -349,29 +350,49 @@ def _score_spark_book(
 ) -> tuple[int, str]:
     """Read and validate the raw tables on Spark's executors (none reaches the driver), the book
     context on one executor, features per customer bucket, both models through ``spark_udf``,
-    the Parquet directory written; the customers scored and the monitor's summary."""
-    from features.spark_ingest import book_context, bucket_count, spark_features_from_raw
-    from features.spark_validation import check_book, read_checked_tables
-    from models.serving.spark import output_struct, score_frame
-    from pipelines.io import find_table_uris, write_parquet_atomic
+    the Parquet directory written; the customers scored and the monitor's summary. The raw
+    tables are shuffled into their buckets once, for validation and features alike."""
+    from features.spark_ingest import bucket_count
+    from features.spark_validation import bucketed, read_checked_tables
+    from pipelines.io import find_table_uris
     from pipelines.spark_session import spark_session
 
-    churn, tier, _ = models
     spark = spark_session(request.master, app_name="tierwise-score", conf=request.spark_conf)
     heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
     log.info("spark: driver JVM heap %d MiB", heap // 2**20)
-    as_of = pd.Timestamp(request.as_of)
     raw = read_checked_tables(spark, find_table_uris(spark, request.data_dir))
     loans_rows = raw["loans"].count() if "loans" in raw else 0
     buckets = bucket_count(spark, loans_rows, cfg.features)
-    book = check_book(
-        raw, cfg.data.end, cfg.data.future_cutoff(), as_of, buckets, load_catalog().ids
-    )
+    book = bucketed(raw, buckets) if "loans" in raw else None  # without: check_book says so
+    try:
+        return _score_bucketed(cfg, request, models, explain, spark, raw, book, buckets)
+    finally:
+        if book is not None:
+            book.unpersist()
+
+
+def _score_bucketed(
+    cfg: Config, request: ScoreRequest, models: Models, explain: str, spark, raw: dict,
+    bucketed_book, buckets: int,
+) -> tuple[int, str]:  # fmt: skip
+    """``_score_spark_book`` once the raw tables are read and bucketed."""
+    from features.spark_ingest import book_context, spark_features_from_raw
+    from features.spark_validation import check_book
+    from models.serving.spark import output_struct, score_frame
+    from pipelines.io import write_parquet_atomic
+
+    churn, tier, _ = models
+    as_of = pd.Timestamp(request.as_of)
+    book = check_book(raw, cfg.data.end, cfg.data.future_cutoff(), as_of, buckets,
+                      load_catalog().ids, bucketed_book)  # fmt: skip
     data_end = book.report.data_end or book.end
     _known(book.known, pd.Timestamp(data_end), request, explain)
     context = book_context(raw, as_of, cfg.defs, cfg.features)
     start = book.observation_start(cfg.data.start, lambda: context.first_origination)
-    features = spark_features_from_raw(raw, as_of, cfg.defs, cfg.features, context, start, buckets)
+    present = tuple(n for n in TABLE_NAMES if n in raw)
+    features = spark_features_from_raw(
+        bucketed_book, present, as_of, cfg.defs, cfg.features, context, start
+    )
     profile = registry.model_profile(churn)
     if profile is not None:  # the monitor counts these rows again: built once
         features = features.persist()
