@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/dvc repro
 
 # Two workers (pytest-xdist) on the 2-core machine, each taking whole test files so that
-# module-scoped worlds are built once: 518 s of pytest from a fresh clone (README, "How long").
+# module-scoped worlds are built once: 518-616 s of pytest from a fresh clone (README, "How long").
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile
 

@@ -131,13 +131,14 @@ def spark_features_from_raw(
     small, columns = context.small, book.columns
 
     def build(long: pd.DataFrame, spread_rows: pd.DataFrame) -> pd.DataFrame:
-        if long.empty:  # a bucket with spreads only cannot happen; nothing to build
+        if long.empty:  # cogroup's call for a key on the spreads' side only: no customer here
             return pd.DataFrame(columns=names)
         check = SlicedValidation(present)
         parts = raw_frames(long, present, columns).items()
         frames = {n: check.table(n, t, rows).reset_index(drop=True) for n, (t, rows, _) in parts}
         spread = pd.Series(spread_rows[SPREAD].to_numpy("float64"),
                            index=spread_rows["_loan"].to_numpy(dtype=object))  # fmt: skip
+        spread = spread[~spread.index.duplicated()]
         local = BookContext(small.vip_bars, small.btyd, spread, small.product_median)
         table = build_feature_table(Tables(**frames), dates, defs, spec, None, local, observed_from)
         return table[names]
