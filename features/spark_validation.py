@@ -278,8 +278,8 @@ def long_frame(raw: dict[str, DataFrame], buckets: int) -> tuple[DataFrame, dict
             text = text.withColumn("_customer", stripped_key(CUSTOMER_ID))
         else:
             text = text.withColumn("_customer", F.lit(None).cast("string"))
-        bucketed = text.withColumn(BUCKET, F.coalesce(bucket, F.lit(0)).cast("long"))
-        parts.append(bucketed.drop("_customer").withColumn(TABLE, F.lit(name)))
+        tagged = text.withColumn(BUCKET, F.coalesce(bucket, F.lit(0)).cast("long"))
+        parts.append(tagged.drop("_customer").withColumn(TABLE, F.lit(name)))
     long = parts[0]
     for part in parts[1:]:
         long = long.unionByName(part, allowMissingColumns=True)
