@@ -14,11 +14,15 @@ features are numeric; models/training/estimators.py).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numba
 import numpy as np
+
+# booster -> {(month feature, iterations, trees trained): MonthForest}; goes with its booster
+_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 LEAF = -1
 _ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= it counts as zero
@@ -59,6 +63,20 @@ class MonthForest:
             np.asarray(nodes["v"], np.float64), np.asarray(roots, np.int32),
             np.asarray(tree_class, np.int32), classes, month_feature,
         )  # fmt: skip
+
+    @classmethod
+    def of(
+        cls, booster: lgb.Booster, month_feature: int, iterations: int | None = None
+    ) -> MonthForest:
+        """``from_booster``, built once per booster (and month feature, iterations): a scoring
+        job calls the survival model once per slice of customers, and flattening its trees
+        costs about 0.2-0.4 s each time (545 trees, measured at 1M customers: 8.7 s of a
+        run's CPU)."""
+        cached = _FORESTS.setdefault(booster, {})
+        key = (month_feature, iterations or None, booster.current_iteration())
+        if key not in cached:
+            cached[key] = cls.from_booster(booster, month_feature, iterations)
+        return cached[key]
 
     def raw_scores(self, X: np.ndarray, months: int) -> np.ndarray:
         """(n, months, classes) raw scores of the rows of ``X`` (features in the booster's

@@ -105,7 +105,7 @@ class HazardModel:
     def forest(self) -> MonthForest:
         """The booster's trees, walked once per row for all K months (models/survival/forest.py)."""
         month = len(self.features)  # PERIOD is the last input column
-        return MonthForest.from_booster(self.booster, month, self.booster.best_iteration or None)
+        return MonthForest.of(self.booster, month, self.booster.best_iteration or None)
 
     def predict(self, frame: pd.DataFrame, batch_rows: int = 200_000) -> SurvivalOutputs:
         """Hazards of every row for months 1..K: the booster's person-period probabilities,

@@ -101,3 +101,24 @@ def test_random_boosters_agree(seed, leaves, rounds, nan_share, zero_as_missing)
     booster = fit(X, y, rounds, num_leaves=leaves, zero_as_missing=zero_as_missing)
     got = MonthForest.from_booster(booster, X.shape[1] - 1).raw_scores(X[:200], K)
     np.testing.assert_allclose(got, stacked_raw(booster, X[:200]), rtol=0, atol=1e-12)
+
+
+def test_a_booster_is_flattened_once_per_month_feature_and_iterations():
+    """``MonthForest.of`` (what scoring calls once per slice) builds the forest once per booster
+    and iteration count, gives the same answers as ``from_booster``, and lets the booster go."""
+    import gc
+    import weakref
+
+    X, y = person_periods(2000, 4, nan_share=0.1, zero_share=0.0, seed=4)
+    booster = fit(X, y, 20, num_leaves=15)
+    month = X.shape[1] - 1
+    forest = MonthForest.of(booster, month)
+    assert MonthForest.of(booster, month) is forest
+    assert MonthForest.of(booster, month, iterations=10) is not forest
+    np.testing.assert_array_equal(
+        forest.raw_scores(X[:50], K), MonthForest.from_booster(booster, month).raw_scores(X[:50], K)
+    )
+    gone = weakref.ref(forest)
+    del booster, forest
+    gc.collect()
+    assert gone() is None  # the cache holds no booster alive, nor its forest after it
