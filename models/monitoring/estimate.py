@@ -67,6 +67,20 @@ def _metrics(g: Groups, s: np.ndarray, bins: int) -> dict[str, np.ndarray]:
     return {"roc_auc": auc, "pr_auc": ap, "ece": ece}
 
 
+def _draw_churners(rng: np.random.Generator, g: Groups, draws: int) -> np.ndarray:
+    """``draws`` rows of churners per group, ``s ~ Binomial(n, u)``. A group of one row (every
+    row, with a Platt calibrator) is Binomial(1, u), drawn as ``U < u``: the same distribution,
+    about 7x faster than numpy's binomial (at 1M customers, 200 draws of 520,000 groups: 4.4 s
+    of the run, serial at its end)."""
+    single = g.n == 1
+    s = np.empty((draws, len(g.u)))
+    s[:, single] = rng.random((draws, int(single.sum()))) < g.u[single]
+    many = ~single
+    if many.any():
+        s[:, many] = rng.binomial(g.n[many].astype(np.int64), g.u[many], (draws, int(many.sum())))
+    return s
+
+
 def _clean(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
@@ -94,7 +108,7 @@ def estimate_metrics(
     batch = max(1, min(draws, 2_000_000 // max(len(g.u), 1)))  # bounds memory: ~16 MB a draw block
     for start in range(0, draws, batch):
         size = min(batch, draws - start)
-        s = rng.binomial(g.n.astype(np.int64), g.u, size=(size, len(g.u))).astype(float)
+        s = _draw_churners(rng, g, size)
         for k, v in _metrics(g, s, bins).items():
             drawn[k].append(v)
     tail = (1 - interval) / 2

@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from models.evaluation.metrics import expected_calibration_error
 from models.monitoring.book import BookMonitor
 from models.monitoring.drift import current_counts, feature_drift, noise_psi, psi
-from models.monitoring.estimate import estimate_metrics, realised_metrics
+from models.monitoring.estimate import Groups, _draw_churners, estimate_metrics, realised_metrics
 from models.monitoring.profile import build_profile
 from models.monitoring.report import OK, RETRAIN, WARN, calibration_check, decide
 
@@ -267,3 +267,14 @@ def test_monitor_page_renders_in_headless_chromium(chromium, mspec, tmp_path) ->
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("TIERWISE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["TIERWISE_KEEP_SCREENSHOT"])
+
+
+def test_churner_draws_are_binomial_for_groups_of_one_and_of_many() -> None:
+    """Groups of one row are drawn as uniforms below u, larger ones by numpy's binomial: both
+    give s ~ Binomial(n, u) (mean n u, variance n u (1 - u)), each draw within 0..n."""
+    u, n = np.array([0.05, 0.5, 0.9, 0.3]), np.array([1.0, 1.0, 1.0, 40.0])
+    g = Groups(u, n, np.zeros(4, dtype=int))
+    s = _draw_churners(np.random.default_rng(0), g, 40_000)
+    assert ((s >= 0) & (s <= n)).all() and (s == np.round(s)).all()
+    np.testing.assert_allclose(s.mean(axis=0), n * u, rtol=0.03)
+    np.testing.assert_allclose(s.var(axis=0), n * u * (1 - u), rtol=0.05)
