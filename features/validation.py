@@ -512,7 +512,7 @@ def _clean_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
         df, vocabulary = _interaction_vocabulary(df)
         warnings += vocabulary
     if name == fc.CAMPAIGNS and fc.ARM in df.columns:
-        df = df.assign(**{fc.ARM: df[fc.ARM].str.lower()})
+        df = df.assign(**{fc.ARM: _lower(df[fc.ARM])})
     if name == fc.LOANS and fc.CLOSE_REASON in df.columns:
         df, reason = _close_reason_vocabulary(df)
         warnings.append(reason)
@@ -523,17 +523,28 @@ def _clean_table(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
     return df, [w for w in warnings if w is not None]
 
 
+def _lower(s: pd.Series) -> pd.Series:
+    """``s.str.lower()`` of a text column (``_as_text``: str or NaN), once per distinct value: a
+    kind or channel repeats on millions of rows (at 1M customers, lowering every row took 3.9 s
+    of a scoring run)."""
+    if s.dtype != object:
+        return s.str.lower()
+    codes, uniques = pd.factorize(s)
+    lowered = pd.Series(uniques, dtype=object).str.lower().to_numpy(dtype=object)
+    return pd.Series(np.append(lowered, np.nan)[codes], index=s.index, name=s.name, dtype=object)
+
+
 def _interaction_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem | None]]:
     """Lower-case kind and channel; kinds outside the vocabulary become 'other'."""
     warnings: list[Problem | None] = []
     if fc.KIND in df.columns:
-        kind = df[fc.KIND].str.lower()
+        kind = _lower(df[fc.KIND])
         unknown = kind.notna() & ~kind.isin((*fc.KNOWN_KINDS, fc.OTHER_KIND))
         rule = f"kind outside {', '.join(fc.KNOWN_KINDS)} (mapped to '{fc.OTHER_KIND}')"
         warnings.append(_problem(fc.INTERACTIONS, fc.KIND, rule, df.loc[unknown, fc.KIND]))
         df = df.assign(**{fc.KIND: kind.mask(unknown, fc.OTHER_KIND)})
     if fc.CHANNEL in df.columns:
-        channel = df[fc.CHANNEL].str.lower()
+        channel = _lower(df[fc.CHANNEL])
         unknown = channel.notna() & ~channel.isin(fc.KNOWN_CHANNELS)
         warnings.append(
             _problem(fc.INTERACTIONS, fc.CHANNEL, "unknown channel (kept)", channel[unknown])
@@ -544,7 +555,7 @@ def _interaction_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
 
 def _close_reason_vocabulary(df: pd.DataFrame) -> tuple[pd.DataFrame, Problem | None]:
     """Lower-case close_reason; values outside the vocabulary become 'other' (a warning)."""
-    reason = df[fc.CLOSE_REASON].str.lower()
+    reason = _lower(df[fc.CLOSE_REASON])
     unknown = reason.notna() & ~reason.isin(fc.CLOSE_REASONS)
     rule = (
         f"close_reason outside {', '.join(fc.CLOSE_REASONS)} (mapped to '{fc.OTHER_CLOSE_REASON}')"

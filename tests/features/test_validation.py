@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.contract import KNOWN_KINDS, Tables
-from features.validation import ContractError, ValidationReport, validate_tables
+from features.validation import ContractError, ValidationReport, _lower, validate_tables
 from pipelines.io import load_raw_tables
 
 COLUMNS = {
@@ -628,3 +630,14 @@ def test_spark_file_checks_and_book_figures_are_the_pandas_engines(spark, tmp_pa
         read_checked_tables(spark, find_table_uris(spark, tmp_path))
     assert (on_spark.value.table, on_spark.value.rule) == (whole.value.table, whole.value.rule)
     assert on_spark.value.rule == "required table has rows"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["Call", "EMAIL", "call", " Visit", "Ǆ", "İ"]),
+                          st.text(max_size=4)), max_size=30))  # fmt: skip
+def test_lowering_once_per_distinct_value_is_str_lower(values):
+    """The vocabulary rules lower kinds, channels, arms and close reasons once per distinct value:
+    the same column as pandas' ``str.lower`` of every cell, missing cells kept missing."""
+    s = pd.Series([np.nan if v is None else v for v in values], dtype=object, name="kind")
+    s.index = s.index * 2 + 1  # row numbers, not positions
+    pd.testing.assert_series_equal(_lower(s), s.str.lower())
