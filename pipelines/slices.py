@@ -534,14 +534,19 @@ def _book_ids(sources: dict[str, Path], pool: Executor | None = None) -> pd.Inde
 
 
 def _table_ids(path: Path) -> pa.Array:
-    """A table's distinct customer ids, stripped as validation strips them (none: empty)."""
-    if CUSTOMER_ID not in _schema(path).names:
+    """A table's distinct customer ids, stripped as validation strips them (none: empty). The
+    raw cells are made distinct in Arrow first, so each id is stripped (and, when not ASCII,
+    becomes a Python string) once, not once per batch it appears in."""
+    schema = _schema(path)
+    if CUSTOMER_ID not in schema.names:
         return pa.array([], pa.string())
-    found = []
-    for batch in _batches(path, [CUSTOMER_ID]):
-        distinct = _distinct(batch.column(0))[1]
-        found.append(pa.array(distinct[distinct.notna()].to_numpy(), pa.string()))
-    return pa.chunked_array(found, pa.string()).unique()
+    cells = [pc.unique(batch.column(0)) for batch in _batches(path, [CUSTOMER_ID])]
+    raw = pa.chunked_array(cells, schema.field(CUSTOMER_ID).type).unique()
+    if pa.types.is_string(raw.type) and pc.all(pc.string_is_ascii(raw)).as_py() is not False:
+        trimmed = pc.utf8_trim(raw, characters=_ASCII_SPACE)  # str.strip() of ASCII text
+        return trimmed.filter(pc.not_equal(trimmed, "")).unique()  # null and empty: dropped
+    distinct = _distinct(raw)[1]
+    return pa.array(distinct[distinct.notna()].to_numpy(), pa.string()).unique()
 
 
 def _distinct(column: pa.Array) -> tuple[np.ndarray, pd.Series]:

@@ -184,6 +184,30 @@ def test_the_cache_files_read_back_what_was_written(tmp_path):
     assert back["customer_id"].isna().tolist() == [False, True, False, False]
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [" C1", "C1 ", None, "", "  ", "C2", "\x1fC3", "C2"],  # \x1f: whitespace to str.strip()
+        ["Ünï ", " x", None, "x", "\u3000y"],  # not ASCII: Python's own strip
+        [1, 2, None, 2],  # numeric ids are text to the contract
+        [None, None],
+    ],
+)
+def test_a_tables_customer_ids_are_the_validated_ones(tmp_path, cells):
+    """The ids the slices are cut by (distinct in Arrow, then stripped) are those validation
+    gives the table's customer_id column: stripped, empty and missing dropped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from features.validation import stripped_text
+    from pipelines.slices import _table_ids
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"customer_id": pa.array(cells), "n": range(len(cells))}), path)
+    validated = stripped_text(pd.Series(cells, dtype=object)).dropna().unique()
+    assert sorted(_table_ids(path).to_pylist()) == sorted(validated)
+
+
 def test_worker_processes_give_the_same_book_report_and_error(mixed_dir, params_cfg):
     """`tierwise score --workers 2`: the tables split and the slices validated in two worker
     processes give the one-process book, report and warnings; a rule broken in two slices gives
