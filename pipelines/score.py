@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -458,13 +459,44 @@ def _slice_pool(cfg: Config, models: Models, workers: int) -> Iterator[Executor 
 def _start_fork_server() -> None:
     """Start the fork server ignoring SIGTERM (inherited through its exec): a SIGTERM to the
     whole process group must not end it before this process has stopped the workers (the pool
-    would see every worker as dead, and stop waiting for the slices in flight)."""
-    if threading.current_thread() is not threading.main_thread():
+    would see every worker as dead, and stop waiting for the slices in flight).
+
+    It imports this module from this process's ``sys.path``, not from its working directory:
+    Python 3.11's fork server runs ``python -c`` (the working directory first on its path) and
+    ignores the parent's path when it preloads, so a ``pipelines``, ``models`` or ``features``
+    package in the directory `tierwise score` runs in (another tierwise checkout, a project's
+    own ``models/``) gave the workers other code than this process's: measured, a clone of an
+    older commit in the working directory ran its own functions in the workers."""
+    with _fork_server_path(), _sigterm_ignored():
         forkserver.ensure_running()
+
+
+@contextmanager
+def _fork_server_path() -> Iterator[None]:
+    """This process's ``sys.path`` (relative entries made absolute) as the fork server's:
+    PYTHONSAFEPATH keeps its working directory off the path, PYTHONPATH carries ours."""
+    keys = ("PYTHONPATH", "PYTHONSAFEPATH")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["PYTHONSAFEPATH"] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in sys.path)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        forkserver.ensure_running()
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -291,3 +291,26 @@ def test_sigterm_mid_stream_leaves_nothing_and_a_killed_run_is_cleaned_next_time
     assert code == 0, output
     assert not leftover.exists() and "left by an interrupted run" in " ".join(output.split())
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_the_workers_run_this_code_whatever_packages_the_working_directory_holds(project, tmp_path):
+    """`tierwise score` in a directory with packages of tierwise's names (another checkout, a
+    project's own models/): its worker processes import tierwise's code, not those packages."""
+    here = tmp_path / "elsewhere"
+    marker = tmp_path / "imported.txt"
+    for package in ("pipelines", "models", "features"):
+        (here / package).mkdir(parents=True)
+        (here / package / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write({package!r} + '\\n')\n", encoding="utf-8"
+        )
+    out = tmp_path / "scores.parquet"
+    args = ["tierwise", "score", "--data", str(project.root / "data/world"), "--as-of", AS_OF,
+            "--out", str(out), "--explain", "none", "--workers", "2",
+            "-p", str(project.root / "chunked.yaml")]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{project.root / 'mlruns.db'}"}  # fmt: skip
+    done = subprocess.run(args, cwd=here, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "slices in 2 worker processes" in " ".join(done.stderr.split())
+    assert not marker.exists(), marker.read_text()
+    assert len(read_scores(out)) > 0
