@@ -58,40 +58,15 @@ def fit_btyd_by_day(book: LoanBook, days: Iterable[int], unit: float) -> dict[in
     return fitted
 
 
-CONTEXT_PARTS = ("figures", "spreads")  # what book_context_part computes: together, BookContext's
-
-
 def build_book_context(
     loans: pd.DataFrame, days: np.ndarray, defs: Definitions, spec: FeatureSpec
 ) -> BookContext:
     """All cross-customer figures for snapshot ``days`` (and their horizon ends, for labels)."""
-    book = _loan_book(loans)
-    return BookContext(**_figures(book, days, defs, spec), **_spreads(book, spec))
-
-
-def book_context_part(
-    loans: pd.DataFrame, days: np.ndarray, defs: Definitions, spec: FeatureSpec, part: str
-) -> dict:
-    """One of ``CONTEXT_PARTS`` of ``build_book_context`` (BookContext's fields, by name): the
-    VIP bars, BG/NBD parameters and product medians, or the loans' spreads. Two processes can
-    compute a book's context at once, each part from the same loans (the same figures)."""
-    book = _loan_book(loans)
-    return _spreads(book, spec) if part == "spreads" else _figures(book, days, defs, spec)
-
-
-def _loan_book(loans: pd.DataFrame) -> LoanBook:
-    return LoanBook(loans, pd.Index(np.sort(loans[CUSTOMER_ID].astype(str).unique())))
-
-
-def _figures(book: LoanBook, days: np.ndarray, defs: Definitions, spec: FeatureSpec) -> dict:
     snap_days = np.unique(np.asarray(days, dtype=np.int64))
-    return {
-        "vip_bars": vip_thresholds(book, np.r_[snap_days, snap_days + defs.horizon_days], defs),
-        "btyd": fit_btyd_by_day(book, snap_days, spec.btyd_time_unit_days),
-        "product_median": book_median_now(book, snap_days, spec.pricing_window_days),
-    }
-
-
-def _spreads(book: LoanBook, spec: FeatureSpec) -> dict:
-    spread = pd.Series(loan_spreads(book, spec.pricing_window_days), index=book.loan_ids)
-    return {"loan_spread": spread}
+    book = LoanBook(loans, pd.Index(np.sort(loans[CUSTOMER_ID].astype(str).unique())))
+    return BookContext(
+        vip_bars=vip_thresholds(book, np.r_[snap_days, snap_days + defs.horizon_days], defs),
+        btyd=fit_btyd_by_day(book, snap_days, spec.btyd_time_unit_days),
+        loan_spread=pd.Series(loan_spreads(book, spec.pricing_window_days), index=book.loan_ids),
+        product_median=book_median_now(book, snap_days, spec.pricing_window_days),
+    )

@@ -56,7 +56,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from features.build import build_feature_table, slice_count
-from features.context import CONTEXT_PARTS, BookContext, book_context_part, build_book_context
+from features.context import BookContext, build_book_context
 from features.contract import (
     CUSTOMER_ID,
     CUSTOMERS,
@@ -164,16 +164,11 @@ def book_context(
 ) -> BookContext:
     """The whole book's context for ``dates`` (``features.context.build_book_context``), its
     ``loan_spread`` by position in the loans file (``slice_loans`` cuts it, ``with_loan_ids``
-    labels a slice's part). With ``pool``, computed in its workers, its two parts at once
-    (``CONTEXT_PARTS``: at 1M customers 9.6 s in one worker while the other waited): the whole
-    loans are read there, and only the context (a float per loan, a few figures per date)
+    labels a slice's part). Computed in one of ``pool``'s workers when given: the whole loans
+    are then read there, and only the context (a float per loan, a few figures per date)
     comes back to this process."""
     call = (book.directory, len(book), day_numbers(dates), defs, spec)
-    if pool is None:
-        context = _positional_context(*call)
-    else:
-        parts = each(pool, _positional_part, [(*call, part) for part in CONTEXT_PARTS])
-        context = BookContext(**{k: v for part in parts for k, v in part.items()})
+    context = next(each(pool, _positional_context, [call]))
     return_freed_memory()
     return context
 
@@ -184,27 +179,11 @@ def _positional_context(
     """``build_book_context`` of the typed slices' loans, ``loan_spread`` indexed by position
     (not by the loan ids, which would double what travels back from a worker)."""
     context = build_book_context(_context_loans(directory, n_slices), days, defs, spec)
-    result = replace(context, loan_spread=_by_position(context.loan_spread))
+    spread = pd.Series(context.loan_spread.to_numpy(dtype="float64"))
+    result = replace(context, loan_spread=spread)
     del context
     return_freed_memory()
     return result
-
-
-def _positional_part(
-    directory: Path, n_slices: int, days: np.ndarray, defs: Definitions, spec: FeatureSpec,
-    part: str,
-) -> dict:  # fmt: skip
-    """``features.context.book_context_part`` of the typed slices' loans (``loan_spread`` by
-    position, as ``_positional_context``'s)."""
-    found = book_context_part(_context_loans(directory, n_slices), days, defs, spec, part)
-    if "loan_spread" in found:
-        found["loan_spread"] = _by_position(found["loan_spread"])
-    return_freed_memory()
-    return found
-
-
-def _by_position(spread: pd.Series) -> pd.Series:
-    return pd.Series(spread.to_numpy(dtype="float64"))
 
 
 def return_freed_memory() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_feature_table, iter_feature_table
-from features.context import CONTEXT_PARTS, BookContext, book_context_part, build_book_context
+from features.context import build_book_context
 from features.contract import CustomerSlices
 from features.snapshots import build_universe
 from features.windows import day_numbers
@@ -69,16 +69,3 @@ def test_iter_feature_table_in_chunks_equals_one_piece(small_world, defs, spec):
     one = one.sort_values("customer_id", ignore_index=True)
     chunked = chunked.sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(chunked, one, check_exact=False, rtol=1e-9)
-
-
-def test_the_context_computed_in_two_parts_is_the_whole(small_world, defs, spec):
-    """`tierwise score`'s workers compute the context's two parts at once, each from the loans:
-    together exactly ``build_book_context``'s figures."""
-    days = day_numbers(pd.DatetimeIndex(["2021-06-30", "2022-03-31"]))
-    whole = build_book_context(small_world.loans, days, defs, spec)
-    parts = [book_context_part(small_world.loans, days, defs, spec, p) for p in CONTEXT_PARTS]
-    assert sorted(k for part in parts for k in part) == sorted(vars(whole))
-    joined = BookContext(**parts[0], **parts[1])
-    assert joined.vip_bars == whole.vip_bars and joined.btyd == whole.btyd
-    pd.testing.assert_series_equal(joined.loan_spread, whole.loan_spread)
-    pd.testing.assert_frame_equal(joined.product_median, whole.product_median)
