@@ -149,13 +149,18 @@ def churn_frame(
     population only (NaN elsewhere), its risk band, reasons and strategies from ``catalog`` with
     each strategy's names, action and source; missing text is None (``NullFrame``)."""
     names, iteration = spec["features"], spec["num_iteration"]
-    raw = booster.predict(feature_matrix(frame, names), num_iteration=iteration, raw_score=True)
     if spec.get("outputs") is None:
+        raw = booster.predict(feature_matrix(frame, names), num_iteration=iteration, raw_score=True)
         return NullFrame({CHURN_PROBABILITY: link(raw)}, index=frame.index)
     o, rows = spec["outputs"], frame.reset_index(drop=True)
     states = customer_states(rows)
     active = states[LIFECYCLE_STATE].isin(o["population"]).to_numpy()
-    probability = np.where(active, link(raw), np.nan)
+    # the trees run for the population only (the active and new customers): the others get NaN,
+    # and a row's score does not depend on the rows beside it
+    probability = np.full(len(rows), np.nan)
+    if active.any():
+        chosen = feature_matrix(rows[active], names)
+        probability[active] = link(booster.predict(chosen, num_iteration=iteration, raw_score=True))
     band = risk_band(probability, o["risk_bands"])
     mask = explained_rows(band, active, explain, o["at_risk_bands"], o.get("watch_bands", ()))
     # TreeSHAP for the chosen rows only; the others get no reasons and their state's strategies
