@@ -21,12 +21,10 @@ import lightgbm as lgb
 import numba
 import numpy as np
 
+from models.trees import LEAF, FlatTrees, goes_left
+
 # booster -> {(month feature, iterations, trees trained): MonthForest}; goes with its booster
 _FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-LEAF = -1
-_ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= it counts as zero
-_MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
 
 @dataclass(frozen=True)
@@ -51,18 +49,10 @@ class MonthForest:
     ) -> MonthForest:
         dump = booster.dump_model(num_iteration=iterations or None)
         classes = int(dump.get("num_class", 1))
-        nodes: dict[str, list] = {k: [] for k in ("f", "t", "d", "m", "l", "r", "v")}
-        roots, tree_class = [], []
-        for i, tree in enumerate(dump["tree_info"]):
-            roots.append(_flatten(tree["tree_structure"], nodes))
-            tree_class.append(i % classes)
-        return cls(
-            np.asarray(nodes["f"], np.int32), np.asarray(nodes["t"], np.float64),
-            np.asarray(nodes["d"], np.bool_), np.asarray(nodes["m"], np.int8),
-            np.asarray(nodes["l"], np.int32), np.asarray(nodes["r"], np.int32),
-            np.asarray(nodes["v"], np.float64), np.asarray(roots, np.int32),
-            np.asarray(tree_class, np.int32), classes, month_feature,
-        )  # fmt: skip
+        t = FlatTrees.from_dump(dump)
+        tree_class = np.arange(len(t.roots), dtype=np.int32) % classes
+        return cls(t.feature, t.threshold, t.default_left, t.missing, t.left, t.right, t.value,
+                   t.roots, tree_class, classes, month_feature)  # fmt: skip
 
     @classmethod
     def of(
@@ -89,34 +79,6 @@ class MonthForest:
         return out
 
 
-def _flatten(node: dict, nodes: dict[str, list]) -> int:
-    """Append ``node``'s subtree to the flat arrays; its index."""
-    index = len(nodes["f"])
-    for key in nodes:
-        nodes[key].append(0)
-    if "leaf_value" in node:
-        nodes["f"][index], nodes["v"][index] = LEAF, float(node["leaf_value"])
-        return index
-    if node["decision_type"] != "<=":
-        raise ValueError(f"MonthForest: {node['decision_type']!r} splits are not supported")
-    nodes["f"][index] = int(node["split_feature"])
-    nodes["t"][index] = float(node["threshold"])
-    nodes["d"][index] = bool(node["default_left"])
-    nodes["m"][index] = _MISSING[node["missing_type"]]
-    nodes["l"][index] = _flatten(node["left_child"], nodes)
-    nodes["r"][index] = _flatten(node["right_child"], nodes)
-    return index
-
-
-@numba.njit(cache=True, inline="always")
-def _goes_left(x: float, threshold: float, default_left: bool, missing: int) -> bool:
-    if np.isnan(x) and missing != 2:
-        x = 0.0
-    if (missing == 1 and -_ZERO <= x <= _ZERO) or (missing == 2 and np.isnan(x)):
-        return default_left
-    return x <= threshold
-
-
 @numba.njit(parallel=True, cache=True)
 def _walk(X, month_feature, months, feature, threshold, default_left, missing, left, right,
           value, roots, tree_class, out):  # fmt: skip
@@ -136,7 +98,7 @@ def _walk(X, month_feature, months, feature, threshold, default_left, missing, l
                 while feature[node] != LEAF:
                     f = feature[node]
                     if f != month_feature:
-                        if _goes_left(X[i, f], threshold[node], default_left[node], missing[node]):
+                        if goes_left(X[i, f], threshold[node], default_left[node], missing[node]):
                             node = left[node]
                         else:
                             node = right[node]

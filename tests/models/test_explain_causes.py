@@ -100,13 +100,13 @@ def test_cause_contributions_equal_the_plain_algorithm_from_the_stored_model_tex
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
 
 
-def test_the_month_parts_are_built_once_per_booster(world, monkeypatch):
+def test_the_cause_forest_is_built_once_per_booster(world, monkeypatch):
     model, rows = world
     X = rows[model.features].head(20)
     cause = np.zeros(len(X), int)
     cause_contributions(model.booster, X, model.months, cause)
     built = []
-    monkeypatch.setattr(causes, "_build_parts", lambda *args: built.append(args))
+    monkeypatch.setattr(causes, "_build_forest", lambda *args: built.append(args))
     cause_contributions(model.booster, X, model.months, cause)
     assert built == []
 
