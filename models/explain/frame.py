@@ -5,8 +5,10 @@ Grain: one row per feature-table row (customer_id, as_of). Contributions are in 
 units (log-odds) with a ``base_value`` column, so each row sums to the raw margin. Only the text
 and the ``reason_k_contribution`` columns are rescaled to probability points (``link``).
 
-- ``feature_contributions``: LightGBM ``pred_contrib`` (the batch path); ``shap_contributions``:
-  ``shap.TreeExplainer`` (tests and benchmarks; the same numbers, imported lazily).
+- ``feature_contributions``: path-dependent TreeSHAP, LightGBM ``pred_contrib``'s values computed
+  by Linear TreeSHAP (``models.explain.linear_shap``; ``pred_contrib`` itself for a model with a
+  categorical split); ``shap_contributions``: ``shap.TreeExplainer`` (tests and benchmarks; the
+  same numbers, imported lazily).
 - ``downgrade_contributions``: the tier model's log-odds of moving below the current tier,
   attributed to features through the per-class contributions (``class_set_contributions``).
 - ``group_contributions`` -> ``reason_codes`` + ``recommend_frame`` -> ``explain_frame``.
@@ -24,6 +26,7 @@ from scipy.special import expit, logsumexp
 from features.contract import AS_OF, CUSTOMER_ID
 from features.registry import GROUPS, LIFECYCLE_STATE, LOYALTY_LEVEL, LOYALTY_STAGE, TIER
 from features.spec import LIFECYCLE_STATES, LOYALTY_LEVELS, LOYALTY_STAGES, TIERS
+from models.explain.linear_shap import contributions, shap_forest
 from models.explain.reasons import BASE_VALUE, Link, reason_codes, reason_column_names, split_base
 from models.explain.templates import ReasonTemplate
 from models.strategies.catalog import Catalog, recommend_frame, strategy_columns
@@ -53,7 +56,8 @@ def _frame(X: pd.DataFrame | np.ndarray, names: list[str]) -> pd.DataFrame:
 def _raw_contributions(
     model: Model, X: pd.DataFrame | np.ndarray, num_iteration: int | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """X as a frame, and pred_contrib as (rows, classes, features + 1); the last is the base."""
+    """X as a frame, and the TreeSHAP values as (rows, classes, features + 1); the last is the
+    base."""
     booster = _booster(model)
     X = _frame(X, booster.feature_name())
     classes = booster.num_model_per_iteration()
@@ -61,8 +65,14 @@ def _raw_contributions(
         return X, np.zeros((0, classes, X.shape[1] + 1))
     if num_iteration is None:
         num_iteration = booster.best_iteration or booster.current_iteration()
-    raw = booster.predict(X, pred_contrib=True, num_iteration=num_iteration)
-    return X, np.asarray(raw).reshape(len(X), classes, -1)
+    forest = shap_forest(booster, num_iteration)
+    if forest is None:  # a categorical split: LightGBM's own TreeSHAP
+        raw = booster.predict(X, pred_contrib=True, num_iteration=num_iteration)
+        return X, np.asarray(raw).reshape(len(X), classes, -1)
+    values, trees = X.to_numpy(), np.arange(len(forest.trees.roots))
+    return X, np.stack(
+        [contributions(forest, values, trees[j::classes]) for j in range(classes)], 1
+    )
 
 
 def _pick_class(values: np.ndarray, class_index: int | None) -> np.ndarray:
@@ -83,7 +93,7 @@ def feature_contributions(
     num_iteration: int | None = None,
 ) -> pd.DataFrame:
     """TreeSHAP contributions to the raw score (log-odds; one class's softmax logit for a
-    multiclass model) from LightGBM's ``pred_contrib``: one column per feature, then
+    multiclass model), LightGBM's ``pred_contrib`` values: one column per feature, then
     ``base_value``; each row sums to the raw margin. Uses the best iteration when there is one."""
     X, raw = _raw_contributions(model, X, num_iteration)
     return pd.DataFrame(_pick_class(raw, class_index), index=X.index, columns=[*X, BASE_VALUE])

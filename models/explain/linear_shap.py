@@ -30,6 +30,7 @@ the default way by a Zero or NaN missing type. Categorical splits are refused.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -61,6 +62,24 @@ class ShapForest:
             x, w = np.polynomial.legendre.leggauss(int(depth) // 2 + 1)
             points[t, : len(x)], weights[t, : len(w)] = (x + 1.0) / 2.0, w / 2.0
         return cls(trees, expected, points, weights, booster.num_feature())
+
+
+# booster -> {iterations: ShapForest | None}; an entry goes with its booster
+_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shap_forest(booster: lgb.Booster, num_iteration: int) -> ShapForest | None:
+    """``ShapForest.from_booster``, built once per booster and iteration count (a scoring job
+    explains one slice at a time with the same model); None for a booster with a categorical
+    split, which this module does not walk."""
+    cached = _FORESTS.setdefault(booster, {})
+    key = (num_iteration, booster.current_iteration())
+    if key not in cached:
+        try:
+            cached[key] = ShapForest.from_booster(booster, num_iteration)
+        except ValueError:
+            cached[key] = None
+    return cached[key]
 
 
 def _expected(node: dict) -> float:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.explain.linear_shap import ShapForest, contributions
+from models.explain.frame import feature_contributions
+from models.explain.linear_shap import ShapForest, contributions, shap_forest
 
 
 def _data(seed: int, n: int = 1500, nan_share: float = 0.15, zero_share: float = 0.1):
@@ -85,3 +86,22 @@ def test_any_small_booster_equals_pred_contrib(seed, leaves, features):
     X = X[:, :features]
     booster = _booster(X, y, num_leaves=leaves, rounds=8)
     _assert_equal(booster, X[:60])
+
+
+def test_a_booster_with_a_categorical_split_is_explained_by_lightgbm_itself():
+    rng = np.random.default_rng(5)
+    X = np.column_stack([rng.integers(0, 6, 800).astype(float), rng.normal(size=800)])
+    y = np.isin(X[:, 0], [1, 4]) * 2.0 + X[:, 1] + rng.normal(scale=0.2, size=800)
+    booster = lgb.train({"objective": "regression", "verbose": -1, "min_child_samples": 5},
+                        lgb.Dataset(X, y, categorical_feature=[0]), num_boost_round=10)  # fmt: skip
+    assert shap_forest(booster, 10) is None
+    got = feature_contributions(booster, X[:50])
+    np.testing.assert_array_equal(got.to_numpy(), booster.predict(X[:50], pred_contrib=True))
+
+
+def test_the_forest_is_built_once_per_booster_and_iterations():
+    X, y = _data(6, n=300)
+    booster = _booster(X, y, rounds=10)
+    assert shap_forest(booster, 10) is shap_forest(booster, 10)
+    assert shap_forest(booster, 5) is not shap_forest(booster, 10)
+    assert len(shap_forest(booster, 5).trees.roots) == 5
