@@ -31,14 +31,7 @@ _FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class MonthForest:
     """The booster's first ``iterations`` × classes trees as flat node arrays."""
 
-    feature: np.ndarray  # int32 per node: the split feature, LEAF for a leaf
-    threshold: np.ndarray  # float64 per node
-    default_left: np.ndarray  # bool per node
-    missing: np.ndarray  # int8 per node: 0 None, 1 Zero, 2 NaN
-    left: np.ndarray  # int32 per node: child indices (global)
-    right: np.ndarray
-    value: np.ndarray  # float64 per node: the leaf value (leaves only)
-    roots: np.ndarray  # int32 per tree: its root node
+    trees: FlatTrees
     tree_class: np.ndarray  # int32 per tree: the class it scores
     classes: int
     month_feature: int  # the column of the month k in the input
@@ -49,10 +42,9 @@ class MonthForest:
     ) -> MonthForest:
         dump = booster.dump_model(num_iteration=iterations or None)
         classes = int(dump.get("num_class", 1))
-        t = FlatTrees.from_dump(dump)
-        tree_class = np.arange(len(t.roots), dtype=np.int32) % classes
-        return cls(t.feature, t.threshold, t.default_left, t.missing, t.left, t.right, t.value,
-                   t.roots, tree_class, classes, month_feature)  # fmt: skip
+        trees = FlatTrees.from_dump(dump)
+        tree_class = np.arange(len(trees.roots), dtype=np.int32) % classes
+        return cls(trees, tree_class, classes, month_feature)
 
     @classmethod
     def of(
@@ -73,9 +65,9 @@ class MonthForest:
         order; the month column's values are ignored) for months 1..``months``."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         out = np.zeros((len(X), months, self.classes))
-        _walk(X, self.month_feature, months, self.feature, self.threshold, self.default_left,
-              self.missing, self.left, self.right, self.value, self.roots, self.tree_class,
-              out)  # fmt: skip
+        t = self.trees
+        _walk(X, self.month_feature, months, t.feature, t.threshold, t.default_left, t.missing,
+              t.left, t.right, t.value, t.roots, self.tree_class, out)  # fmt: skip
         return out
 
 
