@@ -28,23 +28,26 @@ class FlatTrees:
     count: np.ndarray  # float64 per node: the training rows through it
     roots: np.ndarray  # int32 per tree: its root node
     depth: np.ndarray  # int32 per tree: the most splits on any of its root-to-leaf paths
+    distinct: np.ndarray  # int32 per tree: the most distinct split features on any such path
 
     @classmethod
     def from_dump(cls, dump: dict) -> FlatTrees:
         """The trees of ``booster.dump_model()``; numerical splits only (a categorical split
         raises ValueError)."""
         nodes: dict[str, list] = {k: [] for k in ("f", "t", "d", "m", "l", "r", "v", "c")}
-        roots, depths = [], []
+        roots, depths, distinct = [], [], []
         for tree in dump["tree_info"]:
-            root, depth = _flatten(tree["tree_structure"], nodes, 0)
+            root, depth, features = _flatten(tree["tree_structure"], nodes, ())
             roots.append(root)
             depths.append(depth)
+            distinct.append(features)
         return cls(
             np.asarray(nodes["f"], np.int32), np.asarray(nodes["t"], np.float64),
             np.asarray(nodes["d"], np.bool_), np.asarray(nodes["m"], np.int8),
             np.asarray(nodes["l"], np.int32), np.asarray(nodes["r"], np.int32),
             np.asarray(nodes["v"], np.float64), np.asarray(nodes["c"], np.float64),
             np.asarray(roots, np.int32), np.asarray(depths, np.int32),
+            np.asarray(distinct, np.int32),
         )  # fmt: skip
 
     def tree_nodes(self, tree: int) -> slice:
@@ -53,25 +56,27 @@ class FlatTrees:
         return slice(int(self.roots[tree]), int(end))
 
 
-def _flatten(node: dict, nodes: dict[str, list], depth: int) -> tuple[int, int]:
-    """Append ``node``'s subtree to the flat arrays; its index and the deepest path below it."""
+def _flatten(node: dict, nodes: dict[str, list], path: tuple[int, ...]) -> tuple[int, int, int]:
+    """Append ``node``'s subtree (below the split features ``path``) to the flat arrays; its
+    index, and the most splits and the most distinct split features on a path through it."""
     index = len(nodes["f"])
     for key in nodes:
         nodes[key].append(0)
     if "leaf_value" in node:
         nodes["f"][index], nodes["v"][index] = LEAF, float(node["leaf_value"])
         nodes["c"][index] = float(node.get("leaf_count", 0))
-        return index, depth
+        return index, len(path), len(set(path))
     if node["decision_type"] != "<=":
         raise ValueError(f"{node['decision_type']!r} splits are not supported")
-    nodes["f"][index] = int(node["split_feature"])
+    feature = int(node["split_feature"])
+    nodes["f"][index] = feature
     nodes["t"][index] = float(node["threshold"])
     nodes["d"][index] = bool(node["default_left"])
     nodes["m"][index] = _MISSING[node["missing_type"]]
     nodes["c"][index] = float(node.get("internal_count", 0))
-    nodes["l"][index], left_depth = _flatten(node["left_child"], nodes, depth + 1)
-    nodes["r"][index], right_depth = _flatten(node["right_child"], nodes, depth + 1)
-    return index, max(left_depth, right_depth)
+    nodes["l"][index], *left = _flatten(node["left_child"], nodes, (*path, feature))
+    nodes["r"][index], *right = _flatten(node["right_child"], nodes, (*path, feature))
+    return index, max(left[0], right[0]), max(left[1], right[1])
 
 
 @numba.njit(cache=True, inline="always")

@@ -95,13 +95,13 @@ def _build_forest(booster: lgb.Booster, months: int, num_iteration: int) -> _Cau
 
 @numba.njit(parallel=True, cache=True)
 def _against(X, cause, class_trees, cell_months, cell_shares, feature, threshold, default_left,
-             missing, left, right, value, count, roots, expected, points, weights, depth,
+             missing, left, right, value, count, roots, expected, points, weights, n_points, depth,
              out):  # fmt: skip
     """Per row of ``X`` (its last column the month, overwritten), the mean over the months of
     φ_cause − φ_0 into ``out`` (features with the month, then the expected value)."""
     n, m = X.shape
     for i in numba.prange(n):
-        work = workspace(depth.max(), m)
+        work = workspace(depth.max(), points.shape[1], m)
         for sign, j in ((-1.0, 0), (1.0, cause[i])):
             for t in class_trees[j]:
                 for c in range(cell_months.shape[1]):
@@ -110,8 +110,9 @@ def _against(X, cause, class_trees, cell_months, cell_shares, feature, threshold
                         break
                     X[i, m - 1] = cell_months[t, c]
                     tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left,
-                              right, value, count, points[t], weights[t], depth[t],
-                              sign * share, out[i], work)  # fmt: skip
+                              right, value, count, points[t, : n_points[t]],
+                              weights[t, : n_points[t]], depth[t], sign * share, out[i],
+                              work)  # fmt: skip
                 out[i, m] += sign * expected[t]
 
 
@@ -130,14 +131,14 @@ def cause_contributions(
         raise ValueError("X must hold the booster's features without the month (its last)")
     num_iteration = num_iteration or booster.best_iteration or booster.current_iteration()
     cf = _cause_forest(booster, months, num_iteration)
-    f = cf.forest.trees
+    shap, f = cf.forest, cf.forest.trees
     values = np.empty((len(X), n_features + 1))
     values[:, :-1] = X.to_numpy(dtype=np.float64)
     out = np.zeros((len(X), n_features + 2))
     cause = np.asarray(cause_index, dtype=np.int64) + 1
     _against(values, cause, cf.class_trees, cf.cell_months, cf.cell_shares, f.feature,
              f.threshold, f.default_left, f.missing, f.left, f.right, f.value, f.count, f.roots,
-             cf.forest.expected, cf.forest.points, cf.forest.weights, f.depth, out)  # fmt: skip
+             shap.expected, shap.points, shap.weights, shap.n_points, f.depth, out)  # fmt: skip
     out[:, n_features] += out[:, n_features + 1]  # month + base
     return pd.DataFrame(out[:, :-1], index=X.index, columns=[*X.columns, BASE_VALUE])
 

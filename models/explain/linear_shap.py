@@ -13,7 +13,8 @@ the Shapley weights are Beta integrals, so
     G_l(t) = v Π_{j∈F} (r_j + (p_j − r_j) t).
 
 The integrand is a polynomial of degree |F| − 1, integrated exactly by Gauss–Legendre with
-⌈|F| / 2⌉ points; so every G is held as its values at those points. One depth-first walk per
+⌈m / 2⌉ points, m the most distinct features on any path of the tree; so every G is held as its
+values at those points. One depth-first walk per
 row and tree carries G down (at an edge on feature j, the factor of j's running (p, r) is
 replaced by the updated one), sums the leaves' G up (S_n: the sum over the leaves below node n),
 and at each edge into n on feature j adds ∫ S_n(t) [(p − r) / (r + (p − r) t)] dt for j's (p, r)
@@ -48,7 +49,8 @@ class ShapForest:
     trees: FlatTrees
     expected: np.ndarray  # float64 per tree: its count-weighted mean leaf value
     points: np.ndarray  # (trees, most points) Gauss–Legendre nodes on [0, 1], enough for the
-    weights: np.ndarray  # tree's deepest path (depth // 2 + 1 of them), weights 0 after them
+    weights: np.ndarray  # tree's paths (n_points of them), weights 0 after them
+    n_points: np.ndarray  # int64 per tree
     n_features: int
 
     @classmethod
@@ -56,12 +58,15 @@ class ShapForest:
         dump = booster.dump_model(num_iteration=num_iteration or None)
         trees = FlatTrees.from_dump(dump)
         expected = np.array([_expected(tree["tree_structure"]) for tree in dump["tree_info"]])
-        points = np.zeros((len(trees.roots), int(trees.depth.max(initial=0)) // 2 + 1))
+        # a leaf's integrand has degree (distinct features on its path) - 1: ceil(that / 2)
+        # points integrate it exactly
+        sizes = np.maximum((trees.distinct + 1) // 2, 1)
+        points = np.zeros((len(trees.roots), int(sizes.max(initial=1))))
         weights = np.zeros_like(points)
-        for t, depth in enumerate(trees.depth):
-            x, w = np.polynomial.legendre.leggauss(int(depth) // 2 + 1)
-            points[t, : len(x)], weights[t, : len(w)] = (x + 1.0) / 2.0, w / 2.0
-        return cls(trees, expected, points, weights, booster.num_feature())
+        for t, size in enumerate(sizes):
+            x, w = np.polynomial.legendre.leggauss(int(size))
+            points[t, :size], weights[t, :size] = (x + 1.0) / 2.0, w / 2.0
+        return cls(trees, expected, points, weights, sizes.astype(np.int64), booster.num_feature())
 
 
 # booster -> {iterations: ShapForest | None}; an entry goes with its booster
@@ -94,23 +99,24 @@ def _expected(node: dict) -> float:
 
 
 @numba.njit(cache=True)
-def workspace(depth, n_features):
-    """``tree_shap``'s working arrays for trees of at most ``depth`` splits per path: G and the
-    leaves' sum S at each depth of the path (at most depth // 2 + 1 points), the node, its
-    children visited (0 none, 1 left, 2 both), the feature of the edge into it and that
+def workspace(depth, points, n_features):
+    """``tree_shap``'s working arrays for trees of at most ``depth`` splits per path and
+    ``points`` quadrature points: G and the leaves' sum S at each depth of the path, the node,
+    its children visited (0 none, 1 left, 2 both), the feature of the edge into it and that
     feature's (p, r) before the edge; each feature's running (p, r), all ones between trees."""
-    q = depth // 2 + 1
-    return (np.empty((depth + 1, q)), np.empty((depth + 1, q)), np.empty(depth + 1, np.int32),
-            np.empty(depth + 1, np.int8), np.empty(depth + 1, np.int32), np.empty(depth + 1),
-            np.empty(depth + 1), np.ones(n_features), np.ones(n_features))  # fmt: skip
+    return (np.empty((depth + 1, points)), np.empty((depth + 1, points)),
+            np.empty(depth + 1, np.int32), np.empty(depth + 1, np.int8),
+            np.empty(depth + 1, np.int32), np.empty(depth + 1), np.empty(depth + 1),
+            np.ones(n_features), np.ones(n_features))  # fmt: skip
 
 
 @numba.njit(cache=True)
 def tree_shap(x, root, feature, threshold, default_left, missing, left, right, value, count,
               points, weights, depth, scale, phi, work):  # fmt: skip
     """Add ``scale`` × the TreeSHAP values of the tree at ``root`` for the row ``x`` to ``phi``
-    (per feature; the expected value is not added). ``work``: a ``Workspace``, left as it came."""
-    q = depth // 2 + 1
+    (per feature; the expected value is not added), integrating on ``points`` with ``weights``.
+    ``work``: from ``workspace``, left as it came."""
+    q = points.shape[0]
     g, s, node_at, state, feat, p_old, r_old, p_now, r_now = work
     g[0, :q] = 1.0
     s[0, :q] = 0.0
@@ -158,13 +164,14 @@ def tree_shap(x, root, feature, threshold, default_left, missing, left, right, v
 
 @numba.njit(parallel=True, cache=True)
 def _contributions(X, trees, feature, threshold, default_left, missing, left, right, value,
-                   count, roots, expected, points, weights, depth, out):  # fmt: skip
+                   count, roots, expected, points, weights, n_points, depth, out):  # fmt: skip
     n, m = X.shape
     for i in numba.prange(n):
-        work = workspace(depth.max(), m)
+        work = workspace(depth.max(), points.shape[1], m)
         for t in trees:
+            q = n_points[t]
             tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left, right,
-                      value, count, points[t], weights[t], depth[t], 1.0, out[i],
+                      value, count, points[t, :q], weights[t, :q], depth[t], 1.0, out[i],
                       work)  # fmt: skip
             out[i, m] += expected[t]
 
@@ -178,5 +185,5 @@ def contributions(forest: ShapForest, X: np.ndarray, trees: np.ndarray | None = 
     out = np.zeros((len(X), forest.n_features + 1))
     _contributions(X, trees.astype(np.int64), f.feature, f.threshold, f.default_left, f.missing,
                    f.left, f.right, f.value, f.count, f.roots, forest.expected, forest.points,
-                   forest.weights, f.depth, out)  # fmt: skip
+                   forest.weights, forest.n_points, f.depth, out)  # fmt: skip
     return out
