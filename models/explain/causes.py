@@ -111,8 +111,7 @@ def _against(X, cause, class_trees, cell_months, cell_shares, feature, threshold
                     X[i, m - 1] = cell_months[t, c]
                     tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left,
                               right, value, count, points[t, : n_points[t]],
-                              weights[t, : n_points[t]], depth[t], sign * share, out[i],
-                              work)  # fmt: skip
+                              weights[t, : n_points[t]], sign * share, out[i], work)  # fmt: skip
                 out[i, m] += sign * expected[t]
 
 

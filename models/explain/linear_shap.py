@@ -112,7 +112,7 @@ def workspace(depth, points, n_features):
 
 @numba.njit(cache=True)
 def tree_shap(x, root, feature, threshold, default_left, missing, left, right, value, count,
-              points, weights, depth, scale, phi, work):  # fmt: skip
+              points, weights, scale, phi, work):  # fmt: skip
     """Add ``scale`` × the TreeSHAP values of the tree at ``root`` for the row ``x`` to ``phi``
     (per feature; the expected value is not added), integrating on ``points`` with ``weights``.
     ``work``: from ``workspace``, left as it came."""
@@ -171,8 +171,7 @@ def _contributions(X, trees, feature, threshold, default_left, missing, left, ri
         for t in trees:
             q = n_points[t]
             tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left, right,
-                      value, count, points[t, :q], weights[t, :q], depth[t], 1.0, out[i],
-                      work)  # fmt: skip
+                      value, count, points[t, :q], weights[t, :q], 1.0, out[i], work)  # fmt: skip
             out[i, m] += expected[t]
 
 
