@@ -21,9 +21,9 @@ LightGBM's ``pred_contrib`` of every class's trees on K rows per customer, withi
   over the K months is then the sum over its cells of (cell size / K) × its values at any month
   of the cell: one walk per cell, not K. A tree with no month split has one cell.
 - each walk is Linear TreeSHAP (``models.explain.linear_shap``): the values of LightGBM's
-  algorithm in O(nodes × depth) instead of O(leaves × depth²), about 2.9× less CPU on the
-  registered survival champion (545 trees of 31 leaves, paths up to 20 splits; docs/survival.md,
-  "Reasons per cause").
+  algorithm in O(nodes × depth) instead of O(leaves × depth²); with no rows stacked per cell,
+  about 5× less CPU than ``pred_contrib`` per cell on the registered survival champion (545
+  trees of 31 leaves, paths up to 20 splits; docs/survival.md, "Reasons per cause").
 On that champion a customer costs 315 tree walks for class 0 plus 124-416 for its cause's class,
 against 12 × 545 = 6,540 for the plain algorithm.
 """
@@ -72,11 +72,8 @@ def _cause_forest(booster: lgb.Booster, months: int, num_iteration: int) -> _Cau
 
 def _build_forest(booster: lgb.Booster, months: int, num_iteration: int) -> _CauseForest:
     forest = ShapForest.from_booster(booster, num_iteration)
-    classes, month, trees = (
-        booster.num_model_per_iteration(),
-        booster.num_feature() - 1,
-        forest.trees,
-    )
+    trees, classes = forest.trees, booster.num_model_per_iteration()
+    month = booster.num_feature() - 1  # the person-period rows' last column
     n_trees = len(trees.roots)
     cells = []
     for t in range(n_trees):
