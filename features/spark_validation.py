@@ -95,9 +95,9 @@ def read_checked_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, 
             frame = read_raw_tables(spark, {name: uri})[name]
             empty = frame.limit(1).count() == 0
         except (PySparkException, Py4JJavaError) as err:
-            if out_of_memory(err):  # Spark's memory, not the file: the caller says so
+            if out_of_memory(err) or spark_stopped():  # Spark's failure, not the file's
                 raise
-            detail = f"{uri} cannot be read as {kind}: {str(err).splitlines()[0][:200]}"
+            detail = f"{uri} cannot be read as {kind}: {error_text(err).splitlines()[0][:200]}"
             raise ContractError([file_problem(name, f"readable {kind}", detail)]) from err
         if empty:
             columns = ", ".join(c for c in frame.columns if c != ROW)
@@ -113,7 +113,33 @@ def read_checked_tables(spark: SparkSession, uris: dict[str, str]) -> dict[str, 
 def out_of_memory(err: BaseException) -> bool:
     """A Spark error caused by a JVM or a Python worker out of memory (``OutOfMemoryError``,
     ``MemoryError``; the first line names only the failed call, the cause is further down)."""
-    return "MemoryError" in str(err)
+    return "MemoryError" in error_text(err)
+
+
+def error_text(err: BaseException) -> str:
+    """``str(err)``, or its own message where that fails: a ``Py4JJavaError``'s text is asked
+    of the JVM, which may be gone."""
+    try:
+        return str(err)
+    except Exception:  # noqa: BLE001 - any failure of the JVM's side; the message is local
+        return " ".join(a for a in err.args if isinstance(a, str)) or type(err).__name__
+
+
+def spark_stopped() -> bool:
+    """Whether the running job's Spark context was stopped under it, or its JVM is gone. Local
+    mode stops the context when an executor thread runs out of memory; the failed call then
+    reports only a ``NullPointerException`` of the stopped scheduler (or, with the JVM gone, a
+    lost connection), the ``OutOfMemoryError`` being in the log alone."""
+    from py4j.protocol import Py4JError
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return False
+    try:
+        return bool(context._jsc.sc().isStopped())
+    except (Py4JError, OSError):  # the gateway cannot reach the JVM
+        return True
 
 
 def _from_nanos(name: str, frame: DataFrame) -> DataFrame:

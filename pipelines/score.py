@@ -330,20 +330,27 @@ def _score_spark(
     cfg: Config, request: ScoreRequest, models: Models, explain: str
 ) -> tuple[int, str]:
     """``_score_spark_book``; Spark out of memory is a ``ScoreError`` saying what to raise."""
-    from py4j.protocol import Py4JJavaError
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    from features.spark_validation import out_of_memory
+    from features.spark_validation import error_text, out_of_memory, spark_stopped
 
     try:
         return _score_spark_book(cfg, request, models, explain)
-    except (PySparkException, Py4JJavaError) as err:
-        if not out_of_memory(err):
-            raise
-        found = re.search(r"java\.lang\.OutOfMemoryError[^\n]*|MemoryError[^\n]*", str(err))
-        cause = found[0].strip() if found else "out of memory"
-        raise ScoreError(f"Spark ran out of memory ({cause}); nothing was written: "
-                         f"{SPARK_MEMORY_HINT}") from err  # fmt: skip
+    except (PySparkException, Py4JError, ConnectionError) as err:  # the last: the JVM gone
+        text = error_text(err)
+        if out_of_memory(err):
+            found = re.search(r"java\.lang\.OutOfMemoryError[^\n]*|MemoryError[^\n]*", text)
+            cause = found[0].strip() if found else "out of memory"
+            raise ScoreError(f"Spark ran out of memory ({cause}); nothing was written: "
+                             f"{SPARK_MEMORY_HINT}") from err  # fmt: skip
+        if spark_stopped():
+            first = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
+            raise ScoreError(
+                f"Spark stopped mid-job ({first}); an executor out of memory is the usual cause "
+                f"(the log above names it); nothing was written: {SPARK_MEMORY_HINT}"
+            ) from err
+        raise
 
 
 def _score_spark_book(
@@ -354,7 +361,7 @@ def _score_spark_book(
     the Parquet directory written; the customers scored and the monitor's summary. The raw
     tables are shuffled into their buckets once, for validation and features alike."""
     from features.spark_ingest import bucket_count
-    from features.spark_validation import bucketed, read_checked_tables
+    from features.spark_validation import bucketed, read_checked_tables, spark_stopped
     from pipelines.io import find_table_uris
     from pipelines.spark_session import spark_session
 
@@ -368,7 +375,9 @@ def _score_spark_book(
     try:
         return _score_bucketed(cfg, request, models, explain, spark, raw, book, buckets)
     finally:
-        if book is not None:
+        # a Spark context stopped by the failure (out of memory) has dropped the cache with it,
+        # and unpersisting there would raise over the failure the user must see
+        if book is not None and not spark_stopped():
             book.unpersist()
 
 

@@ -18,6 +18,25 @@ from features.spark import BUCKETS_PER_CORE
 log = logging.getLogger(__name__)
 
 
+class _Py4jRootRecords(logging.Filter):
+    """Drops py4j's records below WARNING that it logs through the root logger, not its own
+    (``logging.info("Exception while sending command.", exc_info=True)`` on every retry once
+    the JVM is gone): quiet like the rest of py4j's INFO, so the user sees the error, not a
+    traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import py4j
+
+        self.folder = os.path.dirname(py4j.__file__) + os.sep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.folder)
+
+
+_PY4J_ROOT_RECORDS = _Py4jRootRecords()
+
+
 def _local_cores(master: str) -> int | None:
     """Cores of a ``local``/``local[N]``/``local[*]`` master; None for a cluster master."""
     found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
@@ -65,6 +84,7 @@ def spark_session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.getLogger().addFilter(_PY4J_ROOT_RECORDS)  # once: the same filter is not added twice
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings["spark.log.level"])
     return spark
