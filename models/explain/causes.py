@@ -15,17 +15,17 @@ Cost, without changing a number (beyond float rounding; tested against the plain
 LightGBM's ``pred_contrib`` of every class's trees on K rows per customer, within 1e-9):
 - φ_j comes from class j's trees alone: class 0's trees run for every row, class 1 + c's only
   for the rows whose cause is c, not all 1 + C classes for every row;
-- the months are the integers 1..K (never missing), so a split ``k <= threshold`` on the month
-  only asks on which side of ``floor(threshold)`` k lies: a tree's month splits cut 1..K into
-  cells of months it cannot tell apart, each giving the tree the same values. The tree's mean
-  over the K months is then the sum over its cells of (cell size / K) × its values at any month
-  of the cell: one walk per cell, not K. A tree with no month split has one cell.
-- each walk is Linear TreeSHAP (``models.explain.linear_shap``): the values of LightGBM's
-  algorithm in O(nodes × depth) instead of O(leaves × depth²); with no rows stacked per cell,
-  about 5× less CPU than ``pred_contrib`` per cell on the registered survival champion (545
-  trees of 31 leaves, paths up to 20 splits; docs/survival.md, "Reasons per cause").
-On that champion a customer costs 315 tree walks for class 0 plus 124-416 for its cause's class,
-against 12 × 545 = 6,540 for the plain algorithm.
+- one walk per tree and customer for all K months at once (``linear_shap.tree_shap`` with the
+  month): a leaf's polynomial G is multilinear in the features' p's and the K rows differ only in
+  the month's p, so their mean is one walk with the month's p the share of the months 1..K that
+  follow the path's month edges (a split ``k <= threshold`` sends the integers up to
+  ``floor(threshold)`` left). Every other feature's value is exact; the month's own is not
+  needed: it is folded into ``base_value``, which is the mean log-odds (the walk sums the
+  leaves' values × the product of the p's) less the features' values;
+- each walk is Linear TreeSHAP: O(nodes × depth) instead of LightGBM's O(leaves × depth²).
+On the registered survival champion (545 trees of 31 leaves, paths up to 20 splits) a customer
+costs 109 tree walks for class 0 plus 109 for its cause's class, against 12 × 545 = 6,540 for the
+plain algorithm (docs/survival.md, "Reasons per cause").
 """
 
 from __future__ import annotations
@@ -48,68 +48,47 @@ CAUSE_REASON_PREFIX = "cause_"  # cause_reason_1, cause_reason_1_group, cause_re
 
 @dataclass(frozen=True)
 class _CauseForest:
-    """The booster's trees for one K: the flat forest, each class's trees, and each tree's month
-    cells (a month of each, as float64, and the cell's share of the K months; 0 after them)."""
+    """The booster's flat forest and each class's trees."""
 
     forest: ShapForest
     class_trees: np.ndarray  # (classes, trees per class) tree indices
-    cell_months: np.ndarray  # (trees, most cells)
-    cell_shares: np.ndarray  # (trees, most cells)
 
 
-# booster -> {(K, iterations): _CauseForest}; an entry goes with its booster
+# booster -> {iterations: _CauseForest}; an entry goes with its booster
 _FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _cause_forest(booster: lgb.Booster, months: int, num_iteration: int) -> _CauseForest:
-    """The booster's ``_CauseForest`` for K = ``months``, built once per booster, K and
-    iteration count (a scoring job calls it once per slice of customers)."""
+def _cause_forest(booster: lgb.Booster, num_iteration: int) -> _CauseForest:
+    """The booster's ``_CauseForest``, built once per booster and iteration count (a scoring
+    job calls it once per slice of customers)."""
     cached = _FORESTS.setdefault(booster, {})
-    if (months, num_iteration) not in cached:
-        cached[months, num_iteration] = _build_forest(booster, months, num_iteration)
-    return cached[months, num_iteration]
+    if num_iteration not in cached:
+        cached[num_iteration] = _build_forest(booster, num_iteration)
+    return cached[num_iteration]
 
 
-def _build_forest(booster: lgb.Booster, months: int, num_iteration: int) -> _CauseForest:
+def _build_forest(booster: lgb.Booster, num_iteration: int) -> _CauseForest:
     forest = ShapForest.from_booster(booster, num_iteration)
-    trees, classes = forest.trees, booster.num_model_per_iteration()
-    month = booster.num_feature() - 1  # the person-period rows' last column
-    n_trees = len(trees.roots)
-    cells = []
-    for t in range(n_trees):
-        nodes = trees.tree_nodes(t)
-        on_month = trees.feature[nodes] == month
-        cuts = {int(np.floor(x)) for x in trees.threshold[nodes][on_month]}
-        cells.append(np.array([*sorted(c for c in cuts if 1 <= c < months), months], float))
-    width = max(len(c) for c in cells)
-    cell_months, cell_shares = np.zeros((n_trees, width)), np.zeros((n_trees, width))
-    for t, ends_t in enumerate(cells):
-        cell_months[t, : len(ends_t)] = ends_t
-        cell_shares[t, : len(ends_t)] = np.diff(ends_t, prepend=0.0) / months
+    classes, n_trees = booster.num_model_per_iteration(), len(forest.trees.roots)
     class_trees = np.arange(n_trees).reshape(-1, classes).T.copy()
-    return _CauseForest(forest, class_trees, cell_months, cell_shares)
+    return _CauseForest(forest, class_trees)
 
 
 @numba.njit(parallel=True, cache=True)
-def _against(X, cause, class_trees, cell_months, cell_shares, feature, threshold, default_left,
-             missing, left, right, value, count, roots, expected, points, weights, n_points, depth,
-             out):  # fmt: skip
-    """Per row of ``X`` (its last column the month, overwritten), the mean over the months of
-    φ_cause − φ_0 into ``out`` (features with the month, then the expected value)."""
+def _against(X, cause, class_trees, months, feature, threshold, default_left, missing, left,
+             right, value, count, roots, points, weights, n_points, depth, out):  # fmt: skip
+    """Per row of ``X`` (the features without the month), the mean over the months 1..K of
+    φ_cause − φ_0 into ``out``: one column per feature, then (the month's column in the
+    booster) the mean of raw_cause − raw_0."""
     n, m = X.shape
     for i in numba.prange(n):
-        work = workspace(depth.max(), points.shape[1], m)
+        work = workspace(depth.max(), points.shape[1], m + 1)
         for sign, j in ((-1.0, 0), (1.0, cause[i])):
             for t in class_trees[j]:
-                for c in range(cell_months.shape[1]):
-                    share = cell_shares[t, c]
-                    if share == 0.0:
-                        break
-                    X[i, m - 1] = cell_months[t, c]
-                    tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left,
-                              right, value, count, points[t, : n_points[t]],
-                              weights[t, : n_points[t]], sign * share, out[i], work)  # fmt: skip
-                out[i, m] += sign * expected[t]
+                q = n_points[t]
+                tree_shap(X[i], roots[t], feature, threshold, default_left, missing, left, right,
+                          value, count, points[t, :q], weights[t, :q], sign, out[i], work, m,
+                          months)  # fmt: skip
 
 
 def cause_contributions(
@@ -126,17 +105,16 @@ def cause_contributions(
     if booster.num_feature() != n_features + 1:
         raise ValueError("X must hold the booster's features without the month (its last)")
     num_iteration = num_iteration or booster.best_iteration or booster.current_iteration()
-    cf = _cause_forest(booster, months, num_iteration)
+    cf = _cause_forest(booster, num_iteration)
     shap, f = cf.forest, cf.forest.trees
-    values = np.empty((len(X), n_features + 1))
-    values[:, :-1] = X.to_numpy(dtype=np.float64)
-    out = np.zeros((len(X), n_features + 2))
+    out = np.zeros((len(X), n_features + 1))
     cause = np.asarray(cause_index, dtype=np.int64) + 1
-    _against(values, cause, cf.class_trees, cf.cell_months, cf.cell_shares, f.feature,
-             f.threshold, f.default_left, f.missing, f.left, f.right, f.value, f.count, f.roots,
-             shap.expected, shap.points, shap.weights, shap.n_points, f.depth, out)  # fmt: skip
-    out[:, n_features] += out[:, n_features + 1]  # month + base
-    return pd.DataFrame(out[:, :-1], index=X.index, columns=[*X.columns, BASE_VALUE])
+    _against(np.ascontiguousarray(X.to_numpy(dtype=np.float64)), cause, cf.class_trees, months,
+             f.feature, f.threshold, f.default_left, f.missing, f.left, f.right, f.value, f.count,
+             f.roots, shap.points, shap.weights, shap.n_points, f.depth, out)  # fmt: skip
+    # the month's share and the expected value: the mean log-odds less the features' shares
+    out[:, n_features] -= out[:, :n_features].sum(axis=1)
+    return pd.DataFrame(out, index=X.index, columns=[*X.columns, BASE_VALUE])
 
 
 def cause_reasons(

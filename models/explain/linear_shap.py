@@ -103,25 +103,36 @@ def workspace(depth, points, n_features):
     """``tree_shap``'s working arrays for trees of at most ``depth`` splits per path and
     ``points`` quadrature points: G and the leaves' sum S at each depth of the path, the node,
     its children visited (0 none, 1 left, 2 both), the feature of the edge into it and that
-    feature's (p, r) before the edge; each feature's running (p, r), all ones between trees."""
+    feature's (p, r) before the edge; each feature's running (p, r), all ones between trees;
+    with a month feature, the months [lo, hi] still on the path and the product of the p's."""
     return (np.empty((depth + 1, points)), np.empty((depth + 1, points)),
             np.empty(depth + 1, np.int32), np.empty(depth + 1, np.int8),
             np.empty(depth + 1, np.int32), np.empty(depth + 1), np.empty(depth + 1),
-            np.ones(n_features), np.ones(n_features))  # fmt: skip
+            np.ones(n_features), np.ones(n_features), np.empty(depth + 1, np.int64),
+            np.empty(depth + 1, np.int64), np.empty(depth + 1))  # fmt: skip
 
 
 @numba.njit(cache=True)
 def tree_shap(x, root, feature, threshold, default_left, missing, left, right, value, count,
-              points, weights, scale, phi, work):  # fmt: skip
+              points, weights, scale, phi, work, month=-1, months=1):  # fmt: skip
     """Add ``scale`` × the TreeSHAP values of the tree at ``root`` for the row ``x`` to ``phi``
     (per feature; the expected value is not added), integrating on ``points`` with ``weights``.
-    ``work``: from ``workspace``, left as it came."""
+    ``work``: from ``workspace``, left as it came.
+
+    With ``month`` (a feature index), the values are the mean over the rows x with the month
+    k = 1..``months`` (x[month] is not read): G is multilinear in the p's, and only the month's
+    p differs between those rows, so the mean is one walk with the month's p the share of the
+    months that follow the path's month edges. Every other feature's value is then exact; the
+    month's is not (its terms divide by its own factor), so ``phi[month]`` gets the tree's
+    mean output instead (the leaves' values × the product of the p's): the month's value is
+    that minus the tree's expected value and the others' values."""
     q = points.shape[0]
-    g, s, node_at, state, feat, p_old, r_old, p_now, r_now = work
+    g, s, node_at, state, feat, p_old, r_old, p_now, r_now, lo, hi, h = work
     g[0, :q] = 1.0
     s[0, :q] = 0.0
     state[0] = 0
     node_at[0] = root
+    lo[0], hi[0], h[0] = 1, months, 1.0
     d = 0
     while True:
         n = node_at[d]
@@ -129,29 +140,37 @@ def tree_shap(x, root, feature, threshold, default_left, missing, left, right, v
             if feature[n] == LEAF:
                 for k in range(q):
                     s[d, k] = value[n] * g[d, k]
+                if month >= 0:
+                    phi[month] += scale * value[n] * h[d]
             if d == 0:
                 return
             f = feat[d]
             pn, rn, po, ro = p_now[f], r_now[f], p_old[d], r_old[d]
-            total = 0.0
-            for k in range(q):
-                t = points[k]
-                term = (pn - rn) / (rn + (pn - rn) * t) - (po - ro) / (ro + (po - ro) * t)
-                total += weights[k] * s[d, k] * term
-            phi[f] += scale * total
+            if f != month:
+                total = 0.0
+                for k in range(q):
+                    t = points[k]
+                    term = (pn - rn) / (rn + (pn - rn) * t) - (po - ro) / (ro + (po - ro) * t)
+                    total += weights[k] * s[d, k] * term
+                phi[f] += scale * total
             p_now[f], r_now[f] = po, ro
             for k in range(q):
                 s[d - 1, k] += s[d, k]
             d -= 1
             continue
         f = feature[n]
-        follows_left = goes_left(x[f], threshold[n], default_left[n], missing[n])
-        if state[d] == 0:
-            state[d], child, follows = 1, left[n], follows_left
-        else:
-            state[d], child, follows = 2, right[n], not follows_left
+        first = state[d] == 0
+        child = left[n] if first else right[n]
+        state[d] = 1 if first else 2
         po, ro = p_now[f], r_now[f]
-        pn = po if follows else 0.0
+        a, b = lo[d], hi[d]
+        if f == month:  # months k <= threshold go left
+            split = np.int64(np.floor(threshold[n]))
+            a, b = (a, min(b, split)) if first else (max(a, split + 1), b)
+            pn = max(b - a + 1, 0) / months
+        else:
+            follows_left = goes_left(x[f], threshold[n], default_left[n], missing[n])
+            pn = po if follows_left == first else 0.0
         rn = ro * count[child] / count[n]
         for k in range(q):
             t = points[k]
@@ -160,6 +179,9 @@ def tree_shap(x, root, feature, threshold, default_left, missing, left, right, v
         p_now[f], r_now[f] = pn, rn
         d += 1
         node_at[d], state[d], feat[d], p_old[d], r_old[d] = child, 0, f, po, ro
+        if month >= 0:
+            lo[d], hi[d] = a, b
+            h[d] = h[d - 1] * pn / po if po > 0.0 else 0.0
 
 
 @numba.njit(parallel=True, cache=True)
