@@ -41,3 +41,4 @@ bench: setup
 
 clean:
 	rm -rf data reports mlruns.db mlartifacts .pytest_cache
+	find features models pipelines -name '*.nb[ic]' -delete  # numba's caches: see docs/explanations.md
